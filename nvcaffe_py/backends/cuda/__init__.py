@@ -1,0 +1,1 @@
+"""The CUDA backend (PyCUDA): context, device memory pool, kernel loading, SGEMM."""

@@ -1,0 +1,136 @@
+"""Blob: an N-d array of data and its gradient (diff), as Caffe's Blob.
+
+Data and diff are SyncedArrays holding flat buffers; `blob.data` / `blob.diff` are NumPy views of
+them in the blob's shape. Reshaping keeps the buffers while they are big enough (Caffe's capacity
+rule), so views handed out earlier stay valid, and two blobs can share one buffer (`share_data`),
+which is how Flatten/Reshape and shared parameters avoid copies.
+"""
+import numpy as np
+
+from .errors import CaffeError
+from .synced_array import SyncedArray
+
+MAX_BLOB_AXES = 32
+
+
+class Blob:
+    def __init__(self, *shape, dtype=np.float32):
+        if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+            shape = tuple(shape[0])
+        self.dtype = np.dtype(dtype)
+        self._shape = ()
+        self._count = 0
+        self._data = SyncedArray(0, self.dtype)
+        self._diff = SyncedArray(0, self.dtype)
+        self.reshape(*shape)
+
+    # -- shape -------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (list, tuple, np.ndarray)):
+            shape = tuple(shape[0])
+        shape = tuple(int(d) for d in shape)
+        if len(shape) > MAX_BLOB_AXES:
+            raise CaffeError(f"blob shape has {len(shape)} axes; at most {MAX_BLOB_AXES} are allowed")
+        if any(d < 0 for d in shape):
+            raise CaffeError(f"blob shape {shape} has a negative dimension")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        self._shape = shape
+        self._count = count
+        if count > self._data.size:
+            self._data = SyncedArray(count, self.dtype)
+            self._diff = SyncedArray(count, self.dtype)
+
+    def reshape_like(self, other: "Blob"):
+        self.reshape(other.shape)
+
+    @property
+    def shape(self) -> tuple:
+        return self._shape
+
+    @property
+    def num_axes(self) -> int:
+        return len(self._shape)
+
+    def count(self, start: int = 0, end: int | None = None) -> int:
+        end = len(self._shape) if end is None else end
+        return int(np.prod(self._shape[start:end], dtype=np.int64))
+
+    def canonical_axis_index(self, axis: int) -> int:
+        n = len(self._shape)
+        if not -n <= axis < max(n, 1):
+            raise CaffeError(f"axis {axis} out of range for a {n}-axis blob of shape {self._shape}")
+        return axis + n if axis < 0 else axis
+
+    def legacy_shape(self, index: int) -> int:
+        """Caffe's LegacyShape: num/channels/height/width, padding missing axes with 1."""
+        if index >= len(self._shape) or index < -len(self._shape):
+            return 1
+        return self._shape[index]
+
+    num = property(lambda self: self.legacy_shape(0))
+    channels = property(lambda self: self.legacy_shape(1))
+    height = property(lambda self: self.legacy_shape(2))
+    width = property(lambda self: self.legacy_shape(3))
+
+    # -- host data ---------------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        return self._data.host[: self._count].reshape(self._shape)
+
+    @data.setter
+    def data(self, value):
+        self.data[...] = value
+
+    @property
+    def diff(self) -> np.ndarray:
+        return self._diff.host[: self._count].reshape(self._shape)
+
+    @diff.setter
+    def diff(self, value):
+        self.diff[...] = value
+
+    # -- device data (CUDA backend) ----------------------------------------------------------
+    @property
+    def gpu_data(self):
+        return _device_view(self._data.device, self._count, self._shape)
+
+    @property
+    def gpu_diff(self):
+        return _device_view(self._diff.device, self._count, self._shape)
+
+    def gpu_data_readonly(self):
+        return _device_view(self._data.device_readonly(), self._count, self._shape)
+
+    def gpu_diff_readonly(self):
+        return _device_view(self._diff.device_readonly(), self._count, self._shape)
+
+    # -- sharing -----------------------------------------------------------------------------
+    def share_data(self, other: "Blob"):
+        if other._count != self._count:
+            raise CaffeError(f"cannot share data between blobs of shapes {other.shape} and {self.shape}")
+        self._data = other._data
+
+    def share_diff(self, other: "Blob"):
+        if other._count != self._count:
+            raise CaffeError(f"cannot share diff between blobs of shapes {other.shape} and {self.shape}")
+        self._diff = other._diff
+
+    def shares_data_with(self, other: "Blob") -> bool:
+        return self._data is other._data
+
+    # -- arithmetic used by solvers and gradient checks --------------------------------------
+    def asum_data(self) -> float:
+        return float(np.abs(self.data).sum(dtype=np.float64))
+
+    def sumsq_diff(self) -> float:
+        d = self.diff.ravel()
+        return float(np.dot(d.astype(np.float64, copy=False), d))
+
+    def __repr__(self):
+        return f"Blob(shape={self._shape}, dtype={self.dtype.name})"
+
+
+def _device_view(flat, count, shape):
+    from .backends.cuda import memory
+
+    return memory.view(flat, count, shape)

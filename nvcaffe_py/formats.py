@@ -1,0 +1,186 @@
+"""Caffe's file formats: prototxt (text) and binary NetParameter / SolverParameter /
+SolverState / BlobProto files, with old formats upgraded on load and atomic writes.
+
+Parse errors name the place: `path:line:col: message`.
+"""
+import os
+import tempfile
+
+import numpy as np
+from google.protobuf import message as _pb_message
+from google.protobuf import text_format
+
+from .errors import CaffeError
+from .proto import caffe_pb2
+
+
+# -- text ------------------------------------------------------------------------------------
+def parse_text(text: str, message, source: str = "<string>"):
+    try:
+        text_format.Merge(text, message)
+    except text_format.ParseError as exc:
+        line, col = exc.GetLine(), exc.GetColumn()
+        detail = str(exc)
+        # protobuf prefixes the position itself ("3:7 : ..."); keep only the message.
+        if line is not None and detail.startswith(f"{line}:"):
+            detail = detail.split(" : ", 1)[-1]
+        where = f"{source}:{line}:{col}" if line is not None else source
+        raise CaffeError(f"{where}: {detail}") from None
+    return message
+
+
+def _read_text_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise CaffeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaffeError(f"{path}: cannot read: {exc}") from None
+
+
+def _read_binary_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise CaffeError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CaffeError(f"{path}: cannot read: {exc}") from None
+
+
+def _upgraded_net(net_param, source):
+    from . import upgrade
+
+    if upgrade.net_needs_upgrade(net_param):
+        try:
+            return upgrade.upgrade_net(net_param, source)
+        except ValueError as exc:
+            raise CaffeError(str(exc)) from None
+    return net_param
+
+
+def read_net_param(path_or_param, source=None):
+    """A NetParameter from a prototxt path (or an already built NetParameter), upgraded."""
+    if isinstance(path_or_param, caffe_pb2.NetParameter):
+        return _upgraded_net(path_or_param, source or "<net>")
+    path = os.fspath(path_or_param)
+    param = parse_text(_read_text_file(path), caffe_pb2.NetParameter(), path)
+    return _upgraded_net(param, path)
+
+
+def net_param_from_text(text: str, source="<string>"):
+    return _upgraded_net(parse_text(text, caffe_pb2.NetParameter(), source), source)
+
+
+def read_solver_param(path):
+    from . import upgrade
+
+    path = os.fspath(path)
+    param = parse_text(_read_text_file(path), caffe_pb2.SolverParameter(), path)
+    if upgrade.solver_needs_upgrade(param):
+        try:
+            param = upgrade.upgrade_solver(param)
+        except ValueError as exc:
+            raise CaffeError(f"{path}: {exc}") from None
+    return param
+
+
+# -- binary ----------------------------------------------------------------------------------
+def read_binary(path, message):
+    path = os.fspath(path)
+    data = _read_binary_file(path)
+    try:
+        message.ParseFromString(data)
+    except _pb_message.DecodeError as exc:
+        raise CaffeError(f"{path}: not a valid binary {type(message).__name__} ({exc})") from None
+    return message
+
+
+def read_caffemodel(path):
+    """Trained weights as a NetParameter (V0/V1 layers upgraded)."""
+    return _upgraded_net(read_binary(path, caffe_pb2.NetParameter()), os.fspath(path))
+
+
+def write_atomic(path, payload: bytes):
+    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_binary(path, message):
+    write_atomic(path, message.SerializeToString())
+
+
+def write_text(path, message):
+    write_atomic(path, text_format.MessageToString(message).encode())
+
+
+# -- BlobProto <-> arrays --------------------------------------------------------------------
+def blob_proto_shape(proto) -> tuple:
+    if proto.HasField("shape"):
+        return tuple(int(d) for d in proto.shape.dim)
+    if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+        return (proto.num, proto.channels, proto.height, proto.width)
+    return (len(proto.double_data) or len(proto.data),)
+
+
+def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
+    shape = blob_proto_shape(proto)
+    values = (proto.double_diff or proto.diff) if diff else (proto.double_data or proto.data)
+    arr = np.asarray(values, dtype=dtype)
+    expected = int(np.prod(shape, dtype=np.int64))
+    if arr.size != expected:
+        raise CaffeError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
+    return arr.reshape(shape)
+
+
+def blob_from_proto(proto, dtype=np.float32):
+    from .blob import Blob
+
+    blob = Blob(blob_proto_shape(proto), dtype=dtype)
+    blob.data[...] = array_from_blob_proto(proto, dtype)
+    if len(proto.diff) or len(proto.double_diff):
+        blob.diff[...] = array_from_blob_proto(proto, dtype, diff=True)
+    return blob
+
+
+def blob_to_proto(data: np.ndarray, diff: np.ndarray | None = None, proto=None, double=False):
+    proto = caffe_pb2.BlobProto() if proto is None else proto
+    proto.Clear()
+    proto.shape.dim.extend(int(d) for d in data.shape)
+    if double:
+        proto.double_data.extend(np.asarray(data, np.float64).ravel().tolist())
+        if diff is not None:
+            proto.double_diff.extend(np.asarray(diff, np.float64).ravel().tolist())
+    else:
+        proto.data.extend(np.asarray(data, np.float32).ravel().tolist())
+        if diff is not None:
+            proto.diff.extend(np.asarray(diff, np.float32).ravel().tolist())
+    return proto
+
+
+def proto_shape_matches(proto, shape: tuple) -> bool:
+    """Caffe's Blob::ShapeEquals: legacy 4-d protos compare against the shape padded to 4 axes."""
+    if proto.HasField("shape"):
+        return tuple(proto.shape.dim) == tuple(shape)
+    if len(shape) > 4:
+        return False
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return padded == (proto.num, proto.channels, proto.height, proto.width)
+
+
+def read_mean_binaryproto(path) -> np.ndarray:
+    return array_from_blob_proto(read_binary(path, caffe_pb2.BlobProto()))

@@ -1,0 +1,361 @@
+"""Net: a NetParameter turned into an ordered graph of layers and the blobs between them
+(Caffe's Net, with pycaffe's Python surface).
+
+Building: filter by NetState -> insert Split layers -> create each layer, connect its bottoms and
+tops (in-place when a top repeats its bottom's name), set up and shape it, attach loss weights,
+register parameters (sharing those named alike) -> decide which layers need backward.
+"""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from . import formats
+from .blob import Blob
+from .errors import CaffeError
+from .net_state import filter_net, make_state
+from .proto import caffe_pb2
+from .registry import create_layer
+from .split_insertion import insert_splits
+
+TRAIN = caffe_pb2.TRAIN
+TEST = caffe_pb2.TEST
+
+
+class ParamSpec:
+    """What the solver needs of a learnable blob: its multipliers and where it lives."""
+
+    __slots__ = ("blob", "lr_mult", "decay_mult", "layer_name", "index", "name")
+
+    def __init__(self, blob, lr_mult, decay_mult, layer_name, index, name):
+        self.blob, self.lr_mult, self.decay_mult = blob, lr_mult, decay_mult
+        self.layer_name, self.index, self.name = layer_name, index, name
+
+
+class Net:
+    """`Net(proto, phase)`, `Net(proto, weights, phase)`, or keywords `phase=`, `weights=`,
+    `level=`, `stages=`; `proto` is a prototxt path or a caffe_pb2.NetParameter."""
+
+    def __init__(self, network, *args, phase=None, weights=None, level=None, stages=None,
+                 dtype=np.float32):
+        positional = list(args)
+        if positional and isinstance(positional[0], (str, bytes, os.PathLike)):
+            weights = positional.pop(0)
+        if positional:
+            phase = positional.pop(0)
+        if positional:
+            raise TypeError("Net(proto, [weights], phase): too many positional arguments")
+        self.dtype = np.dtype(dtype)
+        self.source = os.fspath(network) if isinstance(network, (str, os.PathLike)) else "<net>"
+        param = formats.read_net_param(network)
+        if phase is None:
+            phase = param.state.phase
+        state = make_state(param, phase, level, stages)
+        self._init(param, state)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # -- construction ------------------------------------------------------------------------
+    def _init(self, param, state):
+        self.phase = state.phase
+        self.state = state
+        self.name = param.name
+        filtered = insert_splits(filter_net(param, state), self.source)
+        self.param = filtered
+        self.layers = []
+        self._layer_names = []
+        self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
+        self.bottom_vecs, self.top_vecs = [], []
+        self.blobs = OrderedDict()
+        self.blob_loss_weights = {}
+        self.inputs = []
+        self._params = []  # ParamSpec of every learnable blob, owners only
+        self._param_owner = {}  # shared param name -> (ParamSpec, shape)
+        available = OrderedDict()  # blobs produced but not yet consumed
+        bottom_need = []  # per layer, per bottom: does this bottom need a gradient?
+        blob_needs_backward = {}
+
+        for layer_param in filtered.layer:
+            if not layer_param.HasField("phase"):
+                layer_param.phase = self.phase
+            layer = create_layer(layer_param, self.phase, self.dtype)
+            name = layer_param.name
+            bottoms, needs = [], []
+            for j, bname in enumerate(layer_param.bottom):
+                bottoms.append(self.blobs[bname])
+                available.pop(bname, None)
+                need = blob_needs_backward.get(bname, False)
+                if j < len(layer_param.propagate_down):
+                    need = layer_param.propagate_down[j]
+                needs.append(need)
+            tops = []
+            top_names = list(layer_param.top)
+            for j, tname in enumerate(top_names):
+                in_place = j < len(layer_param.bottom) and layer_param.bottom[j] == tname
+                if in_place:
+                    tops.append(self.blobs[tname])
+                elif tname in self.blobs:
+                    raise CaffeError(f"{self.source}: top blob '{tname}' of layer '{name}' is produced by more than one layer")
+                else:
+                    blob = Blob(dtype=self.dtype)
+                    self.blobs[tname] = blob
+                    tops.append(blob)
+                available[tname] = tops[-1]
+            self._add_auto_tops(layer, tops, top_names)
+            self._setup_layer(layer, bottoms, tops)
+            if layer_param.type == "Input":
+                self.inputs.extend(top_names)
+            for j, tname in enumerate(top_names):
+                self.blob_loss_weights[tname] = layer.loss_weights[j]
+            self.layers.append(layer)
+            self._layer_names.append(name)
+            self.bottom_names[name] = list(layer_param.bottom)
+            self.top_names[name] = top_names
+            self.bottom_vecs.append(bottoms)
+            self.top_vecs.append(tops)
+
+            layer_needs = any(needs)
+            layer.param_propagate_down = []
+            for k in range(len(layer.blobs)):
+                lr_mult = self._register_param(layer, k)
+                layer.param_propagate_down.append(lr_mult != 0)
+                layer_needs = layer_needs or lr_mult != 0
+            for tname in top_names:
+                blob_needs_backward[tname] = layer_needs
+            bottom_need.append(needs)
+        self.outputs = list(available)
+        self._decide_backward(bottom_need, filtered.force_backward)
+
+    def _add_auto_tops(self, layer, tops, top_names):
+        wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)
+        if layer.auto_top_blobs:
+            while len(tops) < wanted:
+                blob = Blob(dtype=self.dtype)
+                tname = f"({layer.name})_auto_top_{len(tops)}"
+                self.blobs[tname] = blob
+                tops.append(blob)
+                top_names.append(tname)
+
+    def _setup_layer(self, layer, bottoms, tops):
+        layer.check_blob_counts(bottoms, tops)
+        try:
+            layer.setup(bottoms, tops)
+            layer.reshape(bottoms, tops)
+        except CaffeError:
+            raise
+        except Exception as exc:
+            raise CaffeError(f"layer '{layer.name}' ({layer.type}) failed to set up: {type(exc).__name__}: {exc}") from exc
+        given = list(layer.layer_param.loss_weight)
+        defaults = list(layer.default_loss_weights)
+        layer.loss_weights = [given[j] if j < len(given) else (defaults[j] if j < len(defaults) and not given else 0.0)
+                              for j in range(len(tops))]
+        for top, weight in zip(tops, layer.loss_weights):
+            if weight:
+                top.diff[...] = weight
+
+    def _register_param(self, layer, k) -> float:
+        lp = layer.layer_param
+        spec = lp.param[k] if k < len(lp.param) else caffe_pb2.ParamSpec()
+        blob = layer.blobs[k]
+        pname = spec.name
+        if pname and pname in self._param_owner:
+            owner, owner_layer = self._param_owner[pname]
+            strict = spec.share_mode != caffe_pb2.ParamSpec.PERMISSIVE
+            if (strict and owner.blob.shape != blob.shape) or owner.blob.count() != blob.count():
+                raise CaffeError(
+                    f"layer '{layer.name}' shares param '{pname}' with layer '{owner_layer}', but its shape "
+                    f"{blob.shape} differs from the owner's {owner.blob.shape}")
+            if spec.HasField("lr_mult") and spec.lr_mult != owner.lr_mult:
+                raise CaffeError(f"layer '{layer.name}': shared param '{pname}' has lr_mult {spec.lr_mult}, "
+                                 f"but its owner in layer '{owner_layer}' has {owner.lr_mult}")
+            if strict:
+                layer.blobs[k] = owner.blob
+            else:  # PERMISSIVE: same count, own shape, shared storage
+                blob.share_data(owner.blob)
+                blob.share_diff(owner.blob)
+            return owner.lr_mult
+        entry = ParamSpec(blob, spec.lr_mult, spec.decay_mult, layer.name, k, pname)
+        self._params.append(entry)
+        if pname:
+            self._param_owner[pname] = (entry, layer.name)
+        return spec.lr_mult
+
+    def _decide_backward(self, bottom_need, force_backward):
+        """Caffe's rule: a layer runs backward only if it leads to a loss and something below
+        it (a bottom or a parameter) wants a gradient; `force_backward` asks for every gradient."""
+        self.layer_need_backward = []
+        for i, layer in enumerate(self.layers):
+            self.layer_need_backward.append(any(bottom_need[i]) or any(layer.param_propagate_down))
+        under_loss, skip = set(), set()
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
+            tops = self.top_names[self._layer_names[i]]
+            contributes = any(layer.loss_weights[j] != 0 or t in under_loss for j, t in enumerate(tops))
+            skip_down = all(t in skip for t in tops) if tops else True
+            if self.layer_need_backward[i] and skip_down:
+                self.layer_need_backward[i] = False
+                bottom_need[i] = [False] * len(bottom_need[i])
+            if not contributes:
+                self.layer_need_backward[i] = False
+            for j, b in enumerate(self.bottom_names[self._layer_names[i]]):
+                if contributes:
+                    under_loss.add(b)
+                else:
+                    bottom_need[i][j] = False
+                if not bottom_need[i][j]:
+                    skip.add(b)
+        if force_backward:
+            for i, layer in enumerate(self.layers):
+                self.layer_need_backward[i] = True
+                bottom_need[i] = [need or layer.allow_force_backward(j) for j, need in enumerate(bottom_need[i])]
+                layer.param_propagate_down = [True] * len(layer.blobs)
+        self.bottom_need_backward = bottom_need
+
+    # -- pycaffe-style views -----------------------------------------------------------------
+    @property
+    def layer_dict(self):
+        return OrderedDict(zip(self._layer_names, self.layers))
+
+    @property
+    def params(self):
+        """Layer name -> its parameter blobs (layers with parameters only), as pycaffe's."""
+        return OrderedDict((n, list(l.blobs)) for n, l in zip(self._layer_names, self.layers) if len(l.blobs))
+
+    @property
+    def learnable_params(self):
+        return list(self._params)
+
+    def layer_index(self, name) -> int:
+        try:
+            return self._layer_names.index(name)
+        except ValueError:
+            raise CaffeError(f"net has no layer named '{name}'") from None
+
+    # -- running -----------------------------------------------------------------------------
+    def forward_from_to(self, start=0, end=None) -> float:
+        end = len(self.layers) - 1 if end is None else end
+        loss = 0.0
+        for i in range(start, end + 1):
+            layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+            layer.reshape(bottoms, tops)
+            layer.forward(bottoms, tops)
+            for top, weight in zip(tops, layer.loss_weights):
+                if weight:
+                    loss += weight * float(top.data.sum(dtype=np.float64))
+        return loss
+
+    def backward_from_to(self, start=None, end=0):
+        start = len(self.layers) - 1 if start is None else start
+        for i in range(start, end - 1, -1):
+            layer, tops = self.layers[i], self.top_vecs[i]
+            for top, weight in zip(tops, layer.loss_weights):
+                if weight:
+                    top.diff[...] = weight
+            if self.layer_need_backward[i]:
+                layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+
+    def forward_backward(self) -> float:
+        loss = self.forward_from_to()
+        self.backward_from_to()
+        return loss
+
+    def reshape(self):
+        for layer, bottoms, tops in zip(self.layers, self.bottom_vecs, self.top_vecs):
+            layer.reshape(bottoms, tops)
+
+    def clear_param_diffs(self):
+        for p in self._params:
+            p.blob.diff[...] = 0
+
+    def forward(self, blobs=None, start=None, end=None, **kwargs):
+        """pycaffe's Net.forward: set input blobs from keywords, run, return the output arrays."""
+        start_index = self.layer_index(start) if start is not None else 0
+        if end is not None:
+            end_index = self.layer_index(end)
+            outputs = set(self.top_names[end]) | set(blobs or [])
+        else:
+            end_index = len(self.layers) - 1
+            outputs = set(self.outputs) | set(blobs or [])
+        for name, value in kwargs.items():
+            self._set_blob(name, value, "data")
+        self.forward_from_to(start_index, end_index)
+        return {name: self.blobs[name].data for name in outputs}
+
+    def backward(self, diffs=None, start=None, end=None, **kwargs):
+        """pycaffe's Net.backward: set output diffs from keywords, run, return the input diffs."""
+        start_index = self.layer_index(start) if start is not None else len(self.layers) - 1
+        if end is not None:
+            end_index = self.layer_index(end)
+            outputs = set(self.bottom_names[end]) | set(diffs or [])
+        else:
+            end_index = 0
+            outputs = set(self.inputs) | set(diffs or [])
+        for name, value in kwargs.items():
+            self._set_blob(name, value, "diff")
+        self.backward_from_to(start_index, end_index)
+        return {name: self.blobs[name].diff for name in outputs}
+
+    def _set_blob(self, name, value, field):
+        if name not in self.blobs:
+            raise CaffeError(f"net has no blob named '{name}' (blobs: {', '.join(self.blobs)})")
+        blob = self.blobs[name]
+        value = np.asarray(value)
+        if value.shape != blob.shape:
+            raise CaffeError(f"blob '{name}' has shape {blob.shape}; the array given has shape {value.shape}")
+        getattr(blob, field)[...] = value
+
+    # -- weights -----------------------------------------------------------------------------
+    def copy_from(self, weights):
+        """Copy trained parameters from a .caffemodel path (or NetParameter), layer by name."""
+        source = weights if isinstance(weights, caffe_pb2.NetParameter) else formats.read_caffemodel(weights)
+        where = "<weights>" if isinstance(weights, caffe_pb2.NetParameter) else str(weights)
+        by_name = self.layer_dict
+        for source_layer in source.layer:
+            target = by_name.get(source_layer.name)
+            if target is None:
+                continue
+            if len(target.blobs) != len(source_layer.blobs):
+                raise CaffeError(f"{where}: layer '{source_layer.name}' has {len(source_layer.blobs)} param blobs "
+                                 f"in the weights but {len(target.blobs)} in the net")
+            for k, proto in enumerate(source_layer.blobs):
+                blob = target.blobs[k]
+                if not formats.proto_shape_matches(proto, blob.shape):
+                    raise CaffeError(
+                        f"{where}: cannot copy param {k} of layer '{source_layer.name}': shape mismatch, "
+                        f"weights have {formats.blob_proto_shape(proto)}, the net has {blob.shape} "
+                        f"(rename the layer to learn it from scratch)")
+                blob.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(blob.shape)
+
+    copy_trained_layers_from = copy_from
+
+    def share_with(self, other: "Net"):
+        """Use `other`'s parameter blobs (Caffe's ShareTrainedLayersWith, for test nets)."""
+        others = other.layer_dict
+        for name, layer in self.layer_dict.items():
+            source = others.get(name)
+            if source is None or not len(layer.blobs):
+                continue
+            if len(source.blobs) != len(layer.blobs):
+                raise CaffeError(f"layer '{name}': {len(layer.blobs)} param blobs here, {len(source.blobs)} in the train net")
+            for k, blob in enumerate(source.blobs):
+                if blob.shape != layer.blobs[k].shape:
+                    raise CaffeError(f"layer '{name}' param {k}: shape {layer.blobs[k].shape} here, {blob.shape} in the train net")
+                layer.blobs[k] = blob
+
+    def to_proto(self, write_diff=False) -> caffe_pb2.NetParameter:
+        out = caffe_pb2.NetParameter()
+        out.name = self.name
+        for layer in self.layers:
+            lp = out.layer.add()
+            lp.CopyFrom(layer.layer_param)
+            del lp.blobs[:]
+            for blob in layer.blobs:
+                formats.blob_to_proto(blob.data, blob.diff if write_diff else None, lp.blobs.add(),
+                                      double=self.dtype == np.float64)
+        return out
+
+    def save(self, filename, write_diff=False):
+        formats.write_binary(filename, self.to_proto(write_diff))
+
+    def __repr__(self):
+        return f"<Net '{self.name}' phase={caffe_pb2.Phase.Name(self.phase)} layers={len(self.layers)}>"

@@ -1,0 +1,68 @@
+"""The registry of layer types: a decorator inside the process, entry points from other packages.
+
+    @register_layer("MyLayer")
+    class MyLayer(Layer): ...
+
+Another installed package adds types through the entry point group `nvcaffe_py.layers`
+(`name = "pkg.module:Class"`); they are loaded the first time a type is looked up.
+"""
+import difflib
+from importlib.metadata import entry_points
+
+from .errors import CaffeError
+
+ENTRY_POINT_GROUP = "nvcaffe_py.layers"
+
+_layer_types: dict = {}
+_state = {"builtins_loaded": False, "plugins_loaded": False}
+
+
+def register_layer(type_name: str):
+    def decorate(cls):
+        _layer_types[type_name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtins():
+    if not _state["builtins_loaded"]:
+        _state["builtins_loaded"] = True
+        from . import layers  # noqa: F401  (importing registers every built-in type)
+
+
+def _load_plugins():
+    if _state["plugins_loaded"]:
+        return
+    _state["plugins_loaded"] = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            _layer_types.setdefault(ep.name, ep.load())
+        except Exception as exc:  # a broken plugin must not break every net
+            raise CaffeError(f"layer plugin '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
+
+
+def layer_types() -> list:
+    _load_builtins()
+    _load_plugins()
+    return sorted(_layer_types)
+
+
+def layer_class(type_name: str):
+    _load_builtins()
+    if type_name not in _layer_types:
+        _load_plugins()
+    if type_name not in _layer_types:
+        close = difflib.get_close_matches(type_name, list(_layer_types), n=3, cutoff=0.5)
+        if not close:
+            close = [t for t in _layer_types if t.lower() == type_name.lower()]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise CaffeError(f"unknown layer type '{type_name}'{hint}")
+    return _layer_types[type_name]
+
+
+def create_layer(layer_param, phase=None, dtype=None):
+    import numpy as np
+
+    cls = layer_class(layer_param.type)
+    return cls(layer_param, phase, np.float32 if dtype is None else dtype)
