@@ -51,9 +51,11 @@ class Blob:
     def num_axes(self) -> int:
         return len(self._shape)
 
-    def count(self, start: int = 0, end: int | None = None) -> int:
-        end = len(self._shape) if end is None else end
-        return int(np.prod(self._shape[start:end], dtype=np.int64))
+    @property
+    def count(self) -> "_Count":
+        """Number of elements. pycaffe reads `blob.count` as a number; Caffe's C++ API calls
+        `count(start, end)` for a range of axes; both spellings work."""
+        return _Count(self._count, self._shape)
 
     def canonical_axis_index(self, axis: int) -> int:
         n = len(self._shape)
@@ -128,6 +130,17 @@ class Blob:
 
     def __repr__(self):
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"
+
+
+class _Count(int):
+    def __new__(cls, value, shape):
+        obj = super().__new__(cls, value)
+        obj._shape = shape
+        return obj
+
+    def __call__(self, start: int = 0, end: int | None = None) -> int:
+        end = len(self._shape) if end is None else end
+        return int(np.prod(self._shape[start:end], dtype=np.int64))
 
 
 def _device_view(flat, count, shape):

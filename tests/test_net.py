@@ -1,0 +1,271 @@
+"""Net building and running: filtering, splits, in-place layers, loss weights, backward need,
+shared params, save/load, copy_from, and the errors users see."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+import nvcaffe_py as caffe
+from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.formats import net_param_from_text, read_net_param
+
+from conftest import shared_path
+
+MLP = """
+name: "mlp"
+layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 4 dim: 3 } shape { dim: 4 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+        param { lr_mult: 1 } param { lr_mult: 2 }
+        inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.5 }
+                              bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "ip2" bottom: "label" top: "acc"
+        include { phase: TEST } }
+"""
+
+
+def build(text=MLP, phase=caffe.TRAIN, **kwargs):
+    return caffe.Net(net_param_from_text(text), phase=phase, **kwargs)
+
+
+def feed(net, seed=0):
+    rng = np.random.default_rng(seed)
+    net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
+    net.blobs["label"].data[...] = rng.integers(0, 3, net.blobs["label"].shape)
+
+
+def test_phase_filtering_and_split_insertion():
+    train = build(phase=caffe.TRAIN)
+    test = build(phase=caffe.TEST)
+    assert [l.name for l in train.layers] == ["data", "ip1", "relu1", "ip2", "loss"]
+    # In TEST, ip2 and label feed two layers each, so Caffe's Split layers appear, same names.
+    names = [l.name for l in test.layers]
+    assert "ip2_ip2_0_split" in names and "label_data_1_split" in names
+    assert "ip2_ip2_0_split_1" in test.blobs
+    assert test.outputs == ["loss", "acc"]
+    assert train.inputs == ["data", "label"]
+
+
+def test_in_place_layer_shares_blob():
+    net = build()
+    relu_index = net.layer_index("relu1")
+    assert net.bottom_vecs[relu_index][0] is net.top_vecs[relu_index][0]
+
+
+def test_loss_weight_scales_loss_and_gradient():
+    caffe.set_random_seed(3)
+    net1 = build()
+    caffe.set_random_seed(3)
+    net2 = build(MLP.replace('top: "loss" }', 'top: "loss" loss_weight: 2 }'))
+    for net in (net1, net2):
+        feed(net)
+        net.clear_param_diffs()
+    loss1, loss2 = net1.forward_backward(), net2.forward_backward()
+    assert loss2 == pytest.approx(2 * loss1, rel=1e-6)
+    np.testing.assert_allclose(net2.params["ip1"][0].diff, 2 * net1.params["ip1"][0].diff, rtol=1e-5)
+
+
+def test_backward_need_analysis():
+    text = MLP.replace('param { lr_mult: 1 } param { lr_mult: 2 }', 'param { lr_mult: 0 } param { lr_mult: 0 }')
+    net = build(text)
+    need = dict(zip([l.name for l in net.layers], net.layer_need_backward))
+    # Nothing below ip1 learns, and ip1 itself is frozen: it needs no backward pass.
+    assert need == {"data": False, "ip1": False, "relu1": True, "ip2": True, "loss": True}
+    forced = build(text.replace('name: "mlp"', 'name: "mlp" force_backward: true'))
+    assert all(forced.layer_need_backward)
+    data_index = forced.layer_index("loss")
+    assert forced.bottom_need_backward[data_index] == [True, False]  # never into labels
+
+
+def test_propagate_down_false_stops_gradient():
+    text = MLP.replace('layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"',
+                       'layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" propagate_down: false')
+    net = build(text)
+    assert not net.bottom_need_backward[net.layer_index("ip2")][0]
+    assert not net.layer_need_backward[net.layer_index("ip1")]
+
+
+def test_shared_params_accumulate_and_check_shape():
+    text = """
+    layer { name: "data" type: "Input" top: "a" top: "b" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "ipa" type: "InnerProduct" bottom: "a" top: "pa" param { name: "w" } param { name: "bias" }
+            inner_product_param { num_output: 2 weight_filler { type: "gaussian" } } }
+    layer { name: "ipb" type: "InnerProduct" bottom: "b" top: "pb" param { name: "w" } param { name: "bias" }
+            inner_product_param { num_output: 2 weight_filler { type: "gaussian" } } }
+    layer { name: "loss" type: "EuclideanLoss" bottom: "pa" bottom: "pb" top: "loss" }
+    """
+    net = build(text)
+    assert net.params["ipa"][0] is net.params["ipb"][0]
+    assert len(net.learnable_params) == 2
+    with pytest.raises(CaffeError, match="ipb.*shares param 'w'.*shape"):
+        build(text.replace('inner_product_param { num_output: 2 weight_filler { type: "gaussian" } } }\n    layer { name: "loss"',
+                           'inner_product_param { num_output: 3 weight_filler { type: "gaussian" } } }\n    layer { name: "loss"'))
+
+
+def test_forward_start_end_and_pycaffe_calls():
+    net = build(phase=caffe.TEST)
+    data = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    out = net.forward(data=data, label=np.zeros(4))
+    assert set(out) == {"loss", "acc"}
+    partial = net.forward(start="ip1", end="ip1")
+    assert set(partial) == {"ip1"}
+    with pytest.raises(CaffeError, match="shape"):
+        net.forward(data=np.zeros((5, 3)))
+
+
+def test_backward_returns_input_diffs():
+    net = build(MLP.replace('name: "mlp"', 'name: "mlp" force_backward: true'))
+    feed(net)
+    net.forward()
+    diffs = net.backward()
+    assert diffs["data"].shape == (4, 3) and np.any(diffs["data"] != 0)
+
+
+def test_save_and_load_bit_identical(tmp_path):
+    net = build()
+    path = tmp_path / "mlp.caffemodel"
+    net.save(str(path))
+    other = build()
+    other.copy_from(str(path))
+    for name in net.params:
+        for a, b in zip(net.params[name], other.params[name]):
+            assert a.data.tobytes() == b.data.tobytes()
+    again = tmp_path / "again.caffemodel"
+    other.save(str(again))
+    assert path.read_bytes() == again.read_bytes()
+    # Weights given to the constructor, pycaffe style.
+    third = caffe.Net(net_param_from_text(MLP), str(path), caffe.TEST)
+    assert third.params["ip2"][0].data.tobytes() == net.params["ip2"][0].data.tobytes()
+
+
+def test_copy_from_shape_mismatch_names_layer(tmp_path):
+    net = build()
+    path = tmp_path / "mlp.caffemodel"
+    net.save(str(path))
+    wider = build(MLP.replace("num_output: 5", "num_output: 6"))
+    with pytest.raises(CaffeError, match="layer 'ip1'.*shape mismatch"):
+        wider.copy_from(str(path))
+
+
+def test_malformed_prototxt_names_file_line_column(tmp_path):
+    path = tmp_path / "bad.prototxt"
+    path.write_text('name: "x"\nlayer {\n  name: "a"\n  typo_field: 3\n}\n')
+    with pytest.raises(CaffeError, match=r"bad\.prototxt:4:3: .*typo_field"):
+        caffe.Net(str(path), caffe.TEST)
+
+
+def test_unknown_layer_type_suggests_names():
+    with pytest.raises(CaffeError, match=r"unknown layer type 'Convolutoin'.*'Convolution'"):
+        build('layer { name: "a" type: "Input" top: "a" input_param { shape { dim: 1 } } }\n'
+              'layer { name: "c" type: "Convolutoin" bottom: "a" top: "c" }')
+
+
+def test_missing_bottom_is_named():
+    with pytest.raises(CaffeError, match="layer 'ip' .*bottom 'nothing'"):
+        build('layer { name: "ip" type: "InnerProduct" bottom: "nothing" top: "ip" '
+              'inner_product_param { num_output: 1 } }')
+
+
+def test_shape_mismatch_names_layer_and_shapes():
+    with pytest.raises(CaffeError, match=r"'loss'.*\(4, 3\).*\(4, 2\)|'loss'.*\(4, 2\).*\(4, 3\)"):
+        build('layer { name: "d" type: "Input" top: "a" top: "b" '
+              'input_param { shape { dim: 4 dim: 3 } shape { dim: 4 dim: 2 } } }\n'
+              'layer { name: "loss" type: "EuclideanLoss" bottom: "a" bottom: "b" top: "loss" }')
+
+
+V1_LENET = """
+name: "LeNet"
+input: "data"
+input_dim: 2 input_dim: 1 input_dim: 28 input_dim: 28
+layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1" blobs_lr: 1 blobs_lr: 2
+  convolution_param { num_output: 20 kernel_size: 5 stride: 1 weight_filler { type: "xavier" } } }
+layers { name: "pool1" type: POOLING bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layers { name: "ip1" type: INNER_PRODUCT bottom: "pool1" top: "ip1" blobs_lr: 1 blobs_lr: 2
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layers { name: "relu1" type: RELU bottom: "ip1" top: "ip1" }
+layers { name: "prob" type: SOFTMAX bottom: "ip1" top: "prob" }
+"""
+
+CURRENT_LENET = """
+name: "LeNet"
+layer { name: "input" type: "Input" top: "data" input_param { shape { dim: 2 dim: 1 dim: 28 dim: 28 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 20 kernel_size: 5 stride: 1 weight_filler { type: "xavier" } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool1" top: "ip1" param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "prob" type: "Softmax" bottom: "ip1" top: "prob" }
+"""
+
+
+def test_v1_prototxt_builds_the_same_net(tmp_path):
+    caffe.set_random_seed(7)
+    old = caffe.Net(net_param_from_text(V1_LENET), caffe.TEST)
+    caffe.set_random_seed(7)
+    new = caffe.Net(net_param_from_text(CURRENT_LENET), caffe.TEST)
+    assert [(l.name, l.type) for l in old.layers] == [(l.name, l.type) for l in new.layers]
+    assert {k: b.shape for k, b in old.blobs.items()} == {k: b.shape for k, b in new.blobs.items()}
+    for name in new.params:
+        for a, b in zip(old.params[name], new.params[name]):
+            np.testing.assert_array_equal(a.data, b.data)
+    x = np.random.default_rng(0).random((2, 1, 28, 28))
+    np.testing.assert_array_equal(old.forward(data=x)["prob"], new.forward(data=x)["prob"])
+
+
+def test_same_seed_same_weights():
+    caffe.set_random_seed(11)
+    a = build()
+    caffe.set_random_seed(11)
+    b = build()
+    np.testing.assert_array_equal(a.params["ip1"][0].data, b.params["ip1"][0].data)
+
+
+def test_python_layer_linreg_trains_through_pycaffe_module():
+    net = build("""
+    layer { type: 'DummyData' name: 'x' top: 'x' dummy_data_param { shape: { dim: 4 dim: 3 } data_filler { type: 'gaussian' } } }
+    layer { type: 'DummyData' name: 'y' top: 'y' dummy_data_param { shape: { dim: 4 dim: 2 } data_filler { type: 'gaussian' } } }
+    layer { type: 'InnerProduct' name: 'ipx' bottom: 'x' top: 'ipx' inner_product_param { num_output: 2 weight_filler { type: 'xavier' } } }
+    layer { type: 'Python' name: 'loss' bottom: 'ipx' bottom: 'y' top: 'loss'
+            python_param { module: 'pyloss' layer: 'EuclideanLossLayer' } loss_weight: 1 }
+    """)
+    loss = net.forward_backward()
+    diff = net.blobs["ipx"].data - net.blobs["y"].data
+    assert loss == pytest.approx(float(np.sum(diff ** 2) / 4 / 2), rel=1e-5)
+    expected = diff.T @ net.blobs["x"].data / 4
+    np.testing.assert_allclose(net.params["ipx"][0].diff, expected, rtol=1e-4, atol=1e-6)
+
+
+def _read_idx(path):
+    with gzip.open(path, "rb") as f:
+        payload = f.read()
+    ndim = payload[3]
+    dims = np.frombuffer(payload, ">u4", count=ndim, offset=4)
+    return np.frombuffer(payload, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def test_real_caffe_lenet_weights_classify_mnist():
+    model_dir = shared_path("data", "caffemodels", "lenet_mnist")
+    images = _read_idx(shared_path("data", "mnist", "t10k-images-idx3-ubyte.gz"))
+    labels = _read_idx(shared_path("data", "mnist", "t10k-labels-idx1-ubyte.gz"))
+    net = caffe.Net(os.path.join(model_dir, "mnist_deploy.prototxt"),
+                    os.path.join(model_dir, "lenet_iter_10000.caffemodel"), caffe.TEST)
+    input_name = net.inputs[0]
+    batch = 500
+    net.blobs[input_name].reshape(batch, 1, 28, 28)
+    net.reshape()
+    correct = 0
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch].astype(np.float32)[:, None] * 0.00390625
+        out = net.forward(**{input_name: x})
+        scores = out[net.outputs[0]].reshape(batch, -1)
+        correct += int(np.sum(scores.argmax(axis=1) == labels[start:start + batch]))
+    accuracy = correct / len(images)
+    assert accuracy >= 0.99, f"accuracy {accuracy:.4f}"
