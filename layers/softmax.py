@@ -1,0 +1,49 @@
+"""Softmax over one axis, and SoftmaxWithLoss: the softmax's cross-entropy against integer labels
+(Caffe's multinomial logistic loss of a softmax, in one numerically stable step)."""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.registry import register_layer
+
+from .loss import ClassAxisLoss
+
+
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(softmax(x)) along `axis`; shifting by the maximum first keeps exp from overflowing and
+    the log finite where the probability underflows."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@register_layer("Softmax")
+class SoftmaxLayer(Layer):
+    """exp(x) / sum exp(x) along `softmax_param.axis` (default 1, the channels)."""
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        self.axis = self.canonical_axis(bottom[0], self.layer_param.softmax_param.axis)
+        top[0].reshape_like(bottom[0])
+
+    def forward_cpu(self, bottom, top):
+        top[0].data[...] = np.exp(log_softmax(bottom[0].data, self.axis))
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y, dy = top[0].data, top[0].diff
+            bottom[0].diff[...] = (dy - np.sum(dy * y, axis=self.axis, keepdims=True)) * y
+
+
+@register_layer("SoftmaxWithLoss")
+class SoftmaxWithLossLayer(ClassAxisLoss):
+    """-log softmax(x)[label] over `softmax_param.axis`, summed over the positions whose label is
+    not `loss_param.ignore_label`, divided as `loss_param.normalization` says (default VALID:
+    by the number of counted positions). A second top gets the probabilities."""
+
+    def class_axis_param(self) -> int:
+        return self.layer_param.softmax_param.axis
+
+    def target_weights(self, labels, valid, bottom):
+        classes = np.arange(self.num_classes).reshape(1, -1, 1)
+        return ((classes == labels) & valid).astype(bottom[0].dtype)
