@@ -138,5 +138,12 @@ class Layer:
         """A CaffeError naming this layer, for shape and parameter problems."""
         return CaffeError(f"layer '{self.name}' ({self.type}): {message}")
 
+    def canonical_axis(self, blob: Blob, axis: int) -> int:
+        """`blob.canonical_axis_index(axis)`, whose error names this layer."""
+        try:
+            return blob.canonical_axis_index(axis)
+        except CaffeError as exc:
+            raise self.error(str(exc)) from None
+
     def __repr__(self):
         return f"<{type(self).__name__} '{self.name}'>"

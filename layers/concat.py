@@ -1,0 +1,56 @@
+"""Concat: joins its inputs along one axis (`axis`, or the legacy `concat_dim`)."""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.registry import register_layer
+
+from .reshape import alias
+
+
+def join_axis(layer, blob, param, legacy_field: str) -> int:
+    """The axis of Concat/Slice: `axis` (negative counts from the end) or the legacy, unsigned
+    `concat_dim`/`slice_dim`; Caffe refuses both at once."""
+    if param.HasField("axis") and param.HasField(legacy_field):
+        raise layer.error(f"give either axis or {legacy_field}, not both")
+    if param.HasField(legacy_field):
+        dim = getattr(param, legacy_field)
+        if dim >= blob.num_axes:
+            raise layer.error(f"{legacy_field} {dim} out of range for input shape {blob.shape}")
+        return dim
+    return layer.canonical_axis(blob, param.axis)
+
+
+def boundaries(sizes) -> list:
+    """Split points along the joined axis for parts of these sizes (np.split's indices)."""
+    return list(np.cumsum(sizes)[:-1])
+
+
+@register_layer("Concat")
+class ConcatLayer(Layer):
+    min_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        self.axis = axis = join_axis(self, bottom[0], self.layer_param.concat_param, "concat_dim")
+        first = bottom[0].shape
+        shape = list(first)
+        for i, b in enumerate(bottom[1:], 1):
+            if len(b.shape) != len(first) or any(b.shape[j] != first[j] for j in range(len(first)) if j != axis):
+                raise self.error(f"inputs must match except on axis {axis}: bottom[0] is {first}, "
+                                 f"bottom[{i}] is {b.shape}")
+            shape[axis] += b.shape[axis]
+        top[0].reshape(shape)
+        if len(bottom) == 1:
+            alias(top[0], bottom[0])
+
+    def forward_cpu(self, bottom, top):
+        if len(bottom) > 1:
+            np.concatenate([b.data for b in bottom], axis=self.axis, out=top[0].data)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if len(bottom) == 1:
+            return
+        parts = np.split(top[0].diff, boundaries([b.shape[self.axis] for b in bottom]), axis=self.axis)
+        for b, part, need in zip(bottom, parts, propagate_down):
+            if need:
+                b.diff[...] = part
