@@ -80,9 +80,9 @@ def read_solver_param(path):
     param = parse_text(_read_text_file(path), caffe_pb2.SolverParameter(), path)
     if upgrade.solver_needs_upgrade(param):
         try:
-            param = upgrade.upgrade_solver(param)
+            param = upgrade.upgrade_solver(param, path)
         except ValueError as exc:
-            raise CaffeError(f"{path}: {exc}") from None
+            raise CaffeError(str(exc)) from None
     return param
 
 
@@ -129,12 +129,19 @@ def write_text(path, message):
 
 
 # -- BlobProto <-> arrays --------------------------------------------------------------------
+_LEGACY_DIMS = ("num", "channels", "height", "width")
+
+
+def _is_legacy(proto) -> bool:
+    return any(proto.HasField(f) for f in _LEGACY_DIMS)
+
+
 def blob_proto_shape(proto) -> tuple:
-    if proto.HasField("shape"):
-        return tuple(int(d) for d in proto.shape.dim)
-    if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+    """Caffe's Blob::FromProto: the legacy 4-d fields when any is set, else `shape` (whose absence,
+    as Caffe writes a 0-axis blob, means a scalar)."""
+    if _is_legacy(proto):
         return (proto.num, proto.channels, proto.height, proto.width)
-    return (len(proto.double_data) or len(proto.data),)
+    return tuple(int(d) for d in proto.shape.dim)
 
 
 def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
@@ -174,7 +181,7 @@ def blob_to_proto(data: np.ndarray, diff: np.ndarray | None = None, proto=None, 
 
 def proto_shape_matches(proto, shape: tuple) -> bool:
     """Caffe's Blob::ShapeEquals: legacy 4-d protos compare against the shape padded to 4 axes."""
-    if proto.HasField("shape"):
+    if not _is_legacy(proto):
         return tuple(proto.shape.dim) == tuple(shape)
     if len(shape) > 4:
         return False

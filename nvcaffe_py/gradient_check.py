@@ -115,8 +115,9 @@ def check_layer_gradient(layer, bottom_arrays, *, num_tops=1, check_bottoms=None
             computed = grad.reshape(-1)[idx]
             scale = max(abs(numeric), abs(computed), 1.0)
             if abs(numeric - computed) > threshold * scale:
+                where = tuple(int(i) for i in np.unravel_index(idx, blob.shape))  # NumPy 2 reprs np.int64(..)
                 raise AssertionError(
-                    f"layer '{layer.name}' ({layer.type}): gradient of {label} element {np.unravel_index(idx, blob.shape)} "
+                    f"layer '{layer.name}' ({layer.type}): gradient of {label} element {where} "
                     f"is {computed:.8g} by backward but {numeric:.8g} by finite differences")
     forward()
     return layer

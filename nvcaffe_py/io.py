@@ -70,7 +70,8 @@ def load_image(filename, color=True):
     if color and image.shape[2] == 1:
         image = np.tile(image, (1, 1, 3))
     elif not color and image.shape[2] == 3:
-        image = image.dot(np.array([0.299, 0.587, 0.114], np.float32))[:, :, np.newaxis]
+        # pycaffe reads through skimage's rgb2gray: Rec. 709 luma weights, not OpenCV's 601 ones.
+        image = image.dot(np.array([0.2125, 0.7154, 0.0721], np.float32))[:, :, np.newaxis]
     return np.ascontiguousarray(image)
 
 
@@ -150,6 +151,15 @@ class Transformer:
         self._check_input(name)
         self.input_scale[name] = scale
 
+    def _mean_like(self, in_, image):
+        """The mean to subtract from (or add back to) a CxHxW image; of a bigger mean image, its centre."""
+        mean = self.mean[in_]
+        (height, width), (mean_height, mean_width) = image.shape[-2:], mean.shape[1:]
+        if (mean_height, mean_width) not in ((1, 1), (height, width)):
+            top, left = (mean_height - height) // 2, (mean_width - width) // 2
+            mean = mean[:, top:top + height, left:left + width]
+        return mean
+
     def preprocess(self, in_, data):
         self._check_input(in_)
         caffe_in = np.asarray(data, np.float32)
@@ -163,12 +173,7 @@ class Transformer:
         if in_ in self.raw_scale:
             caffe_in = caffe_in * self.raw_scale[in_]
         if in_ in self.mean:
-            mean = self.mean[in_]
-            if mean.shape[1:] != caffe_in.shape[1:]:  # a bigger mean image: take its centre
-                top = (mean.shape[1] - caffe_in.shape[1]) // 2
-                left = (mean.shape[2] - caffe_in.shape[2]) // 2
-                mean = mean[:, top:top + caffe_in.shape[1], left:left + caffe_in.shape[2]]
-            caffe_in = caffe_in - mean
+            caffe_in = caffe_in - self._mean_like(in_, caffe_in)
         if in_ in self.input_scale:
             caffe_in = caffe_in * self.input_scale[in_]
         return np.ascontiguousarray(caffe_in, dtype=np.float32)
@@ -179,7 +184,7 @@ class Transformer:
         if in_ in self.input_scale:
             decaf_in = decaf_in / self.input_scale[in_]
         if in_ in self.mean:
-            decaf_in = decaf_in + self.mean[in_]
+            decaf_in = decaf_in + self._mean_like(in_, decaf_in)
         if in_ in self.raw_scale:
             decaf_in = decaf_in / self.raw_scale[in_]
         if in_ in self.channel_swap:

@@ -72,6 +72,9 @@ class Function:
 
     def __init__(self, type_name, inputs, params):
         self.type_name = type_name
+        for index, inp in enumerate(inputs):
+            if not isinstance(inp, Top):
+                raise TypeError(f"{type_name} input {index} is not a Top (type is {type(inp)})")
         self.inputs = inputs
         self.params = dict(params)
         self.ntop = self.params.pop("ntop", 1)
@@ -83,7 +86,7 @@ class Function:
     def _top_name(self, top, names, autonames):
         if top not in names:
             autonames[top.fn.type_name] += 1
-            names[top] = f"{top.fn.type_name.lower()}{autonames[top.fn.type_name]}"
+            names[top] = f"{top.fn.type_name}{autonames[top.fn.type_name]}"
         return names[top]
 
     def _layer_name(self, names, autonames):

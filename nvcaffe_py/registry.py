@@ -15,6 +15,7 @@ ENTRY_POINT_GROUP = "nvcaffe_py.layers"
 
 _layer_types: dict = {}
 _state = {"builtins_loaded": False, "plugins_loaded": False}
+_plugin_errors: dict = {}  # type name -> why its plugin failed to load
 
 
 def register_layer(type_name: str):
@@ -38,8 +39,8 @@ def _load_plugins():
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             _layer_types.setdefault(ep.name, ep.load())
-        except Exception as exc:  # a broken plugin must not break every net
-            raise CaffeError(f"layer plugin '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
+        except Exception as exc:  # a broken plugin must not break every net: reported when its type is used
+            _plugin_errors[ep.name] = f"layer plugin '{ep.name}' ({ep.value}) failed to load: {exc}"
 
 
 def layer_types() -> list:
@@ -53,6 +54,8 @@ def layer_class(type_name: str):
     if type_name not in _layer_types:
         _load_plugins()
     if type_name not in _layer_types:
+        if type_name in _plugin_errors:
+            raise CaffeError(_plugin_errors[type_name])
         close = difflib.get_close_matches(type_name, list(_layer_types), n=3, cutoff=0.5)
         if not close:
             close = [t for t in _layer_types if t.lower() == type_name.lower()]
