@@ -1,0 +1,101 @@
+"""BatchNorm: normalize each channel to zero mean and unit variance, as Caffe's BatchNormLayer.
+
+Three blobs hold running statistics, not learnable weights: the sum of means, the sum of
+variances, and the scale factor by which both are divided (the decayed count of updates). Each
+training forward does  s = s * f + 1,  mean_sum = mean + f * mean_sum,  var_sum = m/(m-1) * var
++ f * var_sum  (f = moving_average_fraction, m = elements per channel). With use_global_stats
+(default: the TEST phase) the stored statistics normalize instead of the batch's own. The
+affine part is a separate Scale layer, as in Caffe.
+"""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.registry import register_layer
+
+
+@register_layer("BatchNorm")
+class BatchNormLayer(Layer):
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.layer_param.batch_norm_param
+        self.moving_average_fraction = p.moving_average_fraction
+        self.eps = p.eps
+        self.use_global_stats = (p.use_global_stats if p.HasField("use_global_stats")
+                                 else self.phase == caffe_pb2.TEST)
+        self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
+        if not self.blobs:
+            for shape in ((self.channels,), (self.channels,), (1,)):
+                self.blobs.append(self.new_param_blob(shape))
+        # The statistics must never be trained: the Net reads these specs after setup.
+        for i in range(len(self.blobs)):
+            if len(self.layer_param.param) == i:
+                self.layer_param.param.add(lr_mult=0.0)
+            elif self.layer_param.param[i].lr_mult != 0:
+                raise self.error(f"param {i} has lr_mult {self.layer_param.param[i].lr_mult}; batch normalization "
+                                 "statistics cannot be trained (give lr_mult: 0 or no param specs)")
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes > 1 and bottom[0].shape[1] != self.channels:
+            raise self.error(f"input has {bottom[0].shape[1]} channels, the layer was set up for {self.channels}")
+        top[0].reshape(bottom[0].shape)
+
+    def _by_channel(self, array):
+        """(N, C, spatial) view, so that statistics reduce over axes 0 and 2."""
+        return array.reshape(array.shape[0], self.channels, -1)
+
+    def forward_cpu(self, bottom, top):
+        x = self._by_channel(bottom[0].data)
+        y = self._by_channel(top[0].data)
+        if self.use_global_stats:
+            factor = self.blobs[2].data[0]
+            factor = 0 if factor == 0 else 1 / factor
+            mean = self.blobs[0].data * factor
+            variance = self.blobs[1].data * factor
+        else:
+            mean = x.mean(axis=(0, 2), dtype=x.dtype)
+        np.subtract(x, mean[:, None], out=y)  # elementwise, so also right in place (top is bottom)
+        if not self.use_global_stats:
+            variance = np.square(y).mean(axis=(0, 2), dtype=x.dtype)
+            self._update_running_stats(mean, variance, x.size // self.channels)
+        self.std = np.sqrt(variance + self.eps).astype(x.dtype)
+        y /= self.std[:, None]
+        # Backward needs the normalized values; a later in-place layer (usually Scale) overwrites top.
+        self.x_norm = y.copy()
+
+    def _update_running_stats(self, mean, variance, per_channel):
+        f = self.moving_average_fraction
+        self.blobs[2].data[...] = self.blobs[2].data * f + 1
+        self.blobs[0].data[...] = mean + f * self.blobs[0].data
+        bias_correction = per_channel / (per_channel - 1) if per_channel > 1 else 1.0
+        self.blobs[1].data[...] = bias_correction * variance + f * self.blobs[1].data
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = self._by_channel(top[0].diff)
+        dx = self._by_channel(bottom[0].diff)
+        inv_std = (1 / self.std)[:, None]
+        if self.use_global_stats:
+            np.multiply(dy, inv_std, out=dx)
+            return
+        # y = (x - mean) / std  =>  dx = (dy - mean(dy) - mean(dy * y) * y) / std, means taken per
+        # channel over batch and space. Both means are taken before dx (maybe dy itself) is written.
+        y = self.x_norm
+        mean_dy = dy.mean(axis=(0, 2), dtype=dy.dtype)[:, None]
+        mean_dy_y = np.einsum("ncs,ncs->c", dy, y)[:, None] / (y.size // self.channels)
+        np.subtract(dy, mean_dy, out=dx)
+        dx -= mean_dy_y * y
+        dx *= inv_std
+
+    def forward_gpu(self, bottom, top):
+        from . import batch_norm_gpu
+
+        batch_norm_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import batch_norm_gpu
+
+        batch_norm_gpu.backward(self, top, propagate_down, bottom)

@@ -1,0 +1,100 @@
+"""LRN: local response normalization, as Caffe's LRNLayer.
+
+    top = x * scale^-beta, with
+    ACROSS_CHANNELS: scale = k + alpha / n * (sum of x^2 over n channels centred on this one)
+    WITHIN_CHANNEL:  scale = 1 + alpha * (AVE pooling of x^2 over n x n, pad (n-1)/2)
+
+Within a channel Caffe builds the scale from Power and Pooling layers whose shift is 1, so `k`
+is not used there, and the pooling's divisor counts the padding (always n^2).
+"""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.registry import register_layer
+
+from .pooling import AVE, Pool2D
+
+ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
+
+
+@register_layer("LRN")
+class LRNLayer(Layer):
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        p = self.layer_param.lrn_param
+        self.size = p.local_size
+        if self.size % 2 != 1:
+            raise self.error(f"local_size must be odd, got {self.size}")
+        self.pre_pad = (self.size - 1) // 2
+        self.alpha, self.beta, self.k = p.alpha, p.beta, p.k
+        self.across = p.norm_region == ACROSS_CHANNELS
+        self.pool = None
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"input must have 4 axes (num, channels, height, width), got shape {bottom[0].shape}")
+        height, width = bottom[0].shape[2:]
+        if not self.across and (self.pool is None or (self.pool.height, self.pool.width) != (height, width)):
+            pad = (self.pre_pad, self.pre_pad)
+            self.pool = Pool2D(height, width, (self.size, self.size), (1, 1), pad, AVE)
+        top[0].reshape(bottom[0].shape)
+
+    def _channel_window_sum(self, x):
+        """Sum over the `size` channels centred on each channel (zeros beyond the edges). The
+        window is symmetric, so this is also its own adjoint, which backward uses."""
+        out = x.copy()
+        channels = x.shape[1]
+        for shift in range(1, self.pre_pad + 1):
+            if shift < channels:
+                out[:, shift:] += x[:, :-shift]
+                out[:, :-shift] += x[:, shift:]
+        return out
+
+    def forward_cpu(self, bottom, top):
+        x = bottom[0].data
+        squares = x * x
+        if self.across:
+            scale = self._channel_window_sum(squares)
+            scale *= self.alpha / self.size
+            scale += self.k
+        else:
+            scale = np.empty_like(x)
+            self.pool.forward(squares, scale)
+            scale *= self.alpha
+            scale += 1
+        # Kept for backward: it needs both scale and scale^-beta, and recomputing the power costs
+        # more than storing it.
+        self.scale = scale
+        self.scale_power = np.power(scale, -self.beta, dtype=x.dtype)
+        np.multiply(x, self.scale_power, out=top[0].data)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x, top_diff = bottom[0].data, top[0].diff
+        # d(top_j)/d(scale_j) * top_diff_j = -beta * top_diff_j * top_j / scale_j, with top_j
+        # recomputed from x so that a later in-place layer may change top's data.
+        ratio = top_diff * x * self.scale_power / self.scale
+        if self.across:
+            spread = self._channel_window_sum(ratio)
+            spread *= 2 * self.alpha * self.beta / self.size
+        else:
+            spread = np.zeros_like(x)
+            self.pool.backward(None, ratio, spread)
+            spread *= 2 * self.alpha * self.beta
+        spread *= x
+        np.multiply(top_diff, self.scale_power, out=bottom[0].diff)
+        bottom[0].diff[...] -= spread
+
+    def forward_gpu(self, bottom, top):
+        from . import lrn_gpu
+
+        lrn_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import lrn_gpu
+
+        lrn_gpu.backward(self, top, propagate_down, bottom)

@@ -1,0 +1,302 @@
+"""Pooling: MAX, AVE and STOCHASTIC over spatial windows, as Caffe's PoolingLayer.
+
+`Pool2D` is the shared engine (SPP and within-channel LRN use it too). The CPU code loops only
+over the kh*kw kernel offsets: for one offset, the input elements it touches form a strided
+slice, and the windows in which it lies inside the image form a rectangle of the output. The
+windows clipped by the image border simply miss that offset, which is how Caffe clips them.
+"""
+import numpy as np
+
+from nvcaffe_py import rng
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.registry import register_layer
+
+MAX = caffe_pb2.PoolingParameter.MAX
+AVE = caffe_pb2.PoolingParameter.AVE
+STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
+# Caffe starts every max at -FLT_MAX, for double too; a window that finds nothing keeps it.
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def pooled_size(size, kernel, stride, pad, ceil_mode, padded):
+    """Caffe's output length: rounded up (CEIL) or down, then, when the layer pads at all,
+    one less if the last window would start in the padding."""
+    span = size + 2 * pad - kernel
+    pooled = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if padded and (pooled - 1) * stride >= size + pad:
+        pooled -= 1
+    return pooled
+
+
+def _offset_range(offset, size, stride, pad, pooled):
+    """(output slice, input slice) of the windows in which kernel `offset` lies inside [0, size)."""
+    first = max(0, -(-(pad - offset) // stride))
+    last = min(pooled - 1, (size - 1 + pad - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride - pad + offset
+    return slice(first, last + 1), slice(start, last * stride - pad + offset + 1, stride)
+
+
+class Pool2D:
+    """One pooling of the last two axes of (N, C, H, W) arrays: its geometry and method.
+
+    Backward adds into `bottom_diff` (callers zero it), so that SPP can sum its levels. MAX and
+    STOCHASTIC (train) remember the chosen element of each window in `index`, as Caffe's mask:
+    the flat index h * W + w inside its (n, c) plane, -1 for a window with no element.
+    """
+
+    # Input elements per chunk of planes: the kh*kw passes over one chunk stay in the L2 cache,
+    # which doubles the speed on large layers; small layers are one chunk.
+    CHUNK = 1 << 18
+
+    def __init__(self, height, width, kernel, stride, pad, method=MAX, ceil_mode=True, train=True):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+        padded = bool(ph or pw)
+        self.height, self.width, self.kernel = height, width, (kh, kw)
+        self.method, self.train = method, train
+        self.pooled = (pooled_size(height, kh, sh, ph, ceil_mode, padded),
+                       pooled_size(width, kw, sw, pw, ceil_mode, padded))
+        rows = [_offset_range(i, height, sh, ph, self.pooled[0]) for i in range(kh)]
+        cols = [_offset_range(j, width, sw, pw, self.pooled[1]) for j in range(kw)]
+        # (offset code i*kw + j, output rectangle, input slice) for every offset that is ever inside.
+        self.offsets = [(i * kw + j, (Ellipsis, r[0], c[0]), (Ellipsis, r[1], c[1]))
+                        for i, r in enumerate(rows) if r for j, c in enumerate(cols) if c]
+        # The same offsets one axis at a time, for sums, which are separable.
+        self.row_offsets = [r for r in rows if r]
+        self.col_offsets = [c for c in cols if c]
+        hstart = np.arange(self.pooled[0]) * sh - ph
+        wstart = np.arange(self.pooled[1]) * sw - pw
+        self.window_origin = (hstart[:, None] * width + wstart[None, :]).astype(np.int32)
+        # In-plane distance from a window's origin to its element of code count - rank (rank >= 1).
+        deltas = [i * width + j for i in range(kh) for j in range(kw)]
+        self.rank_delta = np.array([0] + deltas[::-1], np.int32)
+        # AVE divides by the window clipped to the padded image, padding included (Caffe). Only
+        # a window lying wholly past the image (stride > kernel, no pad) gets a size <= 0 there;
+        # its sum is 0, and dividing by 1 keeps it 0 where Caffe would produce -0 or NaN.
+        size_h = np.minimum(hstart + kh, height + ph) - hstart
+        size_w = np.minimum(wstart + kw, width + pw) - wstart
+        self.divisor = np.maximum(np.outer(size_h, size_w), 1)
+        self.index = None
+
+    def _chunks(self, *arrays):
+        """Matching chunks of planes of (N, C, ...) arrays, each viewed as (planes, ...)."""
+        flat = [a.reshape((-1,) + a.shape[2:]) for a in arrays]
+        step = max(1, self.CHUNK // (self.height * self.width))
+        for start in range(0, flat[0].shape[0], step):
+            yield [a[start:start + step] for a in flat]
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, x, top):
+        if self.method == AVE:
+            for xc, tc in self._chunks(x, top):
+                self.window_sum(xc, tc)
+                np.divide(tc, self.divisor.astype(tc.dtype), out=tc)
+        elif self.method == STOCHASTIC and not self.train:
+            for xc, tc in self._chunks(x, top):
+                self._weighted_average(xc, tc)
+        else:
+            self.index = np.empty(top.shape, np.int32)
+            if self.method == MAX:
+                for xc, tc, ic in self._chunks(x, top, self.index):
+                    self._max(xc, tc, ic)
+            else:
+                # Drawn for the whole batch at once, so the random stream does not depend on chunking.
+                uniform = rng.generator().random(top.shape, dtype=top.dtype)
+                for xc, tc, ic, uc in self._chunks(x, top, self.index, uniform):
+                    self._sample(xc, tc, ic, uc)
+
+    def window_sum(self, x, out):
+        """Each window's sum over its elements inside the image: along rows, then along columns,
+        kh + kw passes instead of kh * kw."""
+        rows = np.zeros(x.shape[:-1] + (self.pooled[1],), x.dtype)
+        for rect, inp in self.col_offsets:
+            view = rows[..., rect]
+            np.add(view, x[..., inp], out=view)
+        out.fill(0)
+        for rect, inp in self.row_offsets:
+            view = out[..., rect, :]
+            np.add(view, rows[..., inp, :], out=view)
+        return out
+
+    def _max(self, x, top, index):
+        top.fill(-FLT_MAX)
+        for _, rect, inp in self.offsets:
+            view = top[rect]
+            np.fmax(view, x[inp], out=view)  # fmax: as in Caffe's `>` scan, NaN never wins
+        self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
+
+    def _first_offset(self, matches, index):
+        """Write into `index` the element of each window that comes first in scan order (the
+        smallest offset code) among those where `matches(input slice, output rectangle)` holds;
+        -1 where none does."""
+        count = self.kernel[0] * self.kernel[1]
+        # rank = count - code of the first match so far (0: none): a max over offsets keeps the
+        # smallest code, at the price of one small-integer pass per offset and no branches.
+        rank = np.zeros(index.shape, np.uint8 if count < 255 else np.int32)
+        for code, rect, inp in self.offsets:
+            view = rank[rect]
+            np.maximum(view, matches(inp, rect).view(np.uint8) * rank.dtype.type(count - code), out=view)
+        np.take(self.rank_delta, rank, out=index)
+        index += self.window_origin
+        if not rank.all():
+            index[rank == 0] = -1
+
+    def _sample(self, x, top, index, uniform):
+        # Caffe's kernel: threshold = u * window sum; pick the first element (scan order) at which
+        # the running sum reaches it. Offsets outside the image add 0 to the running sum, so they
+        # are never the first to reach it. The sum is taken in the running sum's order, so that
+        # the last element reaches any threshold exactly as in Caffe.
+        threshold = np.zeros_like(top)
+        for _, rect, inp in self.offsets:
+            view = threshold[rect]
+            np.add(view, x[inp], out=view)
+        threshold *= uniform
+        running = np.zeros_like(top)
+
+        def reaches(inp, rect):
+            view = running[rect]
+            np.add(view, x[inp], out=view)
+            return view >= threshold[rect]
+
+        self._first_offset(reaches, index)
+        planes = x.reshape(x.shape[0], -1)
+        picked = np.take_along_axis(planes, np.maximum(index, 0).reshape(index.shape[0], -1), axis=1)
+        np.copyto(top, np.where(index >= 0, picked.reshape(top.shape), 0))
+
+    def _weighted_average(self, x, top):
+        # Test time: the activations weighted by themselves, sum(x^2) / sum(x); 0 where sum(x) <= 0.
+        total = self.window_sum(x, np.empty_like(top))
+        self.window_sum(x * x, top)
+        np.divide(top, total, out=top, where=total > 0)
+        top[total <= 0] = 0
+
+    # -- backward --------------------------------------------------------------------------
+    def backward(self, x, top_diff, bottom_diff, index=None):
+        """Add d(loss)/d(x) into bottom_diff; `index` overrides the remembered mask (top[1])."""
+        if self.method == AVE:
+            for tc, bc in self._chunks(top_diff, bottom_diff):
+                self.spread(tc / self.divisor.astype(tc.dtype), bc)
+        elif self.method == STOCHASTIC and not self.train:
+            for xc, tc, bc in self._chunks(x, top_diff, bottom_diff):
+                self._weighted_average_backward(xc, tc, bc)
+        else:
+            self.scatter(self.index if index is None else index, top_diff, bottom_diff)
+
+    def spread(self, values, bottom_diff):
+        """The adjoint of window_sum: every window's value added to each element it covers."""
+        rows = np.zeros(values.shape[:-2] + (self.height, self.pooled[1]), values.dtype)
+        for rect, inp in self.row_offsets:
+            view = rows[..., inp, :]
+            np.add(view, values[..., rect, :], out=view)
+        for rect, inp in self.col_offsets:
+            view = bottom_diff[..., inp]
+            np.add(view, rows[..., rect], out=view)
+
+    @staticmethod
+    def scatter(index, top_diff, bottom_diff):
+        """Add each window's gradient to its chosen element. Overlapping windows may choose the
+        same element, so this needs an unbuffered add (np.add.at: one pass, fast since NumPy 2,
+        and faster here than a masked pass per kernel offset)."""
+        num, channels = top_diff.shape[:2]
+        plane = bottom_diff.shape[2] * bottom_diff.shape[3]
+        flat = index + (np.arange(num * channels, dtype=np.intp) * plane).reshape(num, channels, 1, 1)
+        values = top_diff
+        found = index >= 0
+        if not found.all():
+            flat, values = flat[found], top_diff[found]
+        np.add.at(bottom_diff.reshape(-1), flat.reshape(-1), values.reshape(-1))
+
+    def _weighted_average_backward(self, x, top_diff, bottom_diff):
+        # d/dx_i of Q/S (S = sum x, Q = sum x^2 over the window) is (2 x_i - Q/S) / S.
+        total = self.window_sum(x, np.empty_like(top_diff))
+        live = total > 0
+        scale = np.divide(top_diff, total, out=np.zeros_like(top_diff), where=live)
+        shift = np.divide(self.window_sum(x * x, np.empty_like(top_diff)), total,
+                          out=np.zeros_like(top_diff), where=live) * scale
+        grad = np.zeros_like(x)
+        self.spread(scale, grad)
+        grad *= 2 * x
+        self.spread(-shift, grad)
+        bottom_diff += grad
+
+
+@register_layer("Pooling")
+class PoolingLayer(Layer):
+    exact_num_bottom = 1
+    min_top = 1
+    max_top = 1
+
+    def __init__(self, layer_param, phase=None, dtype=np.float32):
+        super().__init__(layer_param, phase, dtype)
+        # MAX may write its mask to a second top (Caffe's MaxTopBlobs).
+        if layer_param.pooling_param.pool == MAX:
+            self.max_top = 2
+
+    def setup(self, bottom, top):
+        p = self.layer_param.pooling_param
+        has = p.HasField
+        self.method = p.pool
+        self.global_pooling = p.global_pooling
+        if self.global_pooling:
+            if has("kernel_size") or has("kernel_h") or has("kernel_w"):
+                raise self.error("with global_pooling the kernel size cannot be given")
+        elif has("kernel_size") == (has("kernel_h") and has("kernel_w")):
+            raise self.error("give the kernel as kernel_size or as kernel_h and kernel_w, not both or neither")
+        for name, what in (("pad", "padding"), ("stride", "stride")):
+            pair = (has(f"{name}_h"), has(f"{name}_w"))
+            if pair != (False, False) and (pair != (True, True) or has(name)):
+                raise self.error(f"give the {what} as {name} or as {name}_h and {name}_w")
+        self.kernel = (p.kernel_size, p.kernel_size) if has("kernel_size") else (p.kernel_h, p.kernel_w)
+        self.pad = (p.pad_h, p.pad_w) if has("pad_h") else (p.pad, p.pad)
+        self.stride = (p.stride_h, p.stride_w) if has("stride_h") else (p.stride, p.stride)
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise self.error("with global_pooling only pad = 0 and stride = 1 are allowed")
+        if not self.global_pooling and min(self.kernel) <= 0:
+            raise self.error(f"kernel size must be positive, got {self.kernel[0]}x{self.kernel[1]}")
+        if min(self.stride) <= 0:
+            raise self.error(f"stride must be positive, got {self.stride[0]}x{self.stride[1]}")
+        if self.pad != (0, 0):
+            if self.method == STOCHASTIC:
+                raise self.error("padding is implemented only for MAX and AVE pooling")
+            if self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]:
+                raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
+        self.ceil_mode = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+        self.pool = None
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"input must have 4 axes (num, channels, height, width), got shape {bottom[0].shape}")
+        num, channels, height, width = bottom[0].shape
+        kernel = (height, width) if self.global_pooling else self.kernel
+        if self.pool is None or (self.pool.height, self.pool.width) != (height, width):
+            self.pool = Pool2D(height, width, kernel, self.stride, self.pad, self.method, self.ceil_mode,
+                               train=self.phase == caffe_pb2.TRAIN)
+        if min(self.pool.pooled) <= 0:
+            raise self.error(f"kernel {kernel} is larger than the padded {height}x{width} input")
+        top[0].reshape(num, channels, *self.pool.pooled)
+        if len(top) > 1:
+            top[1].reshape(top[0].shape)
+
+    def forward_cpu(self, bottom, top):
+        self.pool.forward(bottom[0].data, top[0].data)
+        if len(top) > 1:
+            top[1].data[...] = self.pool.index
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        bottom[0].diff[...] = 0
+        mask = top[1].data.astype(np.intp) if len(top) > 1 else None
+        self.pool.backward(bottom[0].data, top[0].diff, bottom[0].diff, mask)
+
+    def forward_gpu(self, bottom, top):
+        from . import pooling_gpu
+
+        pooling_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import pooling_gpu
+
+        pooling_gpu.backward(self, top, propagate_down, bottom)
