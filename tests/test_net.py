@@ -74,8 +74,9 @@ def test_backward_need_analysis():
     text = MLP.replace('param { lr_mult: 1 } param { lr_mult: 2 }', 'param { lr_mult: 0 } param { lr_mult: 0 }')
     net = build(text)
     need = dict(zip([l.name for l in net.layers], net.layer_need_backward))
-    # Nothing below ip1 learns, and ip1 itself is frozen: it needs no backward pass.
-    assert need == {"data": False, "ip1": False, "relu1": True, "ip2": True, "loss": True}
+    # ip1 is frozen and nothing below it learns, so neither it nor the ReLU on its output needs
+    # a backward pass; ip2 learns, so it and the loss above it do.
+    assert need == {"data": False, "ip1": False, "relu1": False, "ip2": True, "loss": True}
     forced = build(text.replace('name: "mlp"', 'name: "mlp" force_backward: true'))
     assert all(forced.layer_need_backward)
     data_index = forced.layer_index("loss")
