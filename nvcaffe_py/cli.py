@@ -1,0 +1,393 @@
+"""The `nvcaffe` command: Caffe's `caffe` tool (train, test, time, device_query) with its gflags
+spellings (`-solver x`, `--solver x`, `--solver=x`), plus every data tool in nvcaffe_py/tools
+(`nvcaffe convert_imageset ...` runs that module's `main(argv)`).
+
+A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
+"""
+import importlib
+import importlib.util
+import signal
+import sys
+import time
+
+from . import log, mode
+from .errors import CaffeError
+
+PROG = "nvcaffe"
+
+
+class UsageError(Exception):
+    """A malformed command line: reported with the usage text."""
+
+
+# name -> (kind, default, help); gflags' defaults from Caffe's tools/caffe.cpp.
+FLAGS = {
+    "solver": (str, "", "the solver definition protocol buffer text file"),
+    "model": (str, "", "the model definition protocol buffer text file"),
+    "weights": (str, "", "pretrained weights (.caffemodel) to fine-tune from or score, separated by ','"),
+    "snapshot": (str, "", "the .solverstate to resume training from"),
+    "gpu": (str, "", "run on the GPU with this device id ('all': every GPU; only one is used)"),
+    "iterations": (int, 50, "test, time: the number of iterations (default 50); train: overrides max_iter"),
+    "phase": (str, "", "network phase, TRAIN or TEST (default: test TEST, time TRAIN)"),
+    "level": (int, 0, "network level (default 0; train: overrides the solver's train_state level)"),
+    "stage": (str, "", "network stages, separated by ','"),
+    "sigint_effect": (str, "stop", "what Ctrl-C does during training: snapshot, stop or none (default stop; "
+                                   "stopping writes a snapshot when snapshot_after_train is set, as by default)"),
+    "sighup_effect": (str, "snapshot", "what SIGHUP does during training: snapshot, stop or none (default snapshot)"),
+    "compare": (str, "", "time: two backends to time side by side with the speed-up, e.g. cpu,gpu"),
+}
+
+
+# -- the commands --------------------------------------------------------------------------
+def train(flags, given):
+    from .solvers import SNAPSHOT, STOP, NONE, get_solver, load_solver_param
+
+    if not flags["solver"]:
+        raise UsageError("train needs -solver (the solver definition)")
+    if flags["snapshot"] and flags["weights"]:
+        raise UsageError("give -snapshot to resume training or -weights to fine-tune, not both")
+    effects = {"stop": STOP, "snapshot": SNAPSHOT, "none": NONE}
+    for name in ("sigint_effect", "sighup_effect"):
+        if flags[name] not in effects:
+            raise UsageError(f"-{name} must be snapshot, stop or none (got '{flags[name]}')")
+    param, source = load_solver_param(flags["solver"])
+    if "level" in given:
+        param.train_state.level = flags["level"]
+    param.train_state.stage.extend(_stages(flags))
+    if "iterations" in given:
+        param.max_iter = flags["iterations"]
+    if flags["gpu"]:
+        _use_gpu(flags["gpu"])
+    elif param.solver_mode == param.GPU:
+        _gpu_from_solver(param, source)
+    else:
+        log.info("Use CPU.")
+    if flags["weights"]:
+        param.weights.append(flags["weights"])
+    solver = get_solver(param, source=source)
+    actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
+    solver.set_action_function(actions)
+    with actions:
+        if flags["snapshot"]:
+            log.info(f"Resuming from {flags['snapshot']}")
+        log.info("Starting Optimization")
+        solver.solve(flags["snapshot"] or None)
+    return 0
+
+
+def test(flags, given):
+    from .net import Net
+
+    if not flags["model"]:
+        raise UsageError("test needs -model (the net to score)")
+    if not flags["weights"]:
+        raise UsageError("test needs -weights (the trained .caffemodel to score)")
+    _set_mode(flags)
+    net = Net(flags["model"], phase=_phase(flags, "TEST"), level=flags["level"], stages=_stages(flags))
+    for path in filter(None, flags["weights"].split(",")):
+        net.copy_from(path)
+    iterations = flags["iterations"]
+    log.info(f"Running for {iterations} iterations.")
+    totals, loss = None, 0.0
+    for i in range(iterations):
+        loss += net.forward_from_to()
+        scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data.ravel()]
+        for name, value in scores:
+            log.info(f"Batch {i}, {name} = {log.number(value)}")
+        totals = [v for _, v in scores] if totals is None else [t + v for t, (_, v) in zip(totals, scores)]
+    log.info(f"Loss: {log.number(loss / max(iterations, 1))}")
+    names = [name for name in net.outputs for _ in range(net.blobs[name].count())]
+    for name, total in zip(names, totals or []):
+        mean = total / iterations
+        weight = net.blob_loss_weights.get(name, 0.0)
+        suffix = f" (* {log.number(weight)} = {log.number(weight * mean)} loss)" if weight else ""
+        log.info(f"{name} = {log.number(mean)}{suffix}")
+    return 0
+
+
+def time_command(flags, given):
+    from .net import Net
+
+    if not flags["model"]:
+        raise UsageError("time needs -model (the net to benchmark)")
+    backends = [b.strip().lower() for b in flags["compare"].split(",")] if flags["compare"] else None
+    if backends is not None and (len(backends) != 2 or not set(backends) <= {"cpu", "gpu"}):
+        raise UsageError(f"--compare takes two backends out of cpu and gpu, e.g. cpu,gpu (got '{flags['compare']}')")
+    if backends is None:
+        _set_mode(flags)
+    elif "gpu" in backends:
+        _use_gpu(flags["gpu"] or "0")  # fails here, before any timing, where no GPU is usable
+    net = Net(flags["model"], phase=_phase(flags, "TRAIN"), level=flags["level"], stages=_stages(flags))
+    if backends is None:
+        _benchmark(net, flags["iterations"])
+        return 0
+    results = []
+    for backend in backends:
+        mode.set_mode_gpu() if backend == "gpu" else mode.set_mode_cpu()
+        results.append(_benchmark(net, flags["iterations"]))
+    _log_comparison(net, backends, results)
+    return 0
+
+
+def device_query(flags, given):
+    from .backends import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        raise CaffeError(f"no usable GPU: {reason}")
+    from .backends.cuda import context
+
+    if flags["gpu"] == "all":
+        import pycuda.driver as drv
+
+        ids = range(drv.Device.count())
+    else:
+        ids = _gpu_ids(flags["gpu"] or "0")
+    for device_id in ids:
+        for key, value in context.describe(device_id).items():
+            log.info(f"{key.replace('_', ' ').capitalize() + ':':<22}{value}")
+    return 0
+
+
+COMMANDS = {
+    "train": (train, "train or finetune a model",
+              ("solver", "weights", "snapshot", "gpu", "iterations", "level", "stage", "sigint_effect",
+               "sighup_effect")),
+    "test": (test, "score a model", ("model", "weights", "iterations", "gpu", "phase", "level", "stage")),
+    "device_query": (device_query, "show GPU diagnostic information", ("gpu",)),
+    "time": (time_command, "benchmark model execution time",
+             ("model", "iterations", "gpu", "phase", "level", "stage", "compare")),
+}
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _stages(flags):
+    return [s for s in flags["stage"].split(",") if s]
+
+
+def _phase(flags, default):
+    from .proto import caffe_pb2
+
+    phase = flags["phase"] or default
+    if phase not in ("TRAIN", "TEST"):
+        raise UsageError(f"-phase must be TRAIN or TEST (got '{phase}')")
+    return caffe_pb2.Phase.Value(phase)
+
+
+def _gpu_ids(text):
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"-gpu takes device ids separated by ',' or 'all' (got '{text}')") from None
+
+
+def _use_gpu(text):
+    """Switch to the first GPU named by -gpu; CaffeError with the reason where none is usable."""
+    ids = [0] if text == "all" else _gpu_ids(text)
+    if len(ids) > 1:
+        log.warning(f"training on several GPUs is not supported; using GPU {ids[0]} only")
+    mode.set_device(ids[0])
+    mode.set_mode_gpu()
+    log.info(f"Use GPU with device ID {ids[0]}")
+
+
+def _set_mode(flags):
+    if flags["gpu"]:
+        _use_gpu(flags["gpu"])
+    else:
+        mode.set_mode_cpu()
+        log.info("Use CPU.")
+
+
+def _gpu_from_solver(param, source):
+    """solver_mode: GPU (Caffe's default) uses device_id when a GPU is usable, else the CPU."""
+    from .backends import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is None:
+        _use_gpu(str(param.device_id))
+    else:
+        log.warning(f"{source}: solver_mode is GPU but no GPU is usable ({reason}); training on the CPU")
+        mode.set_mode_cpu()
+
+
+class _SignalActions:
+    """Turns SIGINT/SIGHUP into a solver action, polled once per iteration (Caffe's SignalHandler);
+    installed for the duration of a `with` block."""
+
+    def __init__(self, sigint_effect, sighup_effect):
+        self.effects = {signal.SIGINT: sigint_effect}
+        if hasattr(signal, "SIGHUP"):
+            self.effects[signal.SIGHUP] = sighup_effect
+        self.pending = []
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        self.pending.append(self.effects[signum])
+
+    def __call__(self):
+        from .solvers import NONE, STOP
+
+        requests, self.pending = self.pending, []
+        if STOP in requests:
+            return STOP
+        return next((r for r in requests if r != NONE), NONE)
+
+    def __enter__(self):
+        for signum in self.effects:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _synchronize():
+    """Wait for queued GPU work, so that a timer measures it."""
+    if mode.gpu_mode():
+        from .backends.cuda import context
+
+        context.synchronize()
+
+
+def _benchmark(net, iterations):
+    """Caffe's `time`: per-layer forward and backward milliseconds averaged over `iterations`."""
+    backend = "GPU" if mode.gpu_mode() else "CPU"
+    log.info(f"Performing Forward ({backend})")
+    log.info(f"Initial loss: {log.number(net.forward_from_to())}")
+    log.info("Performing Backward")
+    net.backward_from_to()
+    log.info("*** Benchmark begins ***")
+    log.info(f"Testing for {iterations} iterations.")
+    n = len(net.layers)
+    forward, backward = [0.0] * n, [0.0] * n
+    total_start = time.perf_counter()
+    for j in range(iterations):
+        iter_start = time.perf_counter()
+        for i, layer in enumerate(net.layers):
+            start = time.perf_counter()
+            layer.reshape(net.bottom_vecs[i], net.top_vecs[i])
+            layer.forward(net.bottom_vecs[i], net.top_vecs[i])
+            _synchronize()
+            forward[i] += time.perf_counter() - start
+        for i in reversed(range(n)):
+            if net.layer_need_backward[i]:
+                start = time.perf_counter()
+                net.layers[i].backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
+                _synchronize()
+                backward[i] += time.perf_counter() - start
+        elapsed_ms = (time.perf_counter() - iter_start) * 1e3
+        log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
+    total = time.perf_counter() - total_start
+    runs = max(iterations, 1)
+    forward_ms = [t * 1e3 / runs for t in forward]
+    backward_ms = [t * 1e3 / runs for t in backward]
+    log.info("Average time per layer: ")
+    for layer, f_ms, b_ms in zip(net.layers, forward_ms, backward_ms):
+        log.info(f"{layer.name:>10}\tforward: {log.number(f_ms)} ms.")
+        log.info(f"{layer.name:>10}\tbackward: {log.number(b_ms)} ms.")
+    log.info(f"Average Forward pass: {log.number(sum(forward_ms))} ms.")
+    log.info(f"Average Backward pass: {log.number(sum(backward_ms))} ms.")
+    log.info(f"Average Forward-Backward: {log.number(total * 1e3 / runs)} ms.")
+    log.info(f"Total Time: {log.number(total * 1e3)} ms.")
+    log.info("*** Benchmark ends ***")
+    return forward_ms, backward_ms
+
+
+def _log_comparison(net, backends, results):
+    """One row per layer: both backends' forward and backward ms and the speed-up of the second."""
+    (f0, b0), (f1, b1) = results
+    a, b = backends
+
+    def speedup(x, y):
+        return f"{x / y:.2f}x" if y > 0 else "-"
+
+    log.info(f"{'layer':>12} {a + ' fwd ms':>12} {b + ' fwd ms':>12} {'speed-up':>9} "
+             f"{a + ' bwd ms':>12} {b + ' bwd ms':>12} {'speed-up':>9}")
+    rows = [(layer.name, f0[i], f1[i], b0[i], b1[i]) for i, layer in enumerate(net.layers)]
+    rows.append(("total", sum(f0), sum(f1), sum(b0), sum(b1)))
+    for name, x_f, y_f, x_b, y_b in rows:
+        log.info(f"{name:>12} {x_f:12.4f} {y_f:12.4f} {speedup(x_f, y_f):>9} "
+                 f"{x_b:12.4f} {y_b:12.4f} {speedup(x_b, y_b):>9}")
+
+
+# -- data tools (nvcaffe_py/tools/<name>.py with main(argv) -> int) ----------------------------
+def _tool(name):
+    """The tool module called `name`, or None (imported only when asked for)."""
+    if not name.isidentifier() or name.startswith("_"):
+        return None
+    try:
+        if importlib.util.find_spec(f"{__package__}.tools.{name}") is None:
+            return None
+    except ModuleNotFoundError:  # no tools package at all
+        return None
+    module = importlib.import_module(f"{__package__}.tools.{name}")
+    return module if callable(getattr(module, "main", None)) else None
+
+
+def _tool_names():
+    try:
+        from .tools import TOOLS
+    except ImportError:
+        return ()
+    return TOOLS
+
+
+# -- parsing and usage ------------------------------------------------------------------------
+def usage() -> str:
+    lines = [f"usage: {PROG} <command> [flags]   (flags: -flag value, --flag value or --flag=value)",
+             "", "commands:"]
+    lines += [f"  {name:<20}{text}" for name, (_, text, _) in COMMANDS.items()]
+    lines += [f"  {name:<20}data tool ('{PROG} {name} --help' for its flags)" for name in _tool_names()]
+    lines += ["", f"'{PROG} <command> --help' lists the flags of a command."]
+    return "\n".join(lines)
+
+
+def _parser(command):
+    from .tools.gflags import GflagsParser
+
+    _, text, names = COMMANDS[command]
+    parser = GflagsParser(command, text)
+    for name in names:
+        kind, _, help_text = FLAGS[name]
+        # None marks a flag that was not given; its Caffe default is filled in afterwards.
+        parser.add_flag(name, type=kind, default=None, help=help_text)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "-help", "--help", "help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 1
+    command, rest = argv[0], argv[1:]
+    parser = None
+    try:
+        if command not in COMMANDS:
+            tool = _tool(command)
+            if tool is None:
+                print(f"{PROG}: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
+                return 1
+            return int(tool.main(rest) or 0)
+        parser = _parser(command)
+        try:
+            args = parser.parse_args(rest)
+        except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, usage already printed)
+            return 0 if exc.code in (0, None) else 1
+        given = {name for name, value in vars(args).items() if value is not None}
+        flags = {name: getattr(args, name, None) for name in FLAGS}
+        flags = {name: FLAGS[name][1] if value is None else value for name, value in flags.items()}
+        return COMMANDS[command][0](flags, given)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except CaffeError as exc:
+        log.end_progress()
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        log.end_progress()
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,424 @@
+"""Solver: the training loop every update rule shares (Caffe's Solver with SGDSolver's plumbing).
+
+A subclass gives the update rule: `compute_update_value(i, param, local_rate)` turns the gradient
+in `param.blob.diff` (already clipped, averaged over iter_size and regularized) into the step that
+`apply_update` subtracts from the weights, keeping its state in `self.history` (Caffe's history_:
+`history_per_param` blobs per learnable parameter, all first blobs, then all second blobs).
+
+Paths follow Caffe: net files and snapshot_prefix are relative to the current directory; a solver
+read from a file without snapshot_prefix snapshots beside it, under the file's name.
+"""
+import math
+import os
+import time
+
+import numpy as np
+
+from nvcaffe_py import formats, log, rng
+from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.net import Net
+from nvcaffe_py.proto import caffe_pb2
+
+from . import lr_policy
+
+# What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
+NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
+
+_TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
+
+
+class NonFiniteError(CaffeError):
+    """Training hit a NaN or infinite loss or weight; the message names the iteration and the layer."""
+
+
+def load_solver_param(solver):
+    """(SolverParameter, source name) from a prototxt path or a SolverParameter (copied, upgraded)."""
+    from nvcaffe_py import upgrade
+
+    if isinstance(solver, caffe_pb2.SolverParameter):
+        if not upgrade.solver_needs_upgrade(solver):
+            param = caffe_pb2.SolverParameter()
+            param.CopyFrom(solver)
+            return param, "<solver>"
+        try:
+            return upgrade.upgrade_solver(solver), "<solver>"
+        except ValueError as exc:
+            raise CaffeError(str(exc)) from None
+    path = os.fspath(solver)
+    param = formats.read_solver_param(path)
+    # Caffe's UpgradeSnapshotPrefixProperty: no prefix -> the solver file's name without extension;
+    # a prefix that is a directory -> that directory / the solver file's stem.
+    stem = os.path.splitext(path)[0]
+    if not param.HasField("snapshot_prefix"):
+        param.snapshot_prefix = stem
+    elif os.path.isdir(param.snapshot_prefix):
+        param.snapshot_prefix = os.path.join(param.snapshot_prefix, os.path.basename(stem))
+    return param, path
+
+
+class Solver:
+    type_name = None
+    history_per_param = 1
+
+    def __init__(self, solver, dtype=np.float32, source=None):
+        self.param, default_source = load_solver_param(solver)
+        self.source = source or default_source
+        self.dtype = np.dtype(dtype)
+        self._check_param()
+        if self.param.random_seed >= 0:
+            rng.set_random_seed(self.param.random_seed)
+        self.net = self._build_train_net()
+        self.test_nets = self._build_test_nets()
+        self.iter = 0
+        self.current_step = 0
+        self.lr = 0.0
+        self.history = [np.zeros(p.blob.shape, self.dtype)
+                        for _ in range(self.history_per_param) for p in self.net.learnable_params]
+        self.smoothed_loss = 0.0
+        self._losses = []
+        self.test_scores = [[] for _ in self.test_nets]  # mean outputs of each net's last test
+        self.last_snapshot = None
+        self.requested_early_exit = False
+        self._action_function = None
+        for weights in self.param.weights:
+            self.copy_weights(weights)
+        log.info("Solver scaffolding done.")
+
+    # -- checks and construction ------------------------------------------------------------
+    def _fail(self, message):
+        raise CaffeError(f"{self.source}: {message}")
+
+    def _check_param(self):
+        p = self.param
+        lr_policy.validate(p, self.source)
+        if p.average_loss < 1:
+            self._fail(f"average_loss must be at least 1 (got {p.average_loss})")
+        if p.iter_size < 1:
+            self._fail(f"iter_size must be at least 1 (got {p.iter_size})")
+        if p.regularization_type not in ("L1", "L2"):
+            self._fail(f"unknown regularization_type '{p.regularization_type}' (known: L1, L2)")
+        if p.snapshot_format != caffe_pb2.SolverParameter.BINARYPROTO:
+            self._fail("snapshot_format HDF5 is not supported; use BINARYPROTO")
+        if p.snapshot > 0:
+            directory = os.path.dirname(p.snapshot_prefix) or "."
+            if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+                self._fail(f"cannot write snapshots with snapshot_prefix '{p.snapshot_prefix}': directory "
+                           f"'{directory}' does not exist or is not writable")
+        self.check_param()
+
+    def check_param(self):
+        """Rule-specific checks of self.param (a subclass raises via self._fail)."""
+
+    def _read_net(self, path):
+        try:
+            return formats.read_net_param(path)
+        except CaffeError as exc:
+            self._fail(f"cannot read net: {exc}")
+
+    def _build_train_net(self):
+        p = self.param
+        given = [f for f in _TRAIN_NET_FIELDS if p.HasField(f)]
+        if len(given) != 1:
+            what = "no train net" if not given else f"more than one train net ({', '.join(given)})"
+            self._fail(f"{what}; give exactly one of {', '.join(_TRAIN_NET_FIELDS)}")
+        field = given[0]
+        value = getattr(p, field)
+        log.info(f"Creating training net from {field}" + (f" file: {value}" if isinstance(value, str) else ""))
+        net_param = self._read_net(value) if isinstance(value, str) else value
+        return self._make_net(net_param, caffe_pb2.TRAIN, p.train_state)
+
+    def _make_net(self, net_param, phase, solver_state):
+        """Caffe's NetState precedence: the phase, then the net's own state, then the solver's."""
+        copy = caffe_pb2.NetParameter()
+        copy.CopyFrom(net_param)
+        state = caffe_pb2.NetState(phase=phase)
+        state.MergeFrom(copy.state)
+        if solver_state is not None:
+            state.MergeFrom(solver_state)
+        copy.state.CopyFrom(state)
+        return Net(copy, dtype=self.dtype)
+
+    def _build_test_nets(self):
+        p = self.param
+        if p.HasField("net") and p.HasField("net_param"):
+            self._fail("give either net or net_param, not both")
+        specific = [(f"test_net_param #{i}", n) for i, n in enumerate(p.test_net_param)]
+        specific += [(f"test_net file: {path}", path) for path in p.test_net]
+        generic = ("net file: " + p.net, p.net) if p.HasField("net") else \
+            ("net_param", p.net_param) if p.HasField("net_param") else None
+        counts_match = len(p.test_iter) >= len(specific) if generic else len(p.test_iter) == len(specific)
+        if not counts_match:
+            if not specific and not generic:
+                self._fail("test_iter is given but there is no test net (give test_net or test_net_param, "
+                           "or a net/net_param that serves train and test)")
+            self._fail(f"test_iter is given {len(p.test_iter)} time(s) for {len(specific)} test net(s); "
+                       f"give one test_iter per test net")
+        sources = specific + [generic] * (len(p.test_iter) - len(specific))
+        if p.test_state and len(p.test_state) != len(sources):
+            self._fail(f"test_state is given {len(p.test_state)} time(s) for {len(sources)} test nets; "
+                       f"give it once per test net or not at all")
+        if sources and p.test_interval <= 0:
+            self._fail(f"there are {len(sources)} test net(s) but test_interval is {p.test_interval}; "
+                       f"set a positive test_interval")
+        nets = []
+        for i, (what, net) in enumerate(sources):
+            log.info(f"Creating test net (#{i}) specified by {what}")
+            net_param = self._read_net(net) if isinstance(net, str) else net
+            nets.append(self._make_net(net_param, caffe_pb2.TEST, p.test_state[i] if p.test_state else None))
+        return nets
+
+    def copy_weights(self, weights):
+        """Fine-tuning: copy layers by name from .caffemodel file(s) ('a,b') into every net."""
+        for path in filter(None, weights.split(",")):
+            log.info(f"Finetuning from {path}")
+            for net in [self.net, *self.test_nets]:
+                net.copy_from(path)
+
+    # -- the training loop -------------------------------------------------------------------
+    def set_action_function(self, function):
+        """`function()` -> NONE | STOP | SNAPSHOT, polled once per iteration (Caffe's signal hook)."""
+        self._action_function = function
+
+    def _requested_action(self):
+        return self._action_function() if self._action_function else NONE
+
+    def solve(self, resume_file=None):
+        log.info(f"Solving {self.net.name}")
+        log.info(f"Learning Rate Policy: {self.param.lr_policy}")
+        self.requested_early_exit = False
+        if resume_file:
+            self.restore(resume_file)
+        start_iter = self.iter
+        self.step(self.param.max_iter - self.iter)
+        p = self.param
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if self.requested_early_exit:
+            log.info("Optimization stopped early.")
+            return
+        # One more forward pass to show the loss of the final weights, and a final test.
+        if p.display and self.iter % p.display == 0:
+            self._update_smoothed_loss(self.net.forward_from_to(), start_iter)
+            log.info(f"Iteration {self.iter}, loss = {log.number(self.smoothed_loss)}")
+        if p.test_interval and self.iter % p.test_interval == 0:
+            self.test_all()
+        log.info("Optimization Done.")
+
+    def step(self, iters):
+        p = self.param
+        start_iter, stop_iter = self.iter, self.iter + iters
+        self._losses = []
+        self.smoothed_loss = 0.0
+        timer, iter_last = time.perf_counter(), self.iter
+        while self.iter < stop_iter:
+            self.net.clear_param_diffs()
+            if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
+                self.test_all()
+                if self.requested_early_exit:
+                    break
+            display = p.display and self.iter % p.display == 0
+            loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
+            if not math.isfinite(loss):
+                self._non_finite_loss(loss)
+            self._update_smoothed_loss(loss, start_iter)
+            if display:
+                lapse = time.perf_counter() - timer
+                per_s = (self.iter - iter_last) / (lapse or 1)
+                log.info(f"Iteration {self.iter} ({log.number(per_s)} iter/s, {log.number(lapse)}s/{p.display} "
+                         f"iters), loss = {log.number(self.smoothed_loss)}")
+                timer, iter_last = time.perf_counter(), self.iter
+                self._log_outputs(self.net, "Train", [b for name in self.net.outputs
+                                                      for b in self.net.blobs[name].data.ravel()])
+            self.apply_update()
+            self.iter += 1
+            log.progress(f"Iteration {self.iter}/{stop_iter}, loss = {self.smoothed_loss:.4g}, "
+                         f"lr = {self.lr:.4g}", force=self.iter == stop_iter)
+            request = self._requested_action()
+            if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
+                self.snapshot()
+            if request == STOP:
+                log.info(f"Iteration {self.iter}: stop requested")
+                self.requested_early_exit = True
+                break
+        log.end_progress()
+
+    def _update_smoothed_loss(self, loss, start_iter):
+        """Caffe's running mean of the last `average_loss` losses, for display."""
+        window = self.param.average_loss
+        if len(self._losses) < window:
+            self._losses.append(loss)
+            self.smoothed_loss = (self.smoothed_loss * (len(self._losses) - 1) + loss) / len(self._losses)
+        else:
+            index = (self.iter - start_iter) % window
+            self.smoothed_loss += (loss - self._losses[index]) / window
+            self._losses[index] = loss
+
+    def _log_outputs(self, net, kind, values):
+        """`    Train net output #k: name = v (* w = wv loss)`, one line per output element."""
+        k = 0
+        for name in net.outputs:
+            weight = net.blob_loss_weights.get(name, 0.0)
+            for _ in range(net.blobs[name].count()):
+                value = values[k]
+                loss = f" (* {log.number(weight)} = {log.number(weight * value)} loss)" if weight else ""
+                log.info(f"    {kind} net output #{k}: {name} = {log.number(value)}{loss}")
+                k += 1
+
+    def _non_finite_loss(self, loss):
+        """Name the first layer whose output is not finite (re-running the layers that have inputs on
+        the same batch, in order), then stop: no update is applied and no snapshot written."""
+        net = self.net
+        culprit = "no layer output was non-finite on a re-run"
+        for i, layer in enumerate(net.layers):
+            bottoms, tops = net.bottom_vecs[i], net.top_vecs[i]
+            if bottoms:
+                layer.reshape(bottoms, tops)
+                layer.forward(bottoms, tops)
+            bad = [n for n, t in zip(net.top_names[layer.name], tops) if not np.isfinite(t.data).all()]
+            if bad:
+                params_bad = any(not np.isfinite(b.data).all() for b in layer.blobs)
+                culprit = (f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') is not "
+                           f"finite" + (" (its parameters already are not)" if params_bad else ""))
+                break
+        raise NonFiniteError(f"iteration {self.iter}: loss is {loss}; {culprit}. Training stopped; {self._kept()}")
+
+    def _kept(self):
+        return f"last good snapshot: {self.last_snapshot}" if self.last_snapshot else "no snapshot was written"
+
+    # -- testing ------------------------------------------------------------------------------
+    def test_all(self):
+        for i in range(len(self.test_nets)):
+            if self.requested_early_exit:
+                break
+            self.test(i)
+
+    def test(self, test_net_id=0):
+        """Run test_iter forward passes; log and keep the mean of every output element."""
+        log.info(f"Iteration {self.iter}, Testing net (#{test_net_id})")
+        net = self.test_nets[test_net_id]
+        net.share_with(self.net)
+        iterations = self.param.test_iter[test_net_id]
+        scores, loss = None, 0.0
+        for _ in range(iterations):
+            request = self._requested_action()
+            if request == SNAPSHOT:
+                self.snapshot()
+            elif request == STOP:
+                self.requested_early_exit = True
+                log.info("Test interrupted.")
+                return
+            iter_loss = net.forward_from_to()
+            loss += iter_loss
+            values = np.concatenate([net.blobs[n].data.ravel().astype(np.float64) for n in net.outputs]
+                                    or [np.zeros(0)])
+            scores = values if scores is None else scores + values
+        if self.param.test_compute_loss:
+            log.info(f"Test loss: {log.number(loss / iterations)}")
+        means = [] if scores is None else list(scores / iterations)
+        self.test_scores[test_net_id] = means
+        self._log_outputs(net, "Test", means)
+
+    # -- the update ---------------------------------------------------------------------------
+    def apply_update(self):
+        p = self.param
+        self.lr, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
+        if p.display and self.iter % p.display == 0:
+            log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
+        params = self.net.learnable_params
+        self._clip_gradients(params)
+        for i, param in enumerate(params):
+            self._normalize(param)
+            self._regularize(param)
+            self.compute_update_value(i, param, self.lr * param.lr_mult)
+        for param in params:
+            param.blob.data[...] -= param.blob.diff
+
+    def _clip_gradients(self, params):
+        """Scale all gradients down together when their global L2 norm exceeds clip_gradients.
+        As in Caffe this runs before the iter_size averaging, so it sees the summed gradient."""
+        threshold = self.param.clip_gradients
+        if threshold < 0:
+            return
+        norm = math.sqrt(sum(float(np.vdot(p.blob.diff, p.blob.diff)) for p in params))
+        if norm > threshold:
+            scale = threshold / norm
+            log.info(f"Gradient clipping: scaling down gradients (L2 norm {log.number(norm)} > "
+                     f"{log.number(threshold)}) by scale factor {log.number(scale)}")
+            for p in params:
+                p.blob.diff[...] *= scale
+
+    def _normalize(self, param):
+        if self.param.iter_size > 1:
+            param.blob.diff[...] *= 1.0 / self.param.iter_size
+
+    def _regularize(self, param):
+        decay = self.param.weight_decay * param.decay_mult
+        if not decay:
+            return
+        data, diff = param.blob.data, param.blob.diff
+        if self.param.regularization_type == "L2":
+            diff += decay * data
+        else:
+            diff += decay * np.sign(data)
+
+    def compute_update_value(self, i, param, local_rate):
+        raise NotImplementedError
+
+    def history_pair(self, i):
+        """The two history blobs of parameter i, for rules that keep two (Caffe's layout)."""
+        n = len(self.history) // 2
+        return self.history[i], self.history[n + i]
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def snapshot_filename(self, extension):
+        return f"{self.param.snapshot_prefix}_iter_{self.iter}{extension}"
+
+    def snapshot(self):
+        """Write <prefix>_iter_N.caffemodel, then .solverstate (each atomically); return both paths.
+        Weights that are no longer finite are never written over a good snapshot."""
+        for p in self.net.learnable_params:
+            if not np.isfinite(p.blob.data).all():
+                raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
+                                     f"finite; not snapshotting. Training stopped; {self._kept()}")
+        model = self.snapshot_filename(".caffemodel")
+        log.info(f"Snapshotting to binary proto file {model}")
+        formats.write_binary(model, self.net.to_proto(write_diff=self.param.snapshot_diff))
+        state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
+        for h in self.history:
+            formats.blob_to_proto(h, proto=state.history.add(), double=self.dtype == np.float64)
+        state_file = self.snapshot_filename(".solverstate")
+        log.info(f"Snapshotting solver state to binary proto file {state_file}")
+        formats.write_binary(state_file, state)
+        self.last_snapshot = state_file
+        return model, state_file
+
+    def restore(self, state_file):
+        """Resume from a .solverstate: iteration, learning-rate step, weights and history."""
+        state_file = os.fspath(state_file)
+        if state_file.endswith(".h5"):
+            raise CaffeError(f"{state_file}: HDF5 solver states are not supported; use a .solverstate")
+        log.info(f"Restoring previous solver status from {state_file}")
+        state = formats.read_binary(state_file, caffe_pb2.SolverState())
+        if len(state.history) != len(self.history):
+            raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but this {self.type_name} "
+                             f"solver on this net needs {len(self.history)} (another solver type or net?)")
+        if state.learned_net:
+            self.net.copy_from(self._find_learned_net(state.learned_net, state_file))
+        for k, (h, proto) in enumerate(zip(self.history, state.history)):
+            if not formats.proto_shape_matches(proto, h.shape):
+                raise CaffeError(f"{state_file}: history blob {k} has shape {formats.blob_proto_shape(proto)}, "
+                                 f"the net's parameter has {h.shape}")
+            h[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
+        self.iter = state.iter
+        self.current_step = state.current_step
+
+    @staticmethod
+    def _find_learned_net(learned_net, state_file):
+        """The model as written (relative to the current directory, like Caffe), else beside the state."""
+        if os.path.exists(learned_net):
+            return learned_net
+        beside = os.path.join(os.path.dirname(state_file), os.path.basename(learned_net))
+        if os.path.exists(beside):
+            return beside
+        raise CaffeError(f"{state_file}: its weights file '{learned_net}' does not exist (looked in the current "
+                         f"directory and beside the solverstate)")

@@ -1,0 +1,142 @@
+"""Snapshots and resume: a run stopped at iteration 10 and resumed equals an uninterrupted run bit
+for bit; what a .solverstate holds; atomic writes; where snapshots go; clear restore errors."""
+import os
+
+import numpy as np
+import pytest
+
+from nvcaffe_py import formats
+from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.net import Net
+from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.solvers import get_solver
+
+from solver_helpers import classifier_text, write_lmdb
+
+RECORDS, BATCH = 80, 16  # 10 iterations read the LMDB exactly twice: a resumed run sees the same batches
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    images = np.random.default_rng(5).integers(0, 256, size=(RECORDS, 1, 4, 4), dtype=np.uint8)
+    write_lmdb(tmp_path / "train_lmdb", images, np.arange(RECORDS) % 3)
+    (tmp_path / "net.prototxt").write_text(classifier_text("train_lmdb", BATCH))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_solver(directory, name, rule, max_iter, snapshot=10, extra=""):
+    path = directory / name
+    path.write_text(f'net: "net.prototxt" base_lr: 0.05 lr_policy: "multistep" gamma: 0.5 stepvalue: 3 '
+                    f'stepvalue: 8 weight_decay: 0.004 max_iter: {max_iter} snapshot: {snapshot} display: 0 '
+                    f'random_seed: 11 {rule} {extra}')
+    return str(path)
+
+
+def weights(solver):
+    return [p.blob.data.copy() for p in solver.net.learnable_params]
+
+
+RULES = {"SGD": 'type: "SGD" momentum: 0.9', "Adam": 'type: "Adam" momentum: 0.9',
+         "AdaDelta": 'type: "AdaDelta" momentum: 0.9 delta: 1e-6'}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_resume_matches_an_uninterrupted_run_bit_for_bit(workdir, rule):
+    straight = get_solver(write_solver(workdir, "straight.prototxt", RULES[rule], 20))
+    straight.solve()
+
+    first = get_solver(write_solver(workdir, "split.prototxt", RULES[rule], 10))
+    first.solve()
+    assert sorted(f for f in os.listdir(workdir) if f.startswith("split_iter")) == \
+        ["split_iter_10.caffemodel", "split_iter_10.solverstate"]
+    resumed = get_solver(write_solver(workdir, "split.prototxt", RULES[rule], 20))
+    resumed.solve("split_iter_10.solverstate")
+
+    assert resumed.iter == straight.iter == 20
+    assert resumed.current_step == straight.current_step == 2
+    for a, b in zip(weights(straight), weights(resumed)):
+        assert np.array_equal(a, b)
+    for a, b in zip(straight.history, resumed.history):
+        assert np.array_equal(a, b)
+    # and the run did learn something, so that equality is not trivial
+    assert not np.array_equal(weights(straight)[0], weights(get_solver("straight.prototxt"))[0])
+
+
+def test_solverstate_holds_iteration_weights_file_history_and_step(workdir):
+    write_solver(workdir, "s.prototxt", RULES["Adam"], 6, snapshot=6)
+    solver = get_solver("s.prototxt")  # relative: so are its snapshot prefix and learned_net
+    solver.solve()
+    state = formats.read_binary("s_iter_6.solverstate", caffe_pb2.SolverState())
+    assert state.iter == 6 and state.current_step == 1
+    assert state.learned_net == "s_iter_6.caffemodel"
+    params = solver.net.learnable_params
+    assert len(state.history) == 2 * len(params)  # Adam: every m, then every v
+    for k, p in enumerate(params + params):
+        assert tuple(state.history[k].shape.dim) == p.blob.shape
+        np.testing.assert_array_equal(formats.array_from_blob_proto(state.history[k]).reshape(p.blob.shape),
+                                      solver.history[k])
+    net = Net("net.prototxt", "s_iter_6.caffemodel", caffe_pb2.TRAIN)
+    for p in params:
+        np.testing.assert_array_equal(net.params[p.layer_name][p.index].data, p.blob.data)
+
+
+def test_snapshot_writes_are_atomic(workdir, monkeypatch):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 2, snapshot=0))
+    solver.step(1)
+    model, state = solver.snapshot()
+    good = open(model, "rb").read()
+    solver.step(1)
+    solver.iter = 1  # the next snapshot has the same name as the good one
+    real_replace = os.replace
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        solver.snapshot()
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert open(model, "rb").read() == good  # untouched, and no temporary file left behind
+    assert sorted(f for f in os.listdir(workdir) if f.startswith("s_")) == [os.path.basename(model),
+                                                                           os.path.basename(state)]
+
+
+def test_snapshot_prefix_defaults_to_the_solver_file_and_a_directory_takes_its_name(workdir):
+    os.makedirs("runs/a")
+    path = write_solver(workdir / "runs", "lenet_solver.prototxt", RULES["SGD"], 1, snapshot=1)
+    assert get_solver(path).snapshot()[0] == str(workdir / "runs" / "lenet_solver_iter_0.caffemodel")
+    path = write_solver(workdir, "b_solver.prototxt", RULES["SGD"], 1, extra='snapshot_prefix: "runs/a"')
+    assert get_solver(path).snapshot()[0] == "runs/a/b_solver_iter_0.caffemodel"
+    # A relative prefix is relative to the working directory, as in Caffe, not to the solver file.
+    os.makedirs("snaps")
+    path = write_solver(workdir / "runs", "c_solver.prototxt", RULES["SGD"], 1, extra='snapshot_prefix: "snaps/c"')
+    assert get_solver(path).snapshot()[1] == "snaps/c_iter_0.solverstate"
+    assert os.path.exists("snaps/c_iter_0.solverstate")
+
+
+def test_restore_finds_the_weights_beside_a_moved_solverstate(workdir):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 3, snapshot=3))
+    solver.solve()
+    os.makedirs("moved")
+    for name in ("s_iter_3.caffemodel", "s_iter_3.solverstate"):
+        os.rename(name, os.path.join("moved", name))
+    resumed = get_solver("s.prototxt")
+    resumed.restore("moved/s_iter_3.solverstate")
+    assert resumed.iter == 3
+    for a, b in zip(weights(solver), weights(resumed)):
+        assert np.array_equal(a, b)
+
+
+def test_restore_errors_are_clear(workdir):
+    adam = get_solver(write_solver(workdir, "adam.prototxt", RULES["Adam"], 1, snapshot=1))
+    adam.solve()
+    sgd = get_solver(write_solver(workdir, "sgd.prototxt", RULES["SGD"], 1))
+    with pytest.raises(CaffeError, match=r"adam_iter_1.solverstate: holds 8 history blobs but this SGD solver "
+                                         r"on this net needs 4"):
+        sgd.restore("adam_iter_1.solverstate")
+    os.remove("adam_iter_1.caffemodel")
+    with pytest.raises(CaffeError, match=r"its weights file '\S*adam_iter_1.caffemodel' does not exist"):
+        get_solver("adam.prototxt").restore("adam_iter_1.solverstate")
+    with pytest.raises(CaffeError, match="nope.solverstate: no such file"):
+        sgd.restore("nope.solverstate")
