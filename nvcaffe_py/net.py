@@ -34,10 +34,11 @@ class ParamSpec:
 
 class Net:
     """`Net(proto, phase)`, `Net(proto, weights, phase)`, or keywords `phase=`, `weights=`,
-    `level=`, `stages=`; `proto` is a prototxt path or a caffe_pb2.NetParameter."""
+    `level=`, `stages=`; `proto` is a prototxt path or a caffe_pb2.NetParameter (then `source`
+    names it in error messages)."""
 
     def __init__(self, network, *args, phase=None, weights=None, level=None, stages=None,
-                 dtype=np.float32):
+                 dtype=np.float32, source=None):
         positional = list(args)
         if positional and isinstance(positional[0], (str, bytes, os.PathLike)):
             weights = positional.pop(0)
@@ -46,7 +47,7 @@ class Net:
         if positional:
             raise TypeError("Net(proto, [weights], phase): too many positional arguments")
         self.dtype = np.dtype(dtype)
-        self.source = os.fspath(network) if isinstance(network, (str, os.PathLike)) else "<net>"
+        self.source = os.fspath(network) if isinstance(network, (str, os.PathLike)) else (source or "<net>")
         param = formats.read_net_param(network)
         if phase is None:
             phase = param.state.phase
@@ -294,6 +295,12 @@ class Net:
             self._set_blob(name, value, "diff")
         self.backward_from_to(start_index, end_index)
         return {name: self.blobs[name].diff for name in outputs}
+
+    def set_input_arrays(self, data, labels):
+        """pycaffe's: feed arrays to the net's first layer, which must be MemoryData."""
+        if not self.layers or self.layers[0].type != "MemoryData":
+            raise CaffeError("set_input_arrays may only be called if the first layer is a MemoryData layer")
+        self.layers[0].reset(data, labels)
 
     def _set_blob(self, name, value, field):
         if name not in self.blobs:

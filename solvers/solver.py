@@ -125,9 +125,10 @@ class Solver:
         value = getattr(p, field)
         log.info(f"Creating training net from {field}" + (f" file: {value}" if isinstance(value, str) else ""))
         net_param = self._read_net(value) if isinstance(value, str) else value
-        return self._make_net(net_param, caffe_pb2.TRAIN, p.train_state)
+        source = value if isinstance(value, str) else f"{self.source}: {field}"
+        return self._make_net(net_param, caffe_pb2.TRAIN, p.train_state, source)
 
-    def _make_net(self, net_param, phase, solver_state):
+    def _make_net(self, net_param, phase, solver_state, source):
         """Caffe's NetState precedence: the phase, then the net's own state, then the solver's."""
         copy = caffe_pb2.NetParameter()
         copy.CopyFrom(net_param)
@@ -136,7 +137,7 @@ class Solver:
         if solver_state is not None:
             state.MergeFrom(solver_state)
         copy.state.CopyFrom(state)
-        return Net(copy, dtype=self.dtype)
+        return Net(copy, dtype=self.dtype, source=source)
 
     def _build_test_nets(self):
         p = self.param
@@ -164,7 +165,8 @@ class Solver:
         for i, (what, net) in enumerate(sources):
             log.info(f"Creating test net (#{i}) specified by {what}")
             net_param = self._read_net(net) if isinstance(net, str) else net
-            nets.append(self._make_net(net_param, caffe_pb2.TEST, p.test_state[i] if p.test_state else None))
+            source = net if isinstance(net, str) else f"{self.source}: {what}"
+            nets.append(self._make_net(net_param, caffe_pb2.TEST, p.test_state[i] if p.test_state else None, source))
         return nets
 
     def copy_weights(self, weights):
