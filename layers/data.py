@@ -1,0 +1,70 @@
+"""Data: batches of Caffe Datum records from an LMDB (`data_param { source batch_size backend:
+LMDB rand_skip prefetch }`), transformed by `transform_param`, prefetched by a background thread.
+
+Records are read in key order and cycle at the end; `rand_skip` starts at a random record among
+the first `rand_skip`; a second top receives the labels. Raw (`data` bytes), `float_data` and
+encoded (JPEG/PNG, decoded by OpenCV) datums are accepted. LevelDB sources are refused with a
+way forward (see nvcaffe_py.db).
+"""
+import logging
+
+from nvcaffe_py import db, rng
+from nvcaffe_py.datum import parse_datum
+from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.registry import register_layer
+
+from .base_data import PrefetchingDataLayer
+
+log = logging.getLogger(__name__)
+
+
+class LMDBSource:
+    def __init__(self, path, rand_skip=0):
+        self.description = f"LMDB '{path}'"
+        self._cursor = db.CyclingCursor(path)
+        if rand_skip:
+            skip = int(rng.generator().integers(rand_skip))
+            log.info("Skipping first %d data points.", skip)
+            for _ in range(skip):
+                self._cursor.next()
+        self._wrapped = self._cursor.wrapped
+
+    @staticmethod
+    def _text(key: bytes) -> str:
+        return key.decode("utf-8", errors="replace")
+
+    def peek(self):
+        key, value = self._cursor.peek()
+        return self._text(key), value
+
+    def next(self):
+        key, value = self._cursor.next()
+        if self._cursor.wrapped != self._wrapped:
+            self._wrapped = self._cursor.wrapped
+            log.info("Restarting data prefetching from start.")
+        return self._text(key), value
+
+    @staticmethod
+    def decode(value, transformer):
+        datum = parse_datum(value)
+        return transformer.datum_image(datum), datum.label
+
+
+@register_layer("Data")
+class DataLayer(PrefetchingDataLayer):
+    def batch_size(self) -> int:
+        return self.layer_param.data_param.batch_size
+
+    def prefetch_depth(self) -> int:
+        return self.layer_param.data_param.prefetch
+
+    def open_source(self):
+        p = self.layer_param.data_param
+        if not p.source:
+            raise CaffeError("data_param.source is not set")
+        # An LMDB on disk is read whatever `backend` says (Caffe's default is LEVELDB).
+        if p.backend != caffe_pb2.DataParameter.LMDB and not (db.is_lmdb(p.source) or db.is_leveldb(p.source)):
+            raise CaffeError(f"source '{p.source}' is not an LMDB, and backend LEVELDB (Caffe's default) is not "
+                             f"supported; {db.LEVELDB_ADVICE}")
+        return LMDBSource(p.source, p.rand_skip)

@@ -1,0 +1,147 @@
+"""HDF5Data and HDF5Output: arrays from and to HDF5 files (h5py).
+
+HDF5Data (`hdf5_data_param { source batch_size shuffle }`): `source` is a text file listing .h5
+files (whitespace separated, as Caffe reads it); every top is the dataset of the same name, all
+with the same number of rows. A file is loaded whole; batches take the next rows and move on to
+the next file at the end of one, cycling. `shuffle` shuffles the file order at every pass and the
+row order within each file.
+
+HDF5Output (`hdf5_output_param { file_name }`): writes its two bottoms to datasets "data" and
+"label" of `file_name` (created, or truncated, at setup). Caffe can write only one batch (its
+second forward fails); here each forward appends its rows, and the file is closed in between,
+so it is complete and readable after every forward.
+"""
+import h5py
+import numpy as np
+
+from nvcaffe_py import rng
+from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.registry import register_layer
+
+OUTPUT_DATASETS = ("data", "label")
+
+
+def _read_source_list(source):
+    try:
+        with open(source, encoding="utf-8") as f:
+            return f.read().split()
+    except OSError as exc:
+        raise CaffeError(f"cannot read HDF5 source list '{source}': {exc.strerror or exc}") from None
+
+
+@register_layer("HDF5Data")
+class HDF5DataLayer(Layer):
+    exact_num_bottom = 0
+    min_top = 1
+
+    def setup(self, bottom, top):
+        p = self.layer_param.hdf5_data_param
+        if p.batch_size <= 0:
+            raise self.error("hdf5_data_param.batch_size must be positive")
+        self.filenames = _read_source_list(p.source)
+        if not self.filenames:
+            raise self.error(f"'{p.source}' must list at least one HDF5 file")
+        self._random = np.random.default_rng(int(rng.generator().integers(2 ** 63)))
+        self.file_order = np.arange(len(self.filenames))
+        if p.shuffle:
+            self._random.shuffle(self.file_order)
+        self.current_file = 0
+        self.item_shapes = None
+        self._load(self.filenames[self.file_order[0]])
+
+    def _load(self, path):
+        names = list(self.layer_param.top)
+        try:
+            with h5py.File(path, "r") as f:
+                arrays = []
+                for name in names:
+                    if name not in f or not isinstance(f[name], h5py.Dataset):
+                        raise self.error(f"HDF5 file '{path}' has no dataset '{name}' (one per top)")
+                    arrays.append(np.asarray(f[name], dtype=self.dtype))
+        except OSError as exc:
+            raise self.error(f"cannot read HDF5 file '{path}': {exc}") from None
+        for name, array in zip(names, arrays):
+            if array.ndim < 1 or len(array) != len(arrays[0]) or len(array) == 0:
+                raise self.error(f"HDF5 file '{path}': dataset '{name}' has shape {array.shape}; every dataset "
+                                 f"needs the same, nonzero number of rows ({len(arrays[0])} in '{names[0]}')")
+        shapes = [a.shape[1:] for a in arrays]
+        if self.item_shapes is not None and shapes != self.item_shapes:
+            raise self.error(f"HDF5 file '{path}' has rows of shapes {shapes}, but the first file had {self.item_shapes}")
+        self.item_shapes = shapes
+        self.arrays = arrays
+        self.rows = len(arrays[0])
+        self.permutation = np.arange(self.rows)
+        if self.layer_param.hdf5_data_param.shuffle:
+            self._random.shuffle(self.permutation)
+        self.current_row = 0
+
+    def reshape(self, bottom, top):
+        batch = self.layer_param.hdf5_data_param.batch_size
+        for blob, shape in zip(top, self.item_shapes):
+            blob.reshape((batch,) + shape)
+
+    def _end_of_file(self):
+        """Caffe's HDF5DataLayer::Next at the last row: the next file, or this one again."""
+        shuffle = self.layer_param.hdf5_data_param.shuffle
+        if len(self.filenames) > 1:
+            self.current_file += 1
+            if self.current_file == len(self.filenames):
+                self.current_file = 0
+                if shuffle:
+                    self._random.shuffle(self.file_order)
+            self._load(self.filenames[self.file_order[self.current_file]])
+        else:
+            self.current_row = 0
+            if shuffle:
+                self._random.shuffle(self.permutation)
+
+    def forward_cpu(self, bottom, top):
+        batch = self.layer_param.hdf5_data_param.batch_size
+        filled = 0
+        while filled < batch:
+            count = min(batch - filled, self.rows - self.current_row)
+            rows = self.permutation[self.current_row:self.current_row + count]
+            for blob, array in zip(top, self.arrays):
+                blob.data[filled:filled + count] = array[rows]
+            filled += count
+            self.current_row += count
+            if self.current_row == self.rows:
+                self._end_of_file()
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        pass
+
+
+@register_layer("HDF5Output")
+class HDF5OutputLayer(Layer):
+    exact_num_bottom = 2
+    exact_num_top = 0
+
+    def setup(self, bottom, top):
+        self.file_name = self.layer_param.hdf5_output_param.file_name
+        if not self.file_name:
+            raise self.error("hdf5_output_param.file_name is not set")
+        try:
+            h5py.File(self.file_name, "w").close()
+        except OSError as exc:
+            raise self.error(f"cannot create HDF5 file '{self.file_name}': {exc}") from None
+
+    def forward_cpu(self, bottom, top):
+        if bottom[0].num != bottom[1].num:
+            raise self.error(f"data has {bottom[0].num} rows but label has {bottom[1].num}")
+        with h5py.File(self.file_name, "a") as f:
+            for name, blob in zip(OUTPUT_DATASETS, bottom):
+                if name not in f:
+                    f.create_dataset(name, shape=(0,) + blob.shape[1:], maxshape=(None,) + blob.shape[1:],
+                                     dtype=blob.dtype, chunks=True)
+                dataset = f[name]
+                if dataset.shape[1:] != blob.shape[1:]:
+                    raise self.error(f"bottom '{name}' has rows of shape {blob.shape[1:]}, but earlier "
+                                     f"batches in '{self.file_name}' had {dataset.shape[1:]}")
+                start = dataset.shape[0]
+                dataset.resize(start + blob.shape[0], axis=0)
+                dataset[start:] = blob.data
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        pass

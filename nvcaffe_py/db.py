@@ -1,0 +1,147 @@
+"""LMDB datasets, as Caffe's db::LMDB: a directory holding data.mdb, keys sorted, values Datums.
+
+Readers open the environment read-only and without the lock file (lock=False), so that several
+nets (train and test), processes, and read-only file systems can read one LMDB at once.
+Writers build into a temporary directory beside the target and rename it into place when done,
+so a crash or a bad record never leaves a half-written database under the target's name.
+LevelDB databases are recognised and refused with a way forward.
+"""
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+
+import lmdb
+
+from .errors import CaffeError
+
+LEVELDB_ADVICE = ("only LMDB is supported: recreate the dataset with the nvcaffe tools, which write LMDB "
+                  "(e.g. `nvcaffe convert_imageset ROOT/ LIST OUT_LMDB`), and set `backend: LMDB`")
+
+
+def is_lmdb(path) -> bool:
+    return os.path.isfile(os.path.join(path, "data.mdb"))
+
+
+def is_leveldb(path) -> bool:
+    return os.path.isfile(os.path.join(path, "CURRENT")) and not is_lmdb(path)
+
+
+def check_lmdb(path):
+    """Raise a one-line CaffeError unless `path` is an LMDB directory."""
+    path = os.fspath(path)
+    if is_lmdb(path):
+        return
+    if is_leveldb(path):
+        raise CaffeError(f"'{path}' is a LevelDB database; {LEVELDB_ADVICE}")
+    if not os.path.exists(path):
+        raise CaffeError(f"LMDB '{path}' does not exist")
+    raise CaffeError(f"'{path}' is not an LMDB directory (it has no data.mdb)")
+
+
+# LMDB allows one open environment per file per process, so readers share it: each takes its
+# own read transaction, and the environment closes when the last reader lets go of it.
+_readers = weakref.WeakValueDictionary()
+_readers_lock = threading.Lock()
+
+
+def open_reader(path) -> "lmdb.Environment":
+    """The process's read-only environment for `path` (shared; do not close it)."""
+    check_lmdb(path)
+    key = os.path.realpath(path)
+    with _readers_lock:
+        env = _readers.get(key)
+        if env is None:
+            try:
+                env = lmdb.open(key, readonly=True, lock=False, readahead=False, subdir=True)
+            except lmdb.Error as exc:
+                raise CaffeError(f"cannot open LMDB '{path}': {exc}") from None
+            _readers[key] = env
+        return env
+
+
+class CyclingCursor:
+    """Records in key order, starting again from the first after the last (Caffe's DataReader)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._env = open_reader(self.path)
+        self._txn = self._env.begin(buffers=False)
+        self._cursor = self._txn.cursor()
+        if not self._cursor.first():
+            raise CaffeError(f"LMDB '{self.path}' holds no records")
+        self.wrapped = 0  # how many times the end was reached
+
+    def peek(self):
+        """(key, value) of the current record, without advancing."""
+        return self._cursor.item()
+
+    def next(self):
+        item = self._cursor.item()
+        if not self._cursor.next():
+            self._cursor.first()
+            self.wrapped += 1
+        return item
+
+
+class LMDBWriter:
+    """`with LMDBWriter(path) as db: db.put(key, value)`; the LMDB appears under `path` only when
+    the block ends without an exception. `replace=True` replaces an existing one."""
+
+    def __init__(self, path, replace=False, commit_every=1000, map_size=1 << 28):
+        self.path = os.path.abspath(os.fspath(path))
+        if os.path.exists(self.path) and not replace:
+            raise CaffeError(f"'{path}' already exists; remove it or choose another output name")
+        parent = os.path.dirname(self.path)
+        os.makedirs(parent, exist_ok=True)
+        self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
+        os.chmod(self._tmp, 0o755)  # mkdtemp's 0700 is for the temporary name only
+        self._env = lmdb.open(self._tmp, map_size=map_size, subdir=True)
+        self._pending = []
+        self._commit_every = commit_every
+        self.count = 0
+
+    def put(self, key, value: bytes):
+        self._pending.append((key.encode() if isinstance(key, str) else key, value))
+        self.count += 1
+        if len(self._pending) >= self._commit_every:
+            self._commit()
+
+    def _commit(self):
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for key, value in self._pending:
+                        txn.put(key, value)
+                break
+            except lmdb.MapFullError:  # the map is virtual memory: grow it and redo the batch
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+        self._pending.clear()
+
+    def finish(self):
+        self._commit()
+        self._env.close()
+        old = None
+        if os.path.exists(self.path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old",
+                                   dir=os.path.dirname(self.path))
+            os.rmdir(old)
+            os.rename(self.path, old)
+        os.rename(self._tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self):
+        self._env.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
+        return False

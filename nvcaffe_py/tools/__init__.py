@@ -1,0 +1,58 @@
+"""Dataset tools, run as `nvcaffe <tool> ...`; the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`,
+which returns the exit status. Flags take Caffe's gflags spellings (tools.gflags).
+
+This module holds what the tools share: running one with one-line errors, the `-backend` check
+(LMDB only), and progress lines, logged as Caffe's tools log them (nvcaffe_py.log).
+"""
+import sys
+import time
+
+from .. import log
+from ..errors import CaffeError
+
+TOOLS = ("convert_imageset", "compute_image_mean", "convert_mnist_data", "convert_cifar_data", "make_digits")
+
+
+def run_tool(parser, body, argv) -> int:
+    """Parse `argv` and run `body(args)`; a CaffeError is printed as one line, status 1."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 1
+    try:
+        return body(args) or 0
+    except CaffeError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def check_backend(backend: str):
+    if backend.lower() != "lmdb":
+        raise CaffeError(f"-backend {backend} is not supported; the tools write LMDB (-backend lmdb, the default)")
+
+
+def say(message: str):
+    log.logger.info(message, stacklevel=2)  # the log line names the tool's file, as glog would
+
+
+class Progress:
+    """'Processed 3000/10000 images (2950/s)' every `every` items, and a last line at `done()`."""
+
+    def __init__(self, what, total=None, every=1000):
+        self.what, self.total, self.every = what, total, every
+        self.count = 0
+        self._start = time.perf_counter()
+
+    def step(self):
+        self.count += 1
+        if self.count % self.every == 0:
+            self._line()
+
+    def done(self):
+        if self.count % self.every:
+            self._line()
+
+    def _line(self):
+        rate = self.count / max(time.perf_counter() - self._start, 1e-9)
+        of = f"/{self.total}" if self.total is not None else ""
+        say(f"Processed {self.count}{of} {self.what} ({rate:.0f}/s)")
