@@ -3,6 +3,7 @@ Transformer that turns images into network input (HxWxC RGB floats in [0, 1] -> 
 import cv2
 import numpy as np
 
+from . import datum as _datum
 from .errors import CaffeError
 from .formats import array_from_blob_proto, blob_to_proto
 from .proto import caffe_pb2
@@ -32,24 +33,16 @@ def blobprotovector_str_to_arraylist(payload):
 # -- Datum -------------------------------------------------------------------------------------
 def array_to_datum(arr, label=None):
     """A CxHxW array as a Datum: uint8 arrays go to `data` bytes, others to `float_data`."""
-    if arr.ndim != 3:
+    if np.ndim(arr) != 3:
         raise ValueError("Incorrect array shape: a datum holds a 3-axis (channels, height, width) array")
-    datum = caffe_pb2.Datum()
-    datum.channels, datum.height, datum.width = arr.shape
-    if arr.dtype == np.uint8:
-        datum.data = arr.tobytes()
-    else:
-        datum.float_data.extend(arr.astype(np.float32).ravel().tolist())
-    if label is not None:
-        datum.label = int(label)
+    datum = _datum.array_to_datum(arr, 0 if label is None else label)
+    if label is None:
+        datum.ClearField("label")
     return datum
 
 
 def datum_to_array(datum):
-    shape = (datum.channels, datum.height, datum.width)
-    if len(datum.data):
-        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
-    return np.array(datum.float_data, dtype=np.float32).reshape(shape)
+    return _datum.datum_to_array(datum)
 
 
 # -- images ------------------------------------------------------------------------------------
