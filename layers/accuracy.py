@@ -58,6 +58,11 @@ class AccuracyLayer(Layer):
             hits = np.bincount(flat_labels[correct], minlength=self.num_classes)
             top[1].data[...] = np.divide(hits, totals, out=np.zeros(self.num_classes), where=totals > 0)
 
+    def forward_gpu(self, bottom, top):
+        from . import accuracy_gpu
+
+        accuracy_gpu.forward(self, bottom, top)
+
 
 @register_layer("ArgMax")
 class ArgMaxLayer(Layer):

@@ -54,3 +54,13 @@ class ConcatLayer(Layer):
         for b, part, need in zip(bottom, parts, propagate_down):
             if need:
                 b.diff[...] = part
+
+    def forward_gpu(self, bottom, top):
+        from . import concat_gpu
+
+        concat_gpu.concat_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import concat_gpu
+
+        concat_gpu.concat_backward(self, top, propagate_down, bottom)

@@ -32,3 +32,13 @@ class DropoutLayer(NeuronLayer):
 
     def derivative(self, x, y):
         return self._scaled_mask if self.train else x.dtype.type(1)
+
+    def forward_gpu(self, bottom, top):
+        from . import dropout_gpu
+
+        dropout_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import dropout_gpu
+
+        dropout_gpu.backward(self, top, propagate_down, bottom)

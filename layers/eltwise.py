@@ -72,3 +72,13 @@ class EltwiseLayer(Layer):
                 np.multiply(top_diff, self.coeffs[i], out=diff)
             else:
                 diff[...] = np.where(self.max_idx == i, top_diff, 0)
+
+    def forward_gpu(self, bottom, top):
+        from . import eltwise_gpu
+
+        eltwise_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import eltwise_gpu
+
+        eltwise_gpu.backward(self, top, propagate_down, bottom)

@@ -56,6 +56,23 @@ class NeuronLayer(Layer):
     def derivative(self, x, y):
         raise NotImplementedError
 
+    # GPU: neuron.cu's <gpu_kernel>_forward / _backward, given gpu_scalars() after the arrays. A
+    # type without kernels sets forward_gpu = backward_gpu = None and runs its CPU code.
+    gpu_kernel = None
+
+    def gpu_scalars(self):
+        return ()
+
+    def forward_gpu(self, bottom, top):
+        from . import neuron_gpu
+
+        neuron_gpu.forward(self, bottom, top, self.gpu_kernel, *self.gpu_scalars())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import neuron_gpu
+
+        neuron_gpu.backward(self, top, propagate_down, bottom, self.gpu_kernel, *self.gpu_scalars())
+
 
 def leaky_rectify(x, negative_slope, y):
     """y = max(x, 0) + negative_slope * min(x, 0); negative_slope a scalar or broadcastable array."""
@@ -78,6 +95,11 @@ def sigmoid(x, y):
 
 @register_layer("ReLU")
 class ReLULayer(NeuronLayer):
+    gpu_kernel = "relu"
+
+    def gpu_scalars(self):
+        return (self.negative_slope,)
+
     def setup(self, bottom, top):
         self.negative_slope = self.layer_param.relu_param.negative_slope
         # With slope >= 0 the output is positive exactly where the input is, so backward can
@@ -143,9 +165,24 @@ class PReLULayer(NeuronLayer):
             self.blobs[0].diff[...] += np.sum(top[0].diff * np.minimum(x, 0), axis=axes)
         super().backward_cpu(top, propagate_down, bottom)
 
+    def forward_gpu(self, bottom, top):
+        from . import neuron_gpu
+
+        neuron_gpu.prelu_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import neuron_gpu
+
+        neuron_gpu.prelu_backward(self, top, propagate_down, bottom)
+
 
 @register_layer("ELU")
 class ELULayer(NeuronLayer):
+    gpu_kernel = "elu"
+
+    def gpu_scalars(self):
+        return (self.alpha,)
+
     def setup(self, bottom, top):
         self.alpha = self.layer_param.elu_param.alpha
         # y + alpha = alpha * exp(x) for x <= 0, and y > 0 exactly where x > 0 unless alpha < 0.
@@ -164,6 +201,8 @@ class ELULayer(NeuronLayer):
 
 @register_layer("Sigmoid")
 class SigmoidLayer(NeuronLayer):
+    gpu_kernel = "sigmoid"
+
     def activate(self, x, y):
         sigmoid(x, y)
 
@@ -173,6 +212,8 @@ class SigmoidLayer(NeuronLayer):
 
 @register_layer("TanH")
 class TanHLayer(NeuronLayer):
+    gpu_kernel = "tanh"
+
     def activate(self, x, y):
         np.tanh(x, out=y)
 
@@ -183,6 +224,7 @@ class TanHLayer(NeuronLayer):
 @register_layer("AbsVal")
 class AbsValLayer(NeuronLayer):
     backward_needs_input = True  # |x| has lost the sign
+    gpu_kernel = "absval"
 
     def activate(self, x, y):
         np.abs(x, out=y)
@@ -194,6 +236,10 @@ class AbsValLayer(NeuronLayer):
 @register_layer("Power")
 class PowerLayer(NeuronLayer):
     """y = (shift + scale * x) ^ power."""
+    gpu_kernel = "power"
+
+    def gpu_scalars(self):
+        return (self.power, self.scale, self.shift)
 
     def setup(self, bottom, top):
         p = self.layer_param.power_param
@@ -227,6 +273,10 @@ def _log_of_base(layer, base):
 @register_layer("Exp")
 class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as outer * exp(inner * x)."""
+    gpu_kernel = "exp"
+
+    def gpu_scalars(self):
+        return (self.inner_scale, self.outer_scale)
 
     def setup(self, bottom, top):
         p = self.layer_param.exp_param
@@ -248,6 +298,10 @@ class ExpLayer(NeuronLayer):
 class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x)."""
     backward_needs_input = True
+    gpu_kernel = "log"
+
+    def gpu_scalars(self):
+        return (self.base_scale, self.scale, self.shift)
 
     def setup(self, bottom, top):
         p = self.layer_param.log_param
@@ -272,6 +326,7 @@ class LogLayer(NeuronLayer):
 @register_layer("BNLL")
 class BNLLLayer(NeuronLayer):
     """Binomial normal log likelihood: y = log(1 + exp(x))."""
+    gpu_kernel = "bnll"
 
     def activate(self, x, y):
         np.logaddexp(x.dtype.type(0), x, out=y)
@@ -284,23 +339,32 @@ class BNLLLayer(NeuronLayer):
 @register_layer("Threshold")
 class ThresholdLayer(NeuronLayer):
     """y = 1 where x > threshold, else 0; it has no gradient (as in Caffe)."""
+    gpu_kernel = "threshold"
+
+    def gpu_scalars(self):
+        return (self.layer_param.threshold_param.threshold,)
 
     def activate(self, x, y):
         np.greater(x, self.layer_param.threshold_param.threshold, out=y)
 
     backward_cpu = Layer.backward_cpu
+    backward_gpu = None
 
 
 @register_layer("Clip")
 class ClipLayer(NeuronLayer):
     """y = max(min, min(x, max)); the gradient passes where min <= x <= max."""
     backward_needs_input = True  # a clipped output cannot tell x == bound from x beyond it
+    gpu_kernel = "clip"
 
     def setup(self, bottom, top):
         p = self.layer_param.clip_param
         if not (p.HasField("min") and p.HasField("max")):
             raise self.error("clip_param needs both min and max")
         self.min, self.max = p.min, p.max
+
+    def gpu_scalars(self):
+        return (self.min, self.max)
 
     def activate(self, x, y):
         np.minimum(x, self.max, out=y)
@@ -313,6 +377,7 @@ class ClipLayer(NeuronLayer):
 @register_layer("Swish")
 class SwishLayer(NeuronLayer):
     """y = x * sigmoid(beta * x); keeps the sigmoid for backward, so in place needs no copy."""
+    forward_gpu = backward_gpu = None  # no kernel: runs its CPU code
 
     def setup(self, bottom, top):
         self.beta = self.layer_param.swish_param.beta

@@ -35,6 +35,10 @@ class _ViewLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         pass
 
+    # The top aliases the bottom's data and diff on the device too: nothing to do there either.
+    forward_gpu = forward_cpu
+    backward_gpu = backward_cpu
+
 
 @register_layer("Flatten")
 class FlattenLayer(_ViewLayer):

@@ -45,3 +45,13 @@ class SliceLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0] and len(top) > 1:
             np.concatenate([t.diff for t in top], axis=self.axis, out=bottom[0].diff)
+
+    def forward_gpu(self, bottom, top):
+        from . import concat_gpu
+
+        concat_gpu.slice_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import concat_gpu
+
+        concat_gpu.slice_backward(self, top, propagate_down, bottom)

@@ -34,6 +34,16 @@ class SoftmaxLayer(Layer):
             y, dy = top[0].data, top[0].diff
             bottom[0].diff[...] = (dy - np.sum(dy * y, axis=self.axis, keepdims=True)) * y
 
+    def forward_gpu(self, bottom, top):
+        from . import softmax_gpu
+
+        softmax_gpu.softmax_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import softmax_gpu
+
+        softmax_gpu.softmax_backward(self, top, propagate_down, bottom)
+
 
 @register_layer("SoftmaxWithLoss")
 class SoftmaxWithLossLayer(ClassAxisLoss):
@@ -47,3 +57,13 @@ class SoftmaxWithLossLayer(ClassAxisLoss):
     def target_weights(self, labels, valid, bottom):
         classes = np.arange(self.num_classes).reshape(1, -1, 1)
         return ((classes == labels) & valid).astype(bottom[0].dtype)
+
+    def forward_gpu(self, bottom, top):
+        from . import softmax_gpu
+
+        softmax_gpu.loss_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import softmax_gpu
+
+        softmax_gpu.loss_backward(self, top, propagate_down, bottom)

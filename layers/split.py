@@ -26,3 +26,15 @@ class SplitLayer(Layer):
         diff[...] = top[0].diff
         for t in top[1:]:
             diff += t.diff
+
+    forward_gpu = forward_cpu  # the tops share the bottom's data: nothing to do
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from nvcaffe_py.backends.cuda import math_functions, memory
+
+        if not propagate_down[0]:
+            return
+        diff = bottom[0].gpu_diff
+        memory.copy(diff, top[0].gpu_diff_readonly())
+        for t in top[1:]:
+            math_functions.axpy(1.0, t.gpu_diff_readonly(), diff)

@@ -1,0 +1,194 @@
+"""The GPU half of Convolution and Deconvolution (2-D): conv.cu's im2col/col2im around our GEMM.
+
+A chunk of images is turned into one column matrix (C*kh*kw rows, images*pixels columns), so each
+group is a single large GEMM; swap_axes01 moves the (channels, images, pixels) result into the
+blob's (images, channels, pixels) layout, adding the bias on the way. A 1x1 convolution with
+stride 1 and no pad needs no columns: its forward and data gradient are one batched GEMM over
+the images. Arrays here are device arrays; `Geometry` says what the convolution is.
+"""
+from typing import NamedTuple
+
+from nvcaffe_py.backends.cuda import kernels, memory
+from nvcaffe_py.backends.cuda import math_functions as mf
+from nvcaffe_py.backends.cuda.sgemm import gemm
+
+_kernels = kernels.Source(__file__, "conv.cu")
+# Elements in a chunk's column matrix (and in its GEMM output): 256 MB of float32.
+CHUNK_ELEMENTS = 1 << 26
+
+
+class Geometry(NamedTuple):
+    """A 2-D convolution from (channels, height, width) images to (out_channels, out_h, out_w)."""
+    channels: int
+    height: int
+    width: int
+    out_channels: int
+    out_h: int
+    out_w: int
+    kernel: tuple
+    pad: tuple
+    stride: tuple
+    dilation: tuple
+    group: int
+
+    @property
+    def pixels(self):
+        return self.out_h * self.out_w
+
+    @property
+    def rows(self):  # column-matrix rows of one group: the GEMM's K
+        return self.channels // self.group * self.kernel[0] * self.kernel[1]
+
+    @property
+    def pointwise(self):
+        return self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
+
+    def _args(self):
+        return (*self.kernel, *self.pad, *self.stride, *self.dilation, self.out_h, self.out_w)
+
+
+def _chunks(num, g):
+    per_image = max(g.rows * g.group, g.out_channels) * g.pixels
+    step = max(1, min(num, CHUNK_ELEMENTS // max(per_image, 1)))
+    for start in range(0, num, step):
+        yield start, min(step, num - start)
+
+
+def _im2col(x, start, count, g, col):
+    n = g.channels * count * g.pixels
+    image = g.channels * g.height * g.width
+    _kernels.get("im2col", col.dtype).launch(
+        n, n, memory.pointer(x, start * image), count, g.channels, g.height, g.width, *g._args(), col)
+
+
+def _col2im(col, start, count, g, dx):
+    image = g.channels * g.height * g.width
+    n = count * image
+    _kernels.get("col2im", col.dtype).launch(
+        n, n, col, count, g.channels, g.height, g.width, *g._args(), memory.pointer(dx, start * image))
+
+
+def forward(x, w, bias, y, num, g):
+    """y = conv(x, w) (+ bias per output channel) for `num` images."""
+    M, K, S = g.out_channels // g.group, g.rows, g.pixels
+    if g.pointwise:
+        for grp in range(g.group):
+            gemm(False, False, M, S, K, 1.0, w, x, 0.0, y, offset_a=grp * M * K, offset_b=grp * K * S,
+                 offset_c=grp * M * S, ldb=S, ldc=S, batch=num, stride_b=g.channels * S,
+                 stride_c=g.out_channels * S)
+        if bias is not None:
+            mf.channel_affine(y, g.out_channels, S, bias=bias)
+        return
+    for start, count in _chunks(num, g):
+        N = count * S
+        col = memory.empty(g.rows * g.group * N, y.dtype)
+        out = memory.empty(g.out_channels * N, y.dtype)
+        _im2col(x, start, count, g, col)
+        for grp in range(g.group):
+            gemm(False, False, M, N, K, 1.0, w, col, 0.0, out, offset_a=grp * M * K,
+                 offset_b=grp * K * N, offset_c=grp * M * N)
+        mf.swap_axes01(out, g.out_channels, count, S, memory.region(y, start * g.out_channels * S, g.out_channels * N),
+                       bias)
+
+
+def backward(dy, x, w, dw, dx, num, g):
+    """dw += dconv/dw (when dw is given) and dx = dconv/dx (when dx is given) for `num` images."""
+    M, K, S = g.out_channels // g.group, g.rows, g.pixels
+    if dw is None and dx is None:
+        return
+    if dw is None and g.pointwise:
+        for grp in range(g.group):
+            gemm(True, False, K, S, M, 1.0, w, dy, 0.0, dx, offset_a=grp * M * K, offset_b=grp * M * S,
+                 offset_c=grp * K * S, ldb=S, ldc=S, batch=num, stride_b=g.out_channels * S,
+                 stride_c=g.channels * S)
+        return
+    for start, count in _chunks(num, g):
+        N = count * S
+        dyt = memory.empty(g.out_channels * N, dy.dtype)
+        mf.swap_axes01(memory.region(dy, start * g.out_channels * S, g.out_channels * N), count,
+                       g.out_channels, S, dyt)
+        col = memory.empty(g.rows * g.group * N, dy.dtype)
+        if dw is not None:
+            _im2col(x, start, count, g, col)
+            for grp in range(g.group):
+                gemm(False, True, M, K, N, 1.0, dyt, col, 1.0, dw, offset_a=grp * M * N,
+                     offset_b=grp * K * N, offset_c=grp * M * K)
+        if dx is not None:
+            for grp in range(g.group):
+                gemm(True, False, K, N, M, 1.0, w, dyt, 0.0, col, offset_a=grp * M * K,
+                     offset_b=grp * M * N, offset_c=grp * K * N)
+            _col2im(col, start, count, g, dx)
+
+
+def bias_gradient(dy, db, num, channels, pixels):
+    """db[c] += sum over images and pixels of dy."""
+    mf.channel_reduce(dy, num, channels, pixels, db, beta=1.0)
+
+
+# -- the layers ---------------------------------------------------------------------------------
+def geometry(layer):
+    """The layer's convolution view (image side: Convolution's bottom, Deconvolution's top) as a
+    Geometry, or None when it is not 2-D: the kernels are 2-D only, N-d runs the CPU code."""
+    im = layer.im2col
+    if len(im.spatial) != 2:
+        return None
+    return Geometry(im.channels, *im.spatial, layer.conv_out_channels, *im.out_spatial, im.kernel, im.pad, im.stride,
+                    im.dilation, layer.group)
+
+
+def _params(layer):
+    weights = layer.blobs[0].gpu_data_readonly()
+    bias = layer.blobs[1].gpu_data_readonly() if layer.bias_term else None
+    return weights, bias
+
+
+def convolution_forward(layer, bottom, top):
+    g = geometry(layer)
+    if g is None:
+        return layer.forward_cpu(bottom, top)
+    w, bias = _params(layer)
+    for b, t in zip(bottom, top):
+        forward(b.gpu_data_readonly(), w, bias, t.gpu_data, layer.num, g)
+
+
+def convolution_backward(layer, top, propagate_down, bottom):
+    g = geometry(layer)
+    if g is None:
+        return layer.backward_cpu(top, propagate_down, bottom)
+    need_weight, need_bias = layer._need_param_gradients()
+    w, _ = _params(layer)
+    for i, (b, t) in enumerate(zip(bottom, top)):
+        dy = t.gpu_diff_readonly()
+        if need_bias:
+            bias_gradient(dy, layer.blobs[1].gpu_diff, layer.num, layer.num_output, g.pixels)
+        backward(dy, b.gpu_data_readonly() if need_weight else None, w, layer.blobs[0].gpu_diff if need_weight else None,
+                 b.gpu_diff if propagate_down[i] else None, layer.num, g)
+
+
+def deconvolution_forward(layer, bottom, top):
+    """Convolution's data gradient, with the deconvolution's bottom as the output side."""
+    g = geometry(layer)
+    if g is None:
+        return layer.forward_cpu(bottom, top)
+    w, bias = _params(layer)
+    for b, t in zip(bottom, top):
+        y = t.gpu_data
+        backward(b.gpu_data_readonly(), None, w, None, y, layer.num, g)
+        if bias is not None:
+            mf.channel_affine(y, layer.num_output, g.height * g.width, bias=bias)
+
+
+def deconvolution_backward(layer, top, propagate_down, bottom):
+    g = geometry(layer)
+    if g is None:
+        return layer.backward_cpu(top, propagate_down, bottom)
+    need_weight, need_bias = layer._need_param_gradients()
+    w, _ = _params(layer)
+    for i, (b, t) in enumerate(zip(bottom, top)):
+        dy = t.gpu_diff_readonly()
+        if need_bias:
+            bias_gradient(dy, layer.blobs[1].gpu_diff, layer.num, layer.num_output, g.height * g.width)
+        if need_weight:
+            backward(b.gpu_data_readonly(), dy, w, layer.blobs[0].gpu_diff, None, layer.num, g)
+        if propagate_down[i]:
+            forward(dy, w, None, b.gpu_diff, layer.num, g)

@@ -1,0 +1,95 @@
+// Softmax over the channel axis of an (outer, channels, inner) array, and the softmax loss.
+// One warp per (outer, inner) position: lanes stride over the channels and combine with shuffles.
+#include "common.cuh"
+
+#define WARP_LOOP(pos, positions)                                                          \
+  for (int pos = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; pos < (positions);           \
+       pos += (blockDim.x * gridDim.x) >> 5)
+
+__device__ __forceinline__ size_t position_base(int pos, int channels, int inner) {
+  return (size_t)(pos / inner) * channels * inner + pos % inner;
+}
+
+extern "C" __global__ void softmax_forward(int positions, int channels, int inner,
+                                           const Dtype* bottom, Dtype* top) {
+  const int lane = threadIdx.x & 31;
+  WARP_LOOP(pos, positions) {
+    const size_t base = position_base(pos, channels, inner);
+    double m = -DBL_MAX;
+    for (int c = lane; c < channels; c += 32) m = fmax(m, (double)bottom[base + (size_t)c * inner]);
+    m = warp_max(m);
+    double sum = 0;
+    for (int c = lane; c < channels; c += 32) sum += exp(bottom[base + (size_t)c * inner] - m);
+    sum = warp_sum(sum);
+    for (int c = lane; c < channels; c += 32) {
+      const size_t k = base + (size_t)c * inner;
+      top[k] = Dtype(exp(bottom[k] - m) / sum);
+    }
+  }
+}
+
+// dx = (dy - <dy, y>) * y per position; dx may alias dy.
+extern "C" __global__ void softmax_backward(int positions, int channels, int inner,
+                                            const Dtype* top_diff, const Dtype* top,
+                                            Dtype* bottom_diff) {
+  const int lane = threadIdx.x & 31;
+  WARP_LOOP(pos, positions) {
+    const size_t base = position_base(pos, channels, inner);
+    double dot = 0;
+    for (int c = lane; c < channels; c += 32) {
+      const size_t k = base + (size_t)c * inner;
+      dot += (double)top_diff[k] * top[k];
+    }
+    dot = warp_sum(dot);
+    for (int c = lane; c < channels; c += 32) {
+      const size_t k = base + (size_t)c * inner;
+      bottom_diff[k] = Dtype((top_diff[k] - dot) * top[k]);
+    }
+  }
+}
+
+// Per position: loss = -log softmax(x)[label] (from the scores, shifted by their maximum, so it
+// stays finite where the probability underflows) and valid = 1; 0 and 0 for the ignored label.
+// A label outside [0, channels) gives a NaN loss, which the solver reports.
+extern "C" __global__ void softmax_loss_forward(int positions, int channels, int inner,
+                                                const Dtype* bottom, const Dtype* label,
+                                                int has_ignore, int ignore_label, Dtype* loss,
+                                                Dtype* valid) {
+  const int lane = threadIdx.x & 31;
+  WARP_LOOP(pos, positions) {
+    const int l = int(label[pos]);
+    const bool ignored = has_ignore && l == ignore_label;
+    const size_t base = position_base(pos, channels, inner);
+    double m = -DBL_MAX;
+    for (int c = lane; c < channels; c += 32) m = fmax(m, (double)bottom[base + (size_t)c * inner]);
+    m = warp_max(m);
+    double sum = 0;
+    for (int c = lane; c < channels; c += 32) sum += exp(bottom[base + (size_t)c * inner] - m);
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      if (ignored) {
+        loss[pos] = 0;
+      } else if (l < 0 || l >= channels) {
+        loss[pos] = Dtype(NAN);
+      } else {
+        loss[pos] = Dtype(log(sum) - (bottom[base + (size_t)l * inner] - m));
+      }
+      valid[pos] = ignored ? 0 : 1;
+    }
+  }
+}
+
+// bottom_diff holds a copy of prob: subtract 1 at the label, or zero the ignored positions.
+extern "C" __global__ void softmax_loss_backward(int positions, int channels, int inner,
+                                                 const Dtype* label, int has_ignore,
+                                                 int ignore_label, Dtype* bottom_diff) {
+  CUDA_KERNEL_LOOP(pos, positions) {
+    const int l = int(label[pos]);
+    const size_t base = position_base(pos, channels, inner);
+    if (has_ignore && l == ignore_label) {
+      for (int c = 0; c < channels; ++c) bottom_diff[base + (size_t)c * inner] = 0;
+    } else if (l >= 0 && l < channels) {
+      bottom_diff[base + (size_t)l * inner] -= 1;
+    }
+  }
+}

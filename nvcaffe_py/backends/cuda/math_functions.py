@@ -1,0 +1,106 @@
+"""Vector and per-channel primitives on device arrays (math_functions.cu), as Caffe's
+caffe_gpu_* functions: the building blocks of layers' and solvers' GPU code.
+
+Arrays are GPUArrays; `n` defaults to the size of the array written. Reductions return Python
+floats (summed in double on the device, in a fixed order).
+"""
+import numpy as np
+
+from . import kernels, memory
+
+_kernels = kernels.Source(__file__, "math_functions.cu")
+_SUM, _ASUM, _SUMSQ, _DOT = 0, 1, 2, 3
+
+
+def _k(name, array):
+    return _kernels.get(name, array.dtype)
+
+
+def set_value(y, alpha, n=None):
+    n = y.size if n is None else n
+    _k("set_value", y).launch(n, n, alpha, y)
+
+
+def axpy(alpha, x, y, n=None):
+    """y += alpha * x"""
+    n = y.size if n is None else n
+    _k("axpy", y).launch(n, n, alpha, x, y)
+
+
+def axpby(alpha, x, beta, y, n=None):
+    """y = alpha * x + beta * y (y is not read when beta is 0)"""
+    n = y.size if n is None else n
+    _k("axpby", y).launch(n, n, alpha, x, beta, y)
+
+
+def scale(alpha, x, y=None, n=None):
+    """y = alpha * x (in place when y is None)"""
+    axpby(alpha, x, 0.0, x if y is None else y, n)
+
+
+def add_scalar(alpha, y, n=None):
+    n = y.size if n is None else n
+    _k("add_scalar", y).launch(n, n, alpha, y)
+
+
+def multiply(a, b, y, n=None):
+    n = y.size if n is None else n
+    _k("multiply", y).launch(n, n, a, b, y)
+
+
+def divide(a, b, y, n=None):
+    n = y.size if n is None else n
+    _k("divide", y).launch(n, n, a, b, y)
+
+
+def copy(dst, src, n=None):
+    memory.copy(dst, src, n)
+
+
+def _reduce(op, x, y=None, n=None) -> float:
+    n = x.size if n is None else int(n)
+    if n == 0:
+        return 0.0
+    blocks = kernels.grid_blocks(n)
+    partial = memory.empty(blocks, np.float64)
+    total = memory.empty(1, np.float64)
+    _k("reduce_partial", x)((blocks, 1, 1), (kernels.BLOCK, 1, 1), n, op, x, y, partial)
+    _k("reduce_final", x)((1, 1, 1), (kernels.BLOCK, 1, 1), blocks, partial, total)
+    return float(memory.to_host(total)[0])
+
+
+def total(x, n=None) -> float:
+    return _reduce(_SUM, x, None, n)
+
+
+def asum(x, n=None) -> float:
+    return _reduce(_ASUM, x, None, n)
+
+
+def sumsq(x, n=None) -> float:
+    return _reduce(_SUMSQ, x, None, n)
+
+
+def dot(x, y, n=None) -> float:
+    return _reduce(_DOT, x, y, n)
+
+
+def channel_affine(x, channels, inner, scale=None, bias=None, out=None):
+    """out[o, c, i] = x[o, c, i] * scale[c] + bias[c] (either may be None; in place by default)."""
+    out = x if out is None else out
+    _k("channel_affine", out).launch(x.size, x.size, channels, inner, x, scale, bias, out)
+
+
+def channel_reduce(a, outer, channels, inner, out, b=None, beta=0.0):
+    """out[c] = beta * out[c] + sum over o, i of a[o, c, i] (times b[o, c, i] when given)."""
+    if channels == 0:
+        return
+    blocks = min(channels, kernels.grid_blocks(channels * kernels.BLOCK))
+    _k("channel_reduce", out)((blocks, 1, 1), (kernels.BLOCK, 1, 1), outer, channels, inner, a, b,
+                              beta, out)
+
+
+def swap_axes01(x, A, B, inner, y, bias=None):
+    """y[b, a, i] = x[a, b, i] (+ bias[a]): x is A x B x inner, y is B x A x inner."""
+    n = A * B * inner
+    _k("swap_axes01", y).launch(n, n, A, B, inner, x, bias, y)

@@ -1,0 +1,441 @@
+"""CPU/GPU parity of every layer with GPU code, of our GEMM and device primitives, of one update
+step per solver, and of a short LeNet training run.
+
+Each check runs on a real GPU (the `gpu` cases, marked `cuda`, skipped with the backend's reason
+where no GPU is usable) and, where there is no GPU, on the CPU emulator of tests/cuda_emulator.py
+(the `emulator` cases: the same kernels and Python code, executed by std::threads). float32 GPU
+results must match the NumPy reference to 1e-4 relative.
+"""
+import numpy as np
+import pytest
+
+import nvcaffe_py
+from nvcaffe_py.backends import cuda_unavailable_reason
+from nvcaffe_py.blob import Blob
+from nvcaffe_py.gradient_check import layer_param_from_text, make_layer
+from nvcaffe_py.proto import caffe_pb2
+
+import cuda_emulator
+
+RTOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=[pytest.param("gpu", marks=pytest.mark.cuda), "emulator"])
+def device(request):
+    reason = cuda_unavailable_reason()
+    if request.param == "gpu":
+        if reason is not None:
+            pytest.skip(f"no usable GPU: {reason}")
+        yield "gpu"
+        return
+    if reason is None:
+        pytest.skip("a GPU is usable: the gpu cases run these checks on it")
+    missing = cuda_emulator.available()
+    if missing:
+        pytest.skip(missing)
+    with cuda_emulator.installed():
+        yield "emulator"
+
+
+def assert_close(gpu, cpu, what):
+    gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
+    assert gpu.shape == cpu.shape, what
+    # Relative per element, with an absolute floor at 1e-4 of the array's scale for elements that
+    # are sums cancelling to almost nothing.
+    floor = RTOL * max(float(np.abs(cpu).max(initial=0.0)), 1e-6)
+    bad = np.abs(gpu - cpu) > RTOL * np.abs(cpu) + floor
+    assert not bad.any(), (f"{what}: {int(bad.sum())} of {bad.size} elements differ, e.g. at "
+                           f"{np.unravel_index(np.argmax(bad), bad.shape)}: GPU {gpu[bad][0]:.8g} CPU {cpu[bad][0]:.8g}")
+
+
+def run_layer(text, inputs, *, gpu, num_tops=1, labels=(), loss=False, in_place=False, phase=caffe_pb2.TRAIN,
+              layer=None, params=None):
+    """Forward and backward once on the CPU or the GPU; the same layer object and parameters."""
+    nvcaffe_py.set_mode_cpu()
+    if layer is None:
+        param = layer_param_from_text(text)
+        param.phase = phase
+        layer = make_layer(param, phase, np.float32)
+    bottoms = [Blob(x.shape, dtype=np.float32) for x in inputs]
+    for b, x in zip(bottoms, inputs):
+        b.data[...] = x
+    tops = bottoms[:1] if in_place else [Blob(dtype=np.float32) for _ in range(num_tops)]
+    if not layer.blobs or params is None:
+        layer.check_blob_counts(bottoms, tops)
+        layer.setup(bottoms, tops)
+    if params is not None:
+        for blob, value in zip(layer.blobs, params):
+            blob.data[...] = value
+    initial = [blob.data.copy() for blob in layer.blobs]
+    for blob in layer.blobs:
+        blob.diff[...] = 0
+    layer.reshape(bottoms, tops)
+    if gpu:
+        nvcaffe_py.set_mode_gpu()
+        assert layer.uses_gpu(), f"{layer.type} has no forward_gpu"
+    layer.forward(bottoms, tops)
+    outputs = [t.data.copy() for t in tops]
+    picker = np.random.default_rng(11)
+    for t in tops:
+        t.diff[...] = 0.7 if loss else picker.standard_normal(t.shape)
+    propagate = [i not in labels for i in range(len(bottoms))]
+    for b in bottoms:
+        b.diff[...] = 0
+    layer.backward(tops, propagate, bottoms)
+    grads = [b.diff.copy() for b, p in zip(bottoms, propagate) if p and not in_place]
+    if in_place:
+        grads = [bottoms[0].diff.copy()]
+    grads += [p.diff.copy() for p in layer.blobs]
+    state = [p.data.copy() for p in layer.blobs]
+    nvcaffe_py.set_mode_cpu()
+    return layer, initial, outputs, grads, state
+
+
+def check_layer(text, inputs, **kw):
+    """The layer's outputs, gradients and parameter state after one pass agree on CPU and GPU."""
+    inputs = [np.asarray(x, np.float32) for x in inputs]
+    layer, initial, cpu_out, cpu_grad, cpu_state = run_layer(text, inputs, gpu=False, **kw)
+    _, _, gpu_out, gpu_grad, gpu_state = run_layer(text, inputs, gpu=True, layer=layer, params=initial, **kw)
+    for k, (g, c) in enumerate(zip(gpu_out, cpu_out)):
+        assert_close(g, c, f"{layer.type} top[{k}]")
+    for k, (g, c) in enumerate(zip(gpu_grad, cpu_grad)):
+        assert_close(g, c, f"{layer.type} gradient {k}")
+    for k, (g, c) in enumerate(zip(gpu_state, cpu_state)):
+        assert_close(g, c, f"{layer.type} param {k} after the pass")
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
+
+
+# -- convolution ----------------------------------------------------------------------------------
+CONV_CASES = [
+    # (input shape, convolution_param)
+    ((2, 3, 7, 6), "num_output: 4 kernel_size: 3"),
+    ((2, 4, 9, 8), "num_output: 6 kernel_size: 3 pad: 1 stride: 2 group: 2"),
+    ((1, 3, 11, 10), "num_output: 5 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 0 stride_h: 1 stride_w: 3 dilation: 2"),
+    ((3, 6, 5, 5), "num_output: 4 kernel_size: 1 group: 2"),
+    ((2, 5, 6, 7), "num_output: 3 kernel_size: 1 stride: 2 bias_term: false"),
+]
+
+
+@pytest.mark.parametrize("shape,conv", CONV_CASES)
+def test_convolution(device, shape, conv):
+    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
+    check_layer(f'type: "Convolution" convolution_param {{ {conv} {filler} }}', [rand(*shape)])
+
+
+@pytest.mark.parametrize("shape,conv", CONV_CASES[:3])
+def test_deconvolution(device, shape, conv):
+    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
+    check_layer(f'type: "Deconvolution" convolution_param {{ {conv} {filler} }}', [rand(*shape)])
+
+
+def test_inner_product(device):
+    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
+    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 7 {filler} }}', [rand(5, 3, 2, 3)])
+    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 3 transpose: true axis: 2 {filler} }}',
+                [rand(2, 3, 4, 5)])
+
+
+# -- pooling, LRN, normalisation ------------------------------------------------------------------
+@pytest.mark.parametrize("pool", [
+    "pool: MAX kernel_size: 3 stride: 2",
+    "pool: MAX kernel_size: 2 stride: 2 pad: 1",
+    "pool: AVE kernel_size: 3 stride: 2 pad: 1",
+    "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2",
+    "pool: MAX global_pooling: true",
+    "pool: AVE global_pooling: true",
+])
+def test_pooling(device, pool):
+    check_layer(f'type: "Pooling" pooling_param {{ {pool} }}', [rand(2, 3, 7, 9)])
+
+
+def test_pooling_mask_top(device):
+    check_layer('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }', [rand(2, 2, 7, 7)],
+                num_tops=2)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_lrn(device, size):
+    check_layer(f'type: "LRN" lrn_param {{ local_size: {size} alpha: 0.5 beta: 0.75 k: 2 }}', [rand(2, 7, 3, 4)])
+
+
+@pytest.mark.parametrize("phase", [caffe_pb2.TRAIN, caffe_pb2.TEST])
+def test_batch_norm(device, phase):
+    text = 'type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.9 }'
+    x = rand(4, 3, 5, 2) * 3 + 1
+    if phase == caffe_pb2.TEST:  # stored statistics: give the blobs some
+        text = 'type: "BatchNorm" batch_norm_param { use_global_stats: true }'
+    check_layer(text, [x], phase=phase)
+
+
+def test_scale_and_bias(device):
+    check_layer('type: "Scale" scale_param { bias_term: true filler { type: "gaussian" } '
+                'bias_filler { type: "gaussian" } }', [rand(2, 3, 4, 5)])
+    check_layer('type: "Scale" scale_param { axis: 0 }', [rand(2, 3, 4), rand(2, 3)])
+    check_layer('type: "Bias" bias_param { filler { type: "gaussian" } }', [rand(2, 3, 4, 5)])
+    check_layer('type: "Scale" scale_param { filler { type: "gaussian" } }', [rand(2, 3, 4)], in_place=True)
+
+
+# -- activations ----------------------------------------------------------------------------------
+NEURONS = [
+    'type: "ReLU"', 'type: "ReLU" relu_param { negative_slope: 0.1 }', 'type: "Sigmoid"', 'type: "TanH"',
+    'type: "AbsVal"', 'type: "BNLL"', 'type: "ELU" elu_param { alpha: 0.5 }',
+    'type: "Power" power_param { power: 2 scale: 0.5 shift: 3 }', 'type: "Exp" exp_param { base: 2 scale: 0.5 }',
+    'type: "Log" log_param { scale: 0.5 shift: 5 }', 'type: "Clip" clip_param { min: -0.5 max: 0.7 }',
+    'type: "PReLU"',
+]
+
+
+@pytest.mark.parametrize("text", NEURONS)
+@pytest.mark.parametrize("in_place", [False, True])
+def test_neuron(device, text, in_place):
+    check_layer(text, [rand(2, 3, 4, 5)], in_place=in_place)
+
+
+def test_threshold(device):
+    check_layer('type: "Threshold" threshold_param { threshold: 0.2 }', [rand(3, 4, 5)], labels=(0,))
+
+
+def test_dropout_mask_and_scaling(device):
+    from nvcaffe_py.backends.cuda import rng
+
+    x = rand(4, 5, 6) + 3  # nonzero everywhere, so a zero output marks a dropped value
+    layer, _, (y,), (dx,), _ = run_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }', [x], gpu=True)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
+    seed, stream = rng._state["seed"], rng._state["stream"]
+    expected = rng.host_bits(x.size, seed, stream) > np.uint32(int(0.3 * 2 ** 32))
+    np.testing.assert_array_equal(kept.reshape(-1), expected)
+    assert 0.6 < kept.mean() < 0.8
+    # backward: the same mask and scale on the top diff
+    dy = np.random.default_rng(11).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(dx, np.where(kept, dy / 0.7, 0), rtol=1e-6)
+
+
+def test_dropout_test_phase_is_identity(device):
+    check_layer('type: "Dropout"', [rand(3, 4)], phase=caffe_pb2.TEST)
+
+
+# -- softmax, losses, accuracy ----------------------------------------------------------------
+def labels(n, classes, seed=3):
+    return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((2, 4, 3, 2), 1), ((3, 40), -1), ((2, 3, 4), 2)])
+def test_softmax(device, shape, axis):
+    check_layer(f'type: "Softmax" softmax_param {{ axis: {axis} }}', [rand(*shape) * 3])
+
+
+@pytest.mark.parametrize("loss_param", ["", "loss_param { ignore_label: 2 }",
+                                        "loss_param { normalization: BATCH_SIZE }",
+                                        "loss_param { ignore_label: 0 normalization: FULL }"])
+def test_softmax_with_loss(device, loss_param):
+    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(6, 5) * 2, labels(6, 5)], labels=(1,), loss=True)
+    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(2, 4, 3, 2) * 2, labels(12, 4).reshape(2, 1, 3, 2)],
+                labels=(1,), loss=True, num_tops=2)
+
+
+@pytest.mark.parametrize("param", ["", "accuracy_param { top_k: 3 }", "accuracy_param { ignore_label: 1 }"])
+def test_accuracy(device, param):
+    check_layer(f'type: "Accuracy" {param}', [rand(20, 6), labels(20, 6)], labels=(0, 1))
+    check_layer(f'type: "Accuracy" {param}', [rand(2, 5, 3, 2), labels(12, 5).reshape(2, 3, 2)], labels=(0, 1))
+
+
+# -- structure ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", ["operation: PROD", "operation: PROD stable_prod_grad: false",
+                                "operation: SUM coeff: 0.5 coeff: -2 coeff: 1.5", "operation: MAX"])
+def test_eltwise(device, op):
+    check_layer(f'type: "Eltwise" eltwise_param {{ {op} }}', [rand(2, 3, 4), rand(2, 3, 4, seed=1),
+                                                              rand(2, 3, 4, seed=2)])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_concat_and_slice(device, axis):
+    shapes = [[2, 3, 4], [2, 3, 4], [2, 3, 4]]
+    for k, s in enumerate(shapes):
+        s[axis] += k
+    check_layer(f'type: "Concat" concat_param {{ axis: {axis} }}', [rand(*s, seed=k) for k, s in enumerate(shapes)])
+    whole = rand(*(s if i != axis else 9 for i, s in enumerate((4, 5, 6))))
+    check_layer(f'type: "Slice" slice_param {{ axis: {axis} slice_point: 2 slice_point: 5 }}', [whole], num_tops=3)
+
+
+def test_split_and_views(device):
+    check_layer('type: "Split"', [rand(3, 4)], num_tops=3)
+    check_layer('type: "Flatten"', [rand(2, 3, 4)])
+    check_layer('type: "Reshape" reshape_param { shape { dim: 0 dim: -1 } }', [rand(2, 3, 4)])
+
+
+# -- GEMM, GEMV and the vector primitives ---------------------------------------------------------
+GEMM_SIZES = [(1, 1, 1), (5, 7, 9), (128, 128, 8), (130, 70, 33), (127, 129, 65), (64, 200, 3)]
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", GEMM_SIZES)
+def test_gemm(device, trans_a, trans_b, M, N, K):
+    from nvcaffe_py.backends.cuda import memory
+    from nvcaffe_py.backends.cuda.sgemm import gemm
+
+    nvcaffe_py.set_mode_gpu()
+    a = rand(*((K, M) if trans_a else (M, K)), seed=1)
+    b = rand(*((N, K) if trans_b else (K, N)), seed=2)
+    c = rand(M, N, seed=3)
+    expected = 1.5 * ((a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)) - 0.5 * c
+    out = memory.to_device(c)
+    gemm(trans_a, trans_b, M, N, K, 1.5, memory.to_device(a), memory.to_device(b), -0.5, out)
+    assert_close(memory.to_host(out), expected, f"gemm {trans_a} {trans_b} {M}x{N}x{K}")
+    # beta = 0 never reads C: NaNs there must not leak into the result.
+    out = memory.to_device(np.full((M, N), np.nan, np.float32))
+    gemm(trans_a, trans_b, M, N, K, 1.0, memory.to_device(a), memory.to_device(b), 0.0, out)
+    assert_close(memory.to_host(out), (expected + 0.5 * c) / 1.5, "gemm with beta 0")
+
+
+def test_gemm_offsets_strides_and_batches(device):
+    """Unaligned offsets (scalar-load path), padded row strides, and a batch that reuses A."""
+    from nvcaffe_py.backends.cuda import memory
+    from nvcaffe_py.backends.cuda.sgemm import gemm
+
+    nvcaffe_py.set_mode_gpu()
+    M, N, K, batch = 33, 20, 17, 3
+    a = rand(1 + M * 19, seed=4)  # offset 1, lda 19 > K
+    b = rand(batch, K, N, seed=5)
+    out = memory.to_device(np.zeros((batch, M, N), np.float32))
+    gemm(False, False, M, N, K, 1.0, memory.to_device(a), memory.to_device(b), 0.0, out, offset_a=1, lda=19,
+         batch=batch, stride_a=0, stride_b=K * N, stride_c=M * N)
+    a_matrix = a[1:].reshape(M, 19)[:, :K].astype(np.float64)
+    assert_close(memory.to_host(out), np.stack([a_matrix @ b[i] for i in range(batch)]), "batched gemm")
+
+
+@pytest.mark.parametrize("trans", [False, True])
+def test_gemv(device, trans):
+    from nvcaffe_py.backends.cuda import memory
+    from nvcaffe_py.backends.cuda.sgemm import gemv
+
+    nvcaffe_py.set_mode_gpu()
+    M, N = 37, 70
+    a = rand(M, N, seed=6)
+    x = rand(M if trans else N, seed=7)
+    y = rand(N if trans else M, seed=8)
+    out = memory.to_device(y)
+    gemv(trans, M, N, 2.0, memory.to_device(a), memory.to_device(x), 0.5, out)
+    assert_close(memory.to_host(out), 2.0 * ((a.T if trans else a).astype(np.float64) @ x) + 0.5 * y, "gemv")
+
+
+def test_vector_primitives(device):
+    from nvcaffe_py.backends.cuda import math_functions as mf
+    from nvcaffe_py.backends.cuda import memory
+
+    nvcaffe_py.set_mode_gpu()
+    x, y = rand(1001, seed=9), rand(1001, seed=10)
+    dx, dy = memory.to_device(x), memory.to_device(y)
+    assert mf.dot(dx, dy) == pytest.approx(float(np.dot(x.astype(np.float64), y)), rel=1e-5)
+    assert mf.asum(dx) == pytest.approx(float(np.abs(x).sum(dtype=np.float64)), rel=1e-6)
+    assert mf.sumsq(dx) == pytest.approx(float(np.square(x, dtype=np.float64).sum()), rel=1e-6)
+    mf.axpby(2.0, dx, -1.0, dy)
+    assert_close(memory.to_host(dy), 2 * x - y, "axpby")
+    mf.axpy(0.5, dx, dy)
+    mf.scale(3.0, dy)
+    assert_close(memory.to_host(dy), 3 * (2.5 * x - y), "axpy + scale")
+    mf.set_value(dy, 0.25)
+    assert (memory.to_host(dy) == 0.25).all()
+    grid = rand(3, 4, 5, seed=11)
+    sums = memory.to_device(np.ones(4, np.float32))
+    mf.channel_reduce(memory.to_device(grid), 3, 4, 5, sums, beta=1.0)
+    assert_close(memory.to_host(sums), 1 + grid.sum(axis=(0, 2), dtype=np.float64), "channel_reduce")
+
+
+def test_device_rng_matches_host_philox(device):
+    from nvcaffe_py.backends.cuda import memory, rng
+
+    nvcaffe_py.set_mode_gpu()
+    out = memory.empty(1003, np.uint32)
+    seed, stream = rng.bits(out, seed=(7 << 32) + 11, stream=(3 << 32) + 5)
+    np.testing.assert_array_equal(memory.to_host(out), rng.host_bits(1003, seed, stream))
+
+
+# -- solvers --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver_type", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
+def test_solver_update_step(device, solver_type):
+    """One step of each rule on the device equals the solver's own NumPy step."""
+    import types
+
+    from nvcaffe_py.backends.cuda import memory
+    from nvcaffe_py.solvers import SOLVER_TYPES
+    from nvcaffe_py.solvers import updates_gpu
+
+    cls = SOLVER_TYPES[solver_type]
+    solver = cls.__new__(cls)
+    solver.param = caffe_pb2.SolverParameter(momentum=0.9 if solver_type not in ("AdaGrad", "RMSProp") else 0,
+                                             momentum2=0.999, delta=1e-6, rms_decay=0.95)
+    solver.iter = 4
+    histories = [np.abs(rand(3, 17, seed=20 + k)) for k in range(cls.history_per_param)]
+    grad = rand(3, 17, seed=30)
+    solver.history = [h.copy() for h in histories]
+    blob = Blob((3, 17), dtype=np.float32)
+    blob.diff[...] = grad
+    solver.compute_update_value(0, types.SimpleNamespace(blob=blob), 0.01)
+
+    nvcaffe_py.set_mode_gpu()
+    diff = memory.to_device(grad)
+    device_histories = [memory.to_device(h) for h in histories]
+    updates_gpu.compute_update_value(solver_type, solver.param, diff, device_histories, 0.01, solver.iter)
+    assert_close(memory.to_host(diff), blob.diff, f"{solver_type} step")
+    for k, (d, h) in enumerate(zip(device_histories, solver.history)):
+        assert_close(memory.to_host(d), h, f"{solver_type} history {k}")
+
+
+# -- end to end -----------------------------------------------------------------------------------
+def lenet_losses(gpu, iterations):
+    """models/lenet trained with its solver on synthetic digits fed through an Input layer; the
+    loss of every iteration."""
+    import os
+
+    from nvcaffe_py import formats
+    from nvcaffe_py.solvers import SGDSolver
+
+    models = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "lenet")
+    net = formats.read_net_param(os.path.join(models, "lenet_train_test.prototxt"))
+    layers = [layer for layer in net.layer if layer.type != "Data"]
+    del net.layer[:]
+    data = net.layer.add(name="digits", type="Input", top=["data", "label"])
+    data.input_param.shape.add(dim=[64, 1, 28, 28])
+    data.input_param.shape.add(dim=[64])
+    net.layer.extend(layers)
+    solver_param = formats.read_solver_param(os.path.join(models, "lenet_solver.prototxt"))
+    solver_param.ClearField("net")
+    solver_param.ClearField("test_iter")
+    solver_param.net_param.CopyFrom(net)
+    solver_param.test_interval = solver_param.display = solver_param.snapshot = 0
+    solver_param.max_iter = iterations
+    (nvcaffe_py.set_mode_gpu if gpu else nvcaffe_py.set_mode_cpu)()
+    solver = SGDSolver(solver_param)
+    picker = np.random.default_rng(5)
+    losses = []
+    for _ in range(iterations):
+        digit = picker.integers(0, 10, 64)
+        image = picker.random((64, 1, 28, 28), dtype=np.float32) * 0.3
+        for k in range(64):  # a bright bar whose position is the class
+            image[k, 0, 2 + 2 * digit[k]:4 + 2 * digit[k], 4:24] += 0.7
+        # A third of the labels are random, so the loss stays near 1 (never tiny, where float32
+        # rounding alone would exceed the 1e-3 relative tolerance).
+        noisy = picker.random(64) < 1 / 3
+        label = np.where(noisy, picker.integers(0, 10, 64), digit)
+        solver.net.blobs["data"].data[...] = image
+        solver.net.blobs["label"].data[...] = label
+        solver.step(1)
+        losses.append(float(solver.net.blobs["loss"].data))
+    nvcaffe_py.set_mode_cpu()
+    return np.array(losses)
+
+
+@pytest.mark.cuda
+def test_lenet_500_iterations_gpu_matches_cpu(device):
+    if device != "gpu":
+        pytest.skip("500 LeNet iterations are too slow for the emulator")
+    cpu = lenet_losses(False, 500)
+    gpu = lenet_losses(True, 500)
+    assert cpu[-20:].mean() < 0.7 * cpu[0]  # it learns
+    worst = np.max(np.abs(gpu - cpu) / np.abs(cpu))
+    assert worst <= 1e-3, f"loss curves differ by {worst:.2e} relative (first at iteration {np.argmax(np.abs(gpu - cpu) / np.abs(cpu) > 1e-3)})"
