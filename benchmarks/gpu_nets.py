@@ -5,7 +5,7 @@ CPU backend on this machine's CPU, at batch 64, 128 and 256.
                                   [--cpu-iterations 1] [--json out.json]
 
 An iteration is forward + backward + an SGD-with-momentum update of every parameter, all on the
-device for both GPU sides (ours: solvers/updates_gpu.py). PyTorch (benchmark-only) runs the same
+device for both GPU sides (ours: the real SGD solver, whose GPU path runs solvers/updates_gpu.py). PyTorch (benchmark-only) runs the same
 prototxt (benchmarks/cpu_nets.py builds it) with TF32 off and cuDNN autotuning on. Our CPU
 backend is slow at these sizes, so it runs only `--cpu-batches` for `--cpu-iterations`; the CPU
 figure the issue compares with is benchmarks/cpu_nets.py's on the 2-core machine (another machine:
@@ -38,46 +38,29 @@ def alexnet(batch):
 
 
 def ours(batch, iterations, gpu):
+    """Times the real solver: `solver.step(1)` is forward + backward + SGD update (on the device in
+    GPU mode, where parameters, gradients and history stay)."""
     import nvcaffe_py as caffe
+    from nvcaffe_py.proto import caffe_pb2
 
     (caffe.set_mode_gpu if gpu else caffe.set_mode_cpu)()
-    caffe.set_random_seed(1)
-    net = caffe.Net(alexnet(batch), caffe.TRAIN)
+    solver_param = caffe_pb2.SolverParameter(
+        base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=10 ** 6, display=0, random_seed=1,
+        snapshot_after_train=False, type="SGD",
+        solver_mode=caffe_pb2.SolverParameter.GPU if gpu else caffe_pb2.SolverParameter.CPU)
+    solver_param.net_param.CopyFrom(alexnet(batch))
+    solver = caffe.get_solver(solver_param)
+    net = solver.net
     rng = np.random.default_rng(0)
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape, dtype=np.float32)
     net.blobs["label"].data[...] = rng.integers(0, CLASSES, net.blobs["label"].shape)
-    params = [p.blob for p in net.learnable_params]
-    if gpu:
-        from nvcaffe_py.backends.cuda import context, memory
-        from nvcaffe_py.solvers import updates_gpu
-
-        history = [memory.empty(p.count(), p.dtype) for p in params]
-        for h in history:
-            memory.fill_zero(h)
-
-        def clear():  # on the device: Net.clear_param_diffs writes the host copies
-            for p in params:
-                memory.fill_zero(p.gpu_diff)
-
-        def update():
-            for p, h in zip(params, history):
-                updates_gpu.sgd(p.gpu_diff, h, 0.9, 0.01)
-                updates_gpu.apply(p.gpu_data, p.gpu_diff_readonly())
-            context.synchronize()
-    else:
-        history = [np.zeros(p.shape, p.dtype) for p in params]
-        clear = net.clear_param_diffs
-
-        def update():
-            for p, h in zip(params, history):
-                h *= 0.9
-                h += 0.01 * p.diff
-                p.data[...] -= h
 
     def step():
-        clear()
-        net.forward_backward()
-        update()
+        solver.step(1)
+        if gpu:
+            from nvcaffe_py.backends.cuda import context
+
+            context.synchronize()
 
     step()  # warm-up: kernel compilation, memory pool, first allocations
     times = []

@@ -7,6 +7,7 @@ which is how Flatten/Reshape and shared parameters avoid copies.
 """
 import numpy as np
 
+from . import mode
 from .errors import CaffeError
 from .synced_array import SyncedArray
 
@@ -105,6 +106,16 @@ class Blob:
 
     def gpu_diff_readonly(self):
         return _device_view(self._diff.device_readonly(), self._count, self._shape)
+
+    def zero_diff(self):
+        """Zero the gradient on the side that computes it: the device in GPU mode (no host round
+        trip), the host otherwise."""
+        if mode.gpu_mode():
+            from .backends.cuda import memory
+
+            memory.fill_zero(self.gpu_diff)
+        else:
+            self.diff[...] = 0
 
     # -- sharing -----------------------------------------------------------------------------
     def share_data(self, other: "Blob"):

@@ -266,7 +266,7 @@ class Net:
 
     def clear_param_diffs(self):
         for p in self._params:
-            p.blob.diff[...] = 0
+            p.blob.zero_diff()
 
     def forward(self, blobs=None, start=None, end=None, **kwargs):
         """pycaffe's Net.forward: set input blobs from keywords, run, return the output arrays."""

@@ -15,7 +15,7 @@ class AdaDeltaSolver(Solver):
 
     def compute_update_value(self, i, param, local_rate):
         momentum, delta = self.param.momentum, self.param.delta
-        grad_sq, update_sq = self.history_pair(i)
+        grad_sq, update_sq = (h.data for h in self.param_history(i))
         diff = param.blob.diff
         grad_sq *= momentum
         grad_sq += (1 - momentum) * np.square(diff)

@@ -12,6 +12,6 @@ class AdaGradSolver(Solver):
             self._fail("momentum cannot be used with AdaGrad; remove it or set it to 0")
 
     def compute_update_value(self, i, param, local_rate):
-        history, diff = self.history[i], param.blob.diff
+        history, diff = self.history[i].data, param.blob.diff
         history += np.square(diff)
         diff[...] = local_rate * (diff / (np.sqrt(history) + self.param.delta))

@@ -18,7 +18,7 @@ class AdamSolver(Solver):
         beta1, beta2 = self.param.momentum, self.param.momentum2
         t = self.iter + 1
         correction = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        m, v = self.history_pair(i)
+        m, v = (h.data for h in self.param_history(i))
         diff = param.blob.diff
         m *= beta1
         m += (1 - beta1) * diff

@@ -8,7 +8,7 @@ class NesterovSolver(Solver):
 
     def compute_update_value(self, i, param, local_rate):
         momentum = self.param.momentum
-        history, diff = self.history[i], param.blob.diff
+        history, diff = self.history[i].data, param.blob.diff
         previous = history.copy()
         history *= momentum
         history += local_rate * diff

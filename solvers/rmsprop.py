@@ -16,7 +16,7 @@ class RMSPropSolver(Solver):
 
     def compute_update_value(self, i, param, local_rate):
         decay = self.param.rms_decay
-        history, diff = self.history[i], param.blob.diff
+        history, diff = self.history[i].data, param.blob.diff
         history *= decay
         history += (1 - decay) * np.square(diff)
         diff[...] = local_rate * (diff / (np.sqrt(history) + self.param.delta))

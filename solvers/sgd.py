@@ -6,7 +6,7 @@ class SGDSolver(Solver):
     type_name = "SGD"
 
     def compute_update_value(self, i, param, local_rate):
-        history, diff = self.history[i], param.blob.diff
+        history, diff = self.history[i].data, param.blob.diff
         history *= self.param.momentum
         history += local_rate * diff
         diff[...] = history

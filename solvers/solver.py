@@ -3,7 +3,9 @@
 A subclass gives the update rule: `compute_update_value(i, param, local_rate)` turns the gradient
 in `param.blob.diff` (already clipped, averaged over iter_size and regularized) into the step that
 `apply_update` subtracts from the weights, keeping its state in `self.history` (Caffe's history_:
-`history_per_param` blobs per learnable parameter, all first blobs, then all second blobs).
+`history_per_param` Blobs per learnable parameter, all first blobs, then all second blobs).
+In GPU mode the whole update runs on the device instead (solvers/updates_gpu.py, the rule chosen
+by `type_name`), so weights, gradients and history stay there between iterations.
 
 Paths follow Caffe: net files and snapshot_prefix are relative to the current directory; a solver
 read from a file without snapshot_prefix snapshots beside it, under the file's name.
@@ -14,7 +16,8 @@ import time
 
 import numpy as np
 
-from nvcaffe_py import formats, log, rng
+from nvcaffe_py import formats, log, mode, rng
+from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
@@ -72,7 +75,7 @@ class Solver:
         self.iter = 0
         self.current_step = 0
         self.lr = 0.0
-        self.history = [np.zeros(p.blob.shape, self.dtype)
+        self.history = [Blob(p.blob.shape, dtype=self.dtype)
                         for _ in range(self.history_per_param) for p in self.net.learnable_params]
         self.smoothed_loss = 0.0
         self._losses = []
@@ -327,6 +330,9 @@ class Solver:
         if p.display and self.iter % p.display == 0:
             log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
         params = self.net.learnable_params
+        if mode.gpu_mode():
+            self._apply_update_gpu(params)
+            return
         self._clip_gradients(params)
         for i, param in enumerate(params):
             self._normalize(param)
@@ -335,19 +341,48 @@ class Solver:
         for param in params:
             param.blob.data[...] -= param.blob.diff
 
+    def _apply_update_gpu(self, params):
+        """The same steps as the host path, each on the device arrays."""
+        from nvcaffe_py.backends.cuda import math_functions as mf
+
+        from . import updates_gpu
+
+        p = self.param
+        scale = self._clip_scale(params, lambda blob: mf.sumsq(blob.gpu_diff_readonly()))
+        if p.iter_size > 1:
+            scale *= 1.0 / p.iter_size  # one pass for clipping and averaging
+        for i, param in enumerate(params):
+            blob = param.blob
+            diff = blob.gpu_diff
+            if scale != 1.0:
+                mf.scale(scale, diff)
+            decay = p.weight_decay * param.decay_mult
+            if decay:
+                updates_gpu.regularize(blob.gpu_data_readonly(), diff, decay, p.regularization_type)
+            updates_gpu.compute_update_value(self.type_name, p, diff, [h.gpu_data for h in self.param_history(i)],
+                                             self.lr * param.lr_mult, self.iter)
+            updates_gpu.apply(blob.gpu_data, diff)
+
     def _clip_gradients(self, params):
-        """Scale all gradients down together when their global L2 norm exceeds clip_gradients.
-        As in Caffe this runs before the iter_size averaging, so it sees the summed gradient."""
-        threshold = self.param.clip_gradients
-        if threshold < 0:
-            return
-        norm = math.sqrt(sum(float(np.vdot(p.blob.diff, p.blob.diff)) for p in params))
-        if norm > threshold:
-            scale = threshold / norm
-            log.info(f"Gradient clipping: scaling down gradients (L2 norm {log.number(norm)} > "
-                     f"{log.number(threshold)}) by scale factor {log.number(scale)}")
+        scale = self._clip_scale(params, lambda blob: float(np.vdot(blob.diff, blob.diff)))
+        if scale != 1.0:
             for p in params:
                 p.blob.diff[...] *= scale
+
+    def _clip_scale(self, params, sumsq):
+        """The factor that scales all gradients down together when their global L2 norm exceeds
+        clip_gradients, else 1; `sumsq(blob)` is one gradient's sum of squares. As in Caffe this
+        applies before the iter_size averaging, so it sees the summed gradient."""
+        threshold = self.param.clip_gradients
+        if threshold < 0:
+            return 1.0
+        norm = math.sqrt(sum(sumsq(p.blob) for p in params))
+        if norm <= threshold:
+            return 1.0
+        scale = threshold / norm
+        log.info(f"Gradient clipping: scaling down gradients (L2 norm {log.number(norm)} > "
+                 f"{log.number(threshold)}) by scale factor {log.number(scale)}")
+        return scale
 
     def _normalize(self, param):
         if self.param.iter_size > 1:
@@ -366,10 +401,9 @@ class Solver:
     def compute_update_value(self, i, param, local_rate):
         raise NotImplementedError
 
-    def history_pair(self, i):
-        """The two history blobs of parameter i, for rules that keep two (Caffe's layout)."""
-        n = len(self.history) // 2
-        return self.history[i], self.history[n + i]
+    def param_history(self, i):
+        """The history Blobs of parameter i (history_per_param of them, in Caffe's layout)."""
+        return self.history[i::len(self.history) // self.history_per_param]
 
     # -- snapshots ----------------------------------------------------------------------------
     def snapshot_filename(self, extension):
@@ -387,7 +421,7 @@ class Solver:
         formats.write_binary(model, self.net.to_proto(write_diff=self.param.snapshot_diff))
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
         for h in self.history:
-            formats.blob_to_proto(h, proto=state.history.add(), double=self.dtype == np.float64)
+            formats.blob_to_proto(h.data, proto=state.history.add(), double=self.dtype == np.float64)
         state_file = self.snapshot_filename(".solverstate")
         log.info(f"Snapshotting solver state to binary proto file {state_file}")
         formats.write_binary(state_file, state)
@@ -410,7 +444,7 @@ class Solver:
             if not formats.proto_shape_matches(proto, h.shape):
                 raise CaffeError(f"{state_file}: history blob {k} has shape {formats.blob_proto_shape(proto)}, "
                                  f"the net's parameter has {h.shape}")
-            h[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
+            h.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
         self.iter = state.iter
         self.current_step = state.current_step
 

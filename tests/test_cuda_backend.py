@@ -116,3 +116,24 @@ def test_blob_syncs_lazily_between_host_and_device():
         blob.reshape(3)  # smaller: same buffers, a 3-element view
         assert blob.gpu_data.shape == (3,)
         nvcaffe_py.set_mode_cpu()
+
+
+@no_gpu
+def test_zero_diff_stays_on_the_side_in_use():
+    """Net.clear_param_diffs in GPU mode zeros the device copy without a host round trip."""
+    if cuda_emulator.available():
+        pytest.skip(cuda_emulator.available())
+    from nvcaffe_py.backends.cuda import math_functions as mf
+    from nvcaffe_py.synced_array import AT_DEVICE, AT_HOST
+
+    with cuda_emulator.installed():
+        nvcaffe_py.set_mode_gpu()
+        blob = Blob(2, 3)
+        mf.set_value(blob.gpu_diff, 1.5)
+        blob.zero_diff()
+        assert blob._diff.head == AT_DEVICE
+        assert not blob.diff.any()
+        nvcaffe_py.set_mode_cpu()
+        blob.diff[...] = 2.0
+        blob.zero_diff()
+        assert blob._diff.head == AT_HOST and not blob.diff.any()

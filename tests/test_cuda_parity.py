@@ -1,5 +1,6 @@
 """CPU/GPU parity of every layer with GPU code, of our GEMM and device primitives, of one update
-step per solver, and of a short LeNet training run.
+step per solver, of a few device-resident training steps per solver (with snapshot and resume),
+and of a short LeNet training run.
 
 Each check runs on a real GPU (the `gpu` cases, marked `cuda`, skipped with the backend's reason
 where no GPU is usable) and, where there is no GPU, on the CPU emulator of tests/cuda_emulator.py
@@ -37,13 +38,13 @@ def device(request):
         yield "emulator"
 
 
-def assert_close(gpu, cpu, what):
+def assert_close(gpu, cpu, what, rtol=RTOL):
     gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
     assert gpu.shape == cpu.shape, what
-    # Relative per element, with an absolute floor at 1e-4 of the array's scale for elements that
+    # Relative per element, with an absolute floor at rtol of the array's scale for elements that
     # are sums cancelling to almost nothing.
-    floor = RTOL * max(float(np.abs(cpu).max(initial=0.0)), 1e-6)
-    bad = np.abs(gpu - cpu) > RTOL * np.abs(cpu) + floor
+    floor = rtol * max(float(np.abs(cpu).max(initial=0.0)), 1e-6)
+    bad = np.abs(gpu - cpu) > rtol * np.abs(cpu) + floor
     assert not bad.any(), (f"{what}: {int(bad.sum())} of {bad.size} elements differ, e.g. at "
                            f"{np.unravel_index(np.argmax(bad), bad.shape)}: GPU {gpu[bad][0]:.8g} CPU {cpu[bad][0]:.8g}")
 
@@ -372,7 +373,9 @@ def test_solver_update_step(device, solver_type):
     solver.iter = 4
     histories = [np.abs(rand(3, 17, seed=20 + k)) for k in range(cls.history_per_param)]
     grad = rand(3, 17, seed=30)
-    solver.history = [h.copy() for h in histories]
+    solver.history = [Blob((3, 17), dtype=np.float32) for _ in histories]
+    for blob, h in zip(solver.history, histories):
+        blob.data[...] = h
     blob = Blob((3, 17), dtype=np.float32)
     blob.diff[...] = grad
     solver.compute_update_value(0, types.SimpleNamespace(blob=blob), 0.01)
@@ -383,7 +386,123 @@ def test_solver_update_step(device, solver_type):
     updates_gpu.compute_update_value(solver_type, solver.param, diff, device_histories, 0.01, solver.iter)
     assert_close(memory.to_host(diff), blob.diff, f"{solver_type} step")
     for k, (d, h) in enumerate(zip(device_histories, solver.history)):
-        assert_close(memory.to_host(d), h, f"{solver_type} history {k}")
+        assert_close(memory.to_host(d), h.data, f"{solver_type} history {k}")
+
+
+# A two-layer classifier whose every layer but the input has GPU code, so in GPU mode weights,
+# gradients and history never need the host; ip2's lr_mult and decay_mult differ from 1.
+TRAIN_NET = """
+layer { name: "input" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 6 dim: 5 } shape { dim: 6 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
+        inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.5 }
+                              bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "relu" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" param { lr_mult: 2 decay_mult: 0.5 }
+        param { lr_mult: 1 decay_mult: 0 }
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+TRAIN_COMMON = 'base_lr: 0.1 lr_policy: "step" gamma: 0.5 stepsize: 2 weight_decay: 0.01 display: 0 '
+TRAIN_CASES = {
+    "SGD": 'type: "SGD" momentum: 0.9',
+    "Nesterov": 'type: "Nesterov" momentum: 0.9',
+    "AdaGrad": 'type: "AdaGrad"',
+    "RMSProp": 'type: "RMSProp" rms_decay: 0.9',
+    "AdaDelta": 'type: "AdaDelta" momentum: 0.95 delta: 1e-6 base_lr: 1.0',
+    "Adam": 'type: "Adam" momentum: 0.9 momentum2: 0.999',
+    "SGD-L1": 'type: "SGD" momentum: 0.5 regularization_type: "L1"',
+    "SGD-clip": 'type: "SGD" momentum: 0.9 clip_gradients: 0.05',
+    "Adam-clip-iter_size": 'type: "Adam" clip_gradients: 0.05 iter_size: 2',
+    "RMSProp-L1-iter_size": 'type: "RMSProp" rms_decay: 0.9 regularization_type: "L1" iter_size: 2',
+}
+
+
+def train_solver(text, gpu, prefix=""):
+    """The TRAIN_NET solver of `text` in CPU or GPU mode, with the same weights every time."""
+    from google.protobuf import text_format
+
+    from nvcaffe_py.solvers import get_solver
+
+    param = text_format.Merge(TRAIN_COMMON + text, caffe_pb2.SolverParameter(snapshot_prefix=prefix))  # later wins
+    param.net_param.CopyFrom(text_format.Parse(TRAIN_NET, caffe_pb2.NetParameter()))
+    (nvcaffe_py.set_mode_gpu if gpu else nvcaffe_py.set_mode_cpu)()
+    solver = get_solver(param)
+    for k, p in enumerate(solver.net.learnable_params):
+        p.blob.data[...] = rand(*p.blob.shape, seed=40 + k) * 0.5
+    return solver
+
+
+def train_steps(solver, first, count):
+    """`count` iterations from iteration `first`, each on its own batch."""
+    for it in range(first, first + count):
+        solver.net.blobs["data"].data[...] = rand(6, 5, seed=50 + it)
+        solver.net.blobs["label"].data[...] = labels(6, 3, seed=it)
+        solver.step(1)
+
+
+def train_state(solver):
+    """Copies of the weights and the history (read back from wherever they live)."""
+    return [p.blob.data.copy() for p in solver.net.learnable_params], [h.data.copy() for h in solver.history]
+
+
+def assert_on_device(solver):
+    from nvcaffe_py.synced_array import AT_DEVICE
+
+    for p in solver.net.learnable_params:
+        assert p.blob._data.head == AT_DEVICE and p.blob._diff.head == AT_DEVICE, f"{p.layer_name} left the device"
+    assert all(h._data.head == AT_DEVICE for h in solver.history), "the history left the device"
+
+
+@pytest.mark.parametrize("case", list(TRAIN_CASES))
+def test_solver_steps_on_device_match_cpu(device, case):
+    """Three iterations with the whole update on the device equal the host solver's to 1e-5,
+    and the weights, gradients and history stay on the device throughout."""
+    cpu = train_solver(TRAIN_CASES[case], gpu=False)
+    initial = [p.blob.data.copy() for p in cpu.net.learnable_params]
+    train_steps(cpu, 0, 3)
+    cpu_weights, cpu_history = train_state(cpu)
+    gpu = train_solver(TRAIN_CASES[case], gpu=True)
+    train_steps(gpu, 0, 3)
+    assert_on_device(gpu)
+    gpu_weights, gpu_history = train_state(gpu)
+    nvcaffe_py.set_mode_cpu()
+    for k, (g, c, w0) in enumerate(zip(gpu_weights, cpu_weights, initial)):
+        assert not np.allclose(c, w0, rtol=1e-3), f"{case}: param {k} did not move"
+        assert_close(g, c, f"{case} param {k}", rtol=1e-5)
+    for k, (g, c) in enumerate(zip(gpu_history, cpu_history)):
+        assert_close(g, c, f"{case} history {k}", rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["Adam", "AdaDelta"])
+def test_snapshot_and_resume_from_device_history(device, case, tmp_path):
+    """A snapshot taken while the history lives on the device holds it; a GPU solver resumed
+    from it continues exactly as an uninterrupted GPU run."""
+    from nvcaffe_py import formats
+
+    straight = train_solver(TRAIN_CASES[case], gpu=True)
+    train_steps(straight, 0, 4)
+    expected = train_state(straight)
+
+    first = train_solver(TRAIN_CASES[case], gpu=True, prefix=str(tmp_path / "gpu"))
+    train_steps(first, 0, 2)
+    assert_on_device(first)
+    _, state_file = first.snapshot()
+    state = formats.read_binary(state_file, caffe_pb2.SolverState())
+    for k, h in enumerate(first.history):
+        np.testing.assert_array_equal(formats.array_from_blob_proto(state.history[k]).reshape(h.shape), h.data)
+        assert np.abs(h.data).max() > 0, "the history was never updated"
+
+    resumed = train_solver(TRAIN_CASES[case], gpu=True)
+    resumed.restore(state_file)
+    train_steps(resumed, 2, 2)
+    assert_on_device(resumed)
+    got = train_state(resumed)
+    nvcaffe_py.set_mode_cpu()
+    assert resumed.iter == 4
+    for kind, got_arrays, want_arrays in zip(("param", "history"), got, expected):
+        for k, (g, w) in enumerate(zip(got_arrays, want_arrays)):
+            np.testing.assert_array_equal(g, w, err_msg=f"{case} {kind} {k}")
 
 
 # -- end to end -----------------------------------------------------------------------------------

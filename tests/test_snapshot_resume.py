@@ -58,7 +58,7 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(workdir, rule):
     for a, b in zip(weights(straight), weights(resumed)):
         assert np.array_equal(a, b)
     for a, b in zip(straight.history, resumed.history):
-        assert np.array_equal(a, b)
+        assert np.array_equal(a.data, b.data)
     # and the run did learn something, so that equality is not trivial
     assert not np.array_equal(weights(straight)[0], weights(get_solver("straight.prototxt"))[0])
 
@@ -75,7 +75,7 @@ def test_solverstate_holds_iteration_weights_file_history_and_step(workdir):
     for k, p in enumerate(params + params):
         assert tuple(state.history[k].shape.dim) == p.blob.shape
         np.testing.assert_array_equal(formats.array_from_blob_proto(state.history[k]).reshape(p.blob.shape),
-                                      solver.history[k])
+                                      solver.history[k].data)
     net = Net("net.prototxt", "s_iter_6.caffemodel", caffe_pb2.TRAIN)
     for p in params:
         np.testing.assert_array_equal(net.params[p.layer_name][p.index].data, p.blob.data)
