@@ -1,0 +1,392 @@
+"""Convolution, Deconvolution and Im2col, as Caffe's BaseConvolutionLayer and its children (CPU).
+
+`convolution_param` gives num_output, bias_term, group, axis, and per spatial axis (one value for
+all, or one each) kernel_size, pad, stride and dilation, or their 2-D kernel_h/_w, pad_h/_w,
+stride_h/_w spellings. Every axis after `axis` is spatial, so 1-D and 3-D convolutions work too.
+
+Both layers see a "convolution view" of their blobs: an image side, which im2col turns into
+columns (Convolution: the bottom; Deconvolution: the top), and an output side (the other one),
+related by output = W * columns. Deconvolution's forward is then Convolution's backward-data pass
+and vice versa, as in Caffe. The batch is processed in chunks whose column matrix stays under
+COLUMN_BUFFER_BYTES, so memory does not grow with the batch while each GEMM still covers many
+images (see im2col.py for the layout). With stride 1 the backward-data pass may instead run as a
+convolution with the flipped kernel, when that is estimated cheaper than col2im.
+"""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.registry import register_layer
+
+from .im2col import Im2col, output_size, scratch
+
+# The working memory of one chunk (its column matrix or GEMM product): bounded whatever the batch,
+# as Caffe's one-image column buffer is, yet thousands of GEMM columns per chunk.
+COLUMN_BUFFER_BYTES = 16 << 20
+# What moving one element through im2col costs, in GEMM multiply-adds (OpenBLAS, calibrated on
+# the LeNet, CIFAR10-quick and AlexNet layer shapes).
+MOVE_COST = 16
+
+
+def spatial_params(layer, param, num_spatial):
+    """(kernel, stride, pad, dilation) tuples, one entry per spatial axis, from a ConvolutionParameter."""
+
+    def per_axis(name, default, h_name=None, w_name=None):
+        values = list(getattr(param, name))
+        if h_name and (param.HasField(h_name) or param.HasField(w_name)):
+            if num_spatial != 2:
+                raise layer.error(f"{h_name} & {w_name} can only be used for 2-D convolution "
+                                  f"(this input has {num_spatial} spatial axes)")
+            if values:
+                raise layer.error(f"give either {name} or {h_name}/{w_name}, not both")
+            return (getattr(param, h_name), getattr(param, w_name))
+        allowed = {1, num_spatial} if default is None else {0, 1, num_spatial}
+        if len(values) not in allowed:
+            raise layer.error(f"{name} must be given once or once per spatial axis "
+                              f"(given {len(values)} times; {num_spatial} spatial axes)")
+        if not values:
+            return (default,) * num_spatial
+        return tuple(values[0 if len(values) == 1 else i] for i in range(num_spatial))
+
+    kernel = per_axis("kernel_size", None, "kernel_h", "kernel_w")
+    stride = per_axis("stride", 1, "stride_h", "stride_w")
+    pad = per_axis("pad", 0, "pad_h", "pad_w")
+    dilation = per_axis("dilation", 1)
+    for name, values in (("kernel size", kernel), ("stride", stride), ("dilation", dilation)):
+        if any(v <= 0 for v in values):
+            raise layer.error(f"{name} must be positive, got {list(values)}")
+    return kernel, stride, pad, dilation
+
+
+def convolved_shape(layer, spatial, kernel, pad, stride, dilation):
+    """Output spatial shape of a convolution; an error naming the layer when the kernel does not fit."""
+    out = tuple(map(output_size, spatial, kernel, pad, stride, dilation))
+    for axis, (size, o) in enumerate(zip(spatial, out)):
+        if o < 1:
+            extent = dilation[axis] * (kernel[axis] - 1) + 1
+            raise layer.error(f"kernel extent {extent} is larger than the padded input "
+                              f"{size + 2 * pad[axis]} on spatial axis {axis}")
+    return out
+
+
+def chunk_slices(num, bytes_per_image):
+    """Even slices of the batch that fit COLUMN_BUFFER_BYTES (at least one image each)."""
+    if num == 0:
+        return []
+    per_chunk = max(1, COLUMN_BUFFER_BYTES // max(bytes_per_image, 1))
+    count = -(-num // per_chunk)
+    size = -(-num // count)
+    return [slice(start, min(start + size, num)) for start in range(0, num, size)]
+
+
+def _grouped_matmul(a, b, out):
+    """out[g] = a[g] @ b[g] over the leading group axis: a single GEMM when there is one group."""
+    if a.shape[0] == 1:
+        np.matmul(a[0], b[0], out=out[0])
+    else:
+        np.matmul(a, b, out=out)
+
+
+class BaseConvolution(Layer):
+    min_bottom = 1
+    min_top = 1
+    # Deconvolution: the top is the image side, and the weights are (channels, num_output/group, k...).
+    reverse_dimensions = False
+
+    def setup(self, bottom, top):
+        if len(top) != len(bottom):
+            raise self.error(f"needs one top per bottom, got {len(bottom)} bottoms and {len(top)} tops")
+        param = self.layer_param.convolution_param
+        self.channel_axis = self.canonical_axis(bottom[0], param.axis)
+        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
+        self.kernel, self.stride, self.pad, self.dilation = spatial_params(self, param, self.num_spatial)
+        self.channels = bottom[0].shape[self.channel_axis]
+        self.num_output = param.num_output
+        self.group = param.group
+        if self.num_output <= 0:
+            raise self.error("num_output must be positive")
+        if self.group <= 0:
+            raise self.error("group must be positive")
+        if self.channels % self.group:
+            raise self.error(f"{self.channels} input channels are not divisible by group {self.group}")
+        if self.num_output % self.group:
+            raise self.error(f"num_output {self.num_output} is not divisible by group {self.group}")
+        if self.reverse_dimensions:
+            self.conv_in_channels, self.conv_out_channels = self.num_output, self.channels
+        else:
+            self.conv_in_channels, self.conv_out_channels = self.channels, self.num_output
+        weight_shape = (self.conv_out_channels, self.conv_in_channels // self.group) + self.kernel
+        self.bias_term = param.bias_term
+        if self.blobs:
+            if len(self.blobs) != 1 + self.bias_term:
+                raise self.error(f"expected {1 + self.bias_term} parameter blobs, got {len(self.blobs)}")
+            if self.blobs[0].shape != weight_shape:
+                raise self.error(f"weight shape should be {weight_shape}, got {self.blobs[0].shape}")
+            if self.bias_term and self.blobs[1].shape != (self.num_output,):
+                raise self.error(f"bias shape should be {(self.num_output,)}, got {self.blobs[1].shape}")
+        else:
+            self.blobs.append(self.new_param_blob(weight_shape, param.weight_filler))
+            if self.bias_term:
+                self.blobs.append(self.new_param_blob((self.num_output,), param.bias_filler))
+        self.param_propagate_down = [True] * len(self.blobs)
+
+    def compute_output_shape(self, spatial):
+        raise NotImplementedError
+
+    def reshape(self, bottom, top):
+        first = bottom[0]
+        if first.num_axes != self.channel_axis + 1 + self.num_spatial:
+            raise self.error(f"bottom has {first.num_axes} axes; the layer was set up for "
+                             f"{self.channel_axis + 1 + self.num_spatial} (num_axes may not change)")
+        if first.shape[self.channel_axis] != self.channels:
+            raise self.error(f"bottom has {first.shape[self.channel_axis]} channels; "
+                             f"the layer was set up for {self.channels}")
+        for i, blob in enumerate(bottom[1:], start=1):
+            if blob.shape != first.shape:
+                raise self.error(f"bottom[{i}] has shape {blob.shape} but bottom[0] has {first.shape}; "
+                                 "all bottoms must have the same shape")
+        self.num = first.count(0, self.channel_axis)
+        spatial = first.shape[self.channel_axis + 1:]
+        out_spatial = self.compute_output_shape(spatial)
+        for blob in top:
+            blob.reshape(first.shape[:self.channel_axis] + (self.num_output,) + out_spatial)
+        image_spatial = out_spatial if self.reverse_dimensions else spatial
+        self.im2col = Im2col(self.conv_in_channels, image_spatial, self.kernel, self.pad, self.stride, self.dilation)
+        self.chunks = self._chunks(self.im2col, self.conv_out_channels)
+        self.flipped = self._flipped_geometry()
+        if self.flipped is not None:
+            self.flipped_chunks = self._chunks(self.flipped, self.conv_in_channels)
+
+    def _chunks(self, geometry, out_channels):
+        """Batch slices for GEMMs of (out_channels, rows) weights on `geometry`'s columns: the
+        bigger of the column matrix and the product bounds the working memory."""
+        per_image = max(geometry.rows, out_channels) * geometry.out_count * self.dtype.itemsize
+        return chunk_slices(self.num, per_image)
+
+    # -- arrays in the convolution view ------------------------------------------------------
+    def _images(self, array):
+        return array.reshape((self.num, self.conv_in_channels) + self.im2col.spatial)
+
+    def _outputs(self, array):
+        return array.reshape((self.num, self.conv_out_channels) + self.im2col.out_spatial)
+
+    def _weights(self):
+        return self.blobs[0].data.reshape(self.group, self.conv_out_channels // self.group, -1)
+
+    def _bias(self):
+        return self.blobs[1].data if self.bias_term else None
+
+    # -- the GEMM steps on one chunk (scratch buffers are reused: each result is valid until
+    #    the next step that writes the same buffer) -----------------------------------------
+    def _columns(self, images, geometry=None):
+        """im2col of image-side arrays (n, Ci, *spatial) -> (rows, out_count * n)."""
+        geometry = geometry or self.im2col
+        shape = (geometry.rows, geometry.out_count * images.shape[0])
+        return geometry.columns(images, scratch("conv.columns", shape, images.dtype))
+
+    def _output_matrix(self, outputs):
+        """Output-side arrays (n, Co, *out_spatial) -> the matrix (Co, out_count * n) that
+        multiplies the columns."""
+        width = self.im2col.out_count * outputs.shape[0]
+        return self.im2col.matrix(outputs, scratch("conv.matrix", (self.conv_out_channels, width), outputs.dtype))
+
+    def _multiply(self, weights, col, out, bias=None, geometry=None):
+        """out (n, channels, *spatial) = weights @ columns (+ bias), the GEMM per group."""
+        geometry = geometry or self.im2col
+        product = scratch("conv.product", (weights.shape[0] * weights.shape[1], col.shape[1]), col.dtype)
+        _grouped_matmul(weights, col.reshape(self.group, -1, col.shape[1]),
+                        product.reshape(self.group, -1, col.shape[1]))
+        geometry.outputs(product, out, bias)
+
+    def _images_from_matrix(self, mat, images, bias=None):
+        """images (n, Ci, *spatial) = col2im(W^T @ matrix) (+ bias). Overwrites the buffer that
+        `_columns` returned."""
+        col = scratch("conv.columns", (self.im2col.rows, mat.shape[1]), mat.dtype)
+        _grouped_matmul(self._weights().transpose(0, 2, 1), mat.reshape(self.group, -1, mat.shape[1]),
+                        col.reshape(self.group, -1, col.shape[1]))
+        self.im2col.images(col, images, bias)
+
+    def _add_weight_gradient(self, mat, col):
+        """W.diff += matrix @ columns^T, computed transposed (columns @ matrix^T), the faster GEMM."""
+        weight_diff = self.blobs[0].diff.reshape(self.group, self.conv_out_channels // self.group, -1)
+        grad_t = scratch("conv.weight_grad", (self.group, weight_diff.shape[2], weight_diff.shape[1]), mat.dtype)
+        _grouped_matmul(col.reshape(self.group, -1, col.shape[1]),
+                        mat.reshape(self.group, -1, mat.shape[1]).transpose(0, 2, 1), grad_t)
+        weight_diff += grad_t.transpose(0, 2, 1)
+
+    # -- whole passes ------------------------------------------------------------------------
+    def _convolve(self, images, outputs, bias=None):
+        """outputs = W * images (+ bias): Convolution's forward, Deconvolution's data gradient."""
+        for chunk in self.chunks:
+            self._multiply(self._weights(), self._columns(images[chunk]), outputs[chunk], bias)
+
+    def _convolve_transposed(self, outputs, images, bias=None):
+        """images = W^T * outputs (+ bias): Convolution's data gradient, Deconvolution's forward.
+        By col2im, or as the convolution with the flipped kernel when that was judged cheaper."""
+        if self.flipped is None:
+            for chunk in self.chunks:
+                self._images_from_matrix(self._output_matrix(outputs[chunk]), images[chunk], bias)
+            return
+        weights = self._flipped_weights()
+        for chunk in self.flipped_chunks:
+            col = self._columns(outputs[chunk], self.flipped)
+            self._multiply(weights, col, images[chunk], bias, self.flipped)
+
+    def _weight_gradient(self, images, outputs):
+        """W.diff += d<outputs, W * images>/dW, with `outputs` holding the output-side diff."""
+        for chunk in self.chunks:
+            mat = self._output_matrix(outputs[chunk])
+            self._add_weight_gradient(mat, self._columns(images[chunk]))
+
+    # -- the flipped-kernel data gradient ----------------------------------------------------
+    def _flipped_geometry(self):
+        """With stride 1, W^T * outputs is itself a convolution: of the outputs padded by
+        extent - 1 - pad, with the kernel flipped and its two channel axes swapped. That swaps
+        col2im's strided sums for an im2col copy, about half the cost per element, but may need
+        a bigger GEMM and column matrix (when the image side is larger than the output side or
+        has fewer channels); returns that geometry when its estimated cost is lower, else None."""
+        im = self.im2col
+        pads = tuple(d * (k - 1) - p for k, d, p in zip(im.kernel, im.dilation, im.pad))
+        if any(s != 1 for s in im.stride) or any(p < 0 for p in pads) or im.is_1x1:
+            return None
+        flipped = Im2col(self.conv_out_channels, im.out_spatial, im.kernel, pads, im.stride, im.dilation)
+        # Per image and column-matrix element: the GEMM's multiply-adds, plus the element's move
+        # in multiply-add units (an im2col copy ~ MOVE_COST, a col2im sum ~ 2 * MOVE_COST).
+        col2im_cost = im.rows * im.out_count * (self.conv_out_channels / self.group + 2 * MOVE_COST)
+        flipped_cost = flipped.rows * flipped.out_count * (self.conv_in_channels / self.group + MOVE_COST)
+        return flipped if flipped_cost < col2im_cost else None
+
+    def _flipped_weights(self):
+        """W (G, Co/G, Ci/G, *kernel) -> (G, Ci/G, Co/G * prod(kernel)), the kernel reversed."""
+        g, co, ci = self.group, self.conv_out_channels // self.group, self.conv_in_channels // self.group
+        w = self.blobs[0].data.reshape(g, co, ci, -1)[..., ::-1]
+        return np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(g, ci, -1)
+
+    def _add_bias_gradient(self, top_diff):
+        pixels = int(np.prod(top_diff.shape[self.channel_axis + 1:], dtype=np.int64))
+        _add_plane_sums(self.blobs[1].diff, top_diff.reshape(self.num, self.num_output, pixels))
+
+    def _need_param_gradients(self):
+        """(weight gradient wanted, bias gradient wanted)."""
+        return self.param_propagate_down[0], self.bias_term and self.param_propagate_down[1]
+
+
+@register_layer("Convolution")
+class ConvolutionLayer(BaseConvolution):
+    def compute_output_shape(self, spatial):
+        return convolved_shape(self, spatial, self.kernel, self.pad, self.stride, self.dilation)
+
+    def forward_cpu(self, bottom, top):
+        for b, t in zip(bottom, top):
+            self._convolve(self._images(b.data), self._outputs(t.data), self._bias())
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        need_weight, need_bias = self._need_param_gradients()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            if need_bias:
+                self._add_bias_gradient(t.diff)
+            if need_weight:
+                self._weight_gradient(self._images(b.data), self._outputs(t.diff))
+            if propagate_down[i]:
+                self._convolve_transposed(self._outputs(t.diff), self._images(b.diff))
+
+    def forward_gpu(self, bottom, top):
+        from . import conv_gpu
+
+        conv_gpu.convolution_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import conv_gpu
+
+        conv_gpu.convolution_backward(self, top, propagate_down, bottom)
+
+
+@register_layer("Deconvolution")
+class DeconvolutionLayer(BaseConvolution):
+    reverse_dimensions = True
+
+    def compute_output_shape(self, spatial):
+        out = tuple(s * (size - 1) + d * (k - 1) + 1 - 2 * p
+                    for size, k, p, s, d in zip(spatial, self.kernel, self.pad, self.stride, self.dilation))
+        for axis, o in enumerate(out):
+            if o < 1:
+                raise self.error(f"pad {self.pad[axis]} leaves no output on spatial axis {axis}")
+        return out
+
+    def forward_cpu(self, bottom, top):
+        for b, t in zip(bottom, top):
+            self._convolve_transposed(self._outputs(b.data), self._images(t.data), self._bias())
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        need_weight, need_bias = self._need_param_gradients()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            if need_bias:
+                self._add_bias_gradient(t.diff)
+            if need_weight:
+                self._weight_gradient(self._images(t.diff), self._outputs(b.data))
+            if propagate_down[i]:
+                self._convolve(self._images(t.diff), self._outputs(b.diff))
+
+    def forward_gpu(self, bottom, top):
+        from . import conv_gpu
+
+        conv_gpu.deconvolution_forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import conv_gpu
+
+        conv_gpu.deconvolution_backward(self, top, propagate_down, bottom)
+
+
+def _add_plane_sums(bias_diff, diff):
+    """bias_diff[c] += sum of diff (num, C, P) over num and P (a GEMV, faster than ndarray.sum)."""
+    num, channels, count = diff.shape
+    per_plane = diff.reshape(num * channels, count) @ np.ones(count, diff.dtype)
+    bias_diff += per_plane.reshape(num, channels).sum(axis=0)
+
+
+@register_layer("Im2col")
+class Im2colLayer(Layer):
+    """The column matrix itself as a blob: (..., C * prod(kernel), *output spatial), as Caffe's."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        param = self.layer_param.convolution_param
+        self.channel_axis = self.canonical_axis(bottom[0], param.axis)
+        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
+        if self.num_spatial < 1:
+            raise self.error("needs at least one spatial axis after the channel axis")
+        self.kernel, self.stride, self.pad, self.dilation = spatial_params(self, param, self.num_spatial)
+
+    def reshape(self, bottom, top):
+        shape, axis = bottom[0].shape, self.channel_axis
+        if len(shape) != axis + 1 + self.num_spatial:
+            raise self.error(f"bottom has {len(shape)} axes; the layer was set up for {axis + 1 + self.num_spatial}")
+        out_spatial = convolved_shape(self, shape[axis + 1:], self.kernel, self.pad, self.stride, self.dilation)
+        self.im2col = Im2col(shape[axis], shape[axis + 1:], self.kernel, self.pad, self.stride, self.dilation)
+        self.num = bottom[0].count(0, axis)
+        top[0].reshape(shape[:axis] + (self.im2col.rows,) + out_spatial)
+        self.chunks = chunk_slices(self.num, self.im2col.column_bytes(self.dtype.itemsize))
+
+    def _arrays(self, bottom_array, top_array):
+        im = self.im2col
+        return (bottom_array.reshape((self.num, im.channels) + im.spatial),
+                top_array.reshape(self.num, im.rows, im.out_count))
+
+    def forward_cpu(self, bottom, top):
+        im = self.im2col
+        images, columns = self._arrays(bottom[0].data, top[0].data)
+        for chunk in self.chunks:
+            n = columns[chunk].shape[0]
+            col = im.columns(images[chunk], scratch("conv.columns", (im.rows, im.out_count * n), images.dtype))
+            im.outputs(col, columns[chunk])
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        im = self.im2col
+        images_diff, columns_diff = self._arrays(bottom[0].diff, top[0].diff)
+        for chunk in self.chunks:
+            n = columns_diff[chunk].shape[0]
+            mat = im.matrix(columns_diff[chunk], scratch("conv.matrix", (im.rows, im.out_count * n), images_diff.dtype))
+            im.images(mat, images_diff[chunk])

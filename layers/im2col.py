@@ -1,0 +1,179 @@
+"""im2col / col2im: the column matrices behind Convolution, Deconvolution and Im2col (CPU).
+
+The layers work on a chunk of n images at a time, (n, C, *spatial). A chunk is first copied
+"batch-last" into (C, *padded spatial, n) with zero borders, and its column matrix is
+
+    rows    (c, k_1, ..., k_d)        as Caffe's: C * prod(kernel)
+    columns (o_1, ..., o_d, image)    prod(output spatial) * n
+
+so one GEMM per group covers the whole chunk. Keeping the image index innermost is what makes
+this fast in NumPy: im2col is a single copy out of a strided window view, and col2im adds one
+kernel offset at a time, both over contiguous stretches of at least n (usually OW * n) elements,
+where an image-major layout works one output row at a time (measured 1.5-3x slower on the LeNet
+and CIFAR shapes). The price is a transpose of each layer's input and output (`batch_last`,
+`batch_first`), done in cache-sized tiles. One strided-view implementation serves every number
+of spatial axes, so Caffe's 2-D and N-d paths are the same code here.
+
+A 1x1 kernel with stride 1 and no padding needs no im2col: its columns are the images themselves,
+and the GEMMs run directly on them in image-major column order (channel, image, pixel), which
+costs only block copies of whole planes.
+
+Matrices on the output side of the GEMM (Co, columns) use the same column order; `matrix` and
+`outputs` convert them from and to (n, Co, *output spatial) arrays.
+
+Working buffers come from `scratch` and are reused from call to call: a fresh allocation of tens
+of MB per layer call costs more in page faults than the copy into it. (Splitting the copies and
+sums among threads was tried: they are limited by memory bandwidth and gained nothing.)
+"""
+import threading
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+_buffers = threading.local()
+# Elements per tile of the batch transposes (measured: scattered writes want smaller tiles than
+# scattered reads).
+BATCH_FIRST_TILE = 1 << 13
+BATCH_LAST_TILE = 1 << 16
+
+
+def scratch(name, shape, dtype):
+    """A reusable per-thread buffer of `shape` (contents undefined), valid until the next request
+    for the same name; different names never overlap."""
+    pool = getattr(_buffers, "pool", None)
+    if pool is None:
+        pool = _buffers.pool = {}
+    size = int(np.prod(shape, dtype=np.int64))
+    key = (name, np.dtype(dtype))
+    flat = pool.get(key)
+    if flat is None or flat.size < size:
+        flat = pool[key] = np.empty(size, dtype)
+    return flat[:size].reshape(shape)
+
+
+def output_size(size, kernel, pad, stride, dilation):
+    """Caffe's convolution output length: floor((size + 2p - extent) / s) + 1."""
+    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+
+
+def _tiled_copy(dst, src, axis, tile):
+    """np.copyto(dst, src) for same-shaped arrays that are transposes of each other in memory, a
+    tile of about `tile` elements at a time, cut along `axis` (channels) and the next one: NumPy's
+    plain copy of the whole transpose misses the cache on almost every element."""
+    lead = (slice(None),) * axis
+    channels, rows = dst.shape[axis], dst.shape[axis + 1]
+    per_row = max(1, dst.size // max(1, channels * rows))
+    if per_row * rows >= tile:
+        step = max(1, tile // per_row)
+        tiles = [lead + (c, slice(r, r + step)) for c in range(channels) for r in range(0, rows, step)]
+    else:
+        step = max(1, tile // max(1, per_row * rows))
+        tiles = [lead + (slice(c, c + step),) for c in range(0, channels, step)]
+    for index in tiles:
+        np.copyto(dst[index], src[index])
+
+
+def batch_last(a, out):
+    """Copy (n, C, *rest) into out, shaped (C, *rest, n)."""
+    _tiled_copy(out, np.moveaxis(a, 0, -1), 0, BATCH_LAST_TILE)
+    return out
+
+
+def batch_first(a, out, bias=None):
+    """Copy (C, *rest, n) into out, shaped (n, C, *rest), adding bias[c] when given."""
+    _tiled_copy(out, np.moveaxis(a, -1, 0), 1, BATCH_FIRST_TILE)
+    if bias is not None:
+        out += bias.reshape(bias.shape + (1,) * (out.ndim - 2))
+    return out
+
+
+class Im2col:
+    """The im2col geometry of images (C, *spatial) for one kernel, padding, stride and dilation."""
+
+    def __init__(self, channels, spatial, kernel, pad, stride, dilation):
+        self.channels = channels
+        self.spatial = tuple(spatial)
+        self.kernel, self.pad, self.stride, self.dilation = map(tuple, (kernel, pad, stride, dilation))
+        self.out_spatial = tuple(map(output_size, self.spatial, kernel, pad, stride, dilation))
+        self.padded = tuple(s + 2 * p for s, p in zip(self.spatial, self.pad))
+        self.is_1x1 = all(k == 1 and s == 1 and p == 0 for k, s, p in zip(self.kernel, self.stride, self.pad))
+        self.rows = channels * int(np.prod(self.kernel, dtype=np.int64))
+        self.out_count = int(np.prod(self.out_spatial, dtype=np.int64))
+
+    def column_bytes(self, itemsize):
+        """Bytes of one image's columns."""
+        return self.rows * self.out_count * itemsize
+
+    # -- output side -------------------------------------------------------------------------
+    def matrix(self, outputs, out):
+        """Output-side arrays (n, Co, *out_spatial) -> out, (Co, out_count * n) in column order."""
+        n, co = outputs.shape[:2]
+        if self.is_1x1:
+            np.copyto(out.reshape(co, n, -1), outputs.reshape(n, co, -1).swapaxes(0, 1))
+        else:
+            batch_last(outputs.reshape(n, co, -1), out.reshape(co, -1, n))
+        return out
+
+    def outputs(self, mat, out, bias=None):
+        """The inverse of `matrix`, written to out (n, Co, *out_spatial), plus bias[c] when given."""
+        n, co = out.shape[:2]
+        if self.is_1x1:
+            source = mat.reshape(co, n, -1).swapaxes(0, 1)
+            if bias is None:
+                np.copyto(out.reshape(n, co, -1), source)
+            else:
+                np.add(source, bias[:, None], out=out.reshape(n, co, -1))
+        else:
+            batch_first(mat.reshape(co, -1, n), out.reshape(n, co, -1), bias)
+        return out
+
+    # -- image side --------------------------------------------------------------------------
+    def columns(self, images, out):
+        """im2col of images (n, C, *spatial) into out, (rows, out_count * n); returns out."""
+        if self.is_1x1:
+            return self.matrix(images, out)
+        n = images.shape[0]
+        padded = scratch("im2col.padded", (self.channels,) + self.padded + (n,), images.dtype)
+        self._zero_borders(padded)
+        batch_last(images, padded[self._interior()])
+        st = padded.strides
+        spatial_strides = st[1:-1]
+        view = as_strided(
+            padded,
+            shape=(self.channels,) + self.kernel + self.out_spatial + (n,),
+            strides=(st[0],) + tuple(t * d for t, d in zip(spatial_strides, self.dilation))
+            + tuple(t * s for t, s in zip(spatial_strides, self.stride)) + (st[-1],),
+            writeable=False)
+        np.copyto(out.reshape(view.shape), view)
+        return out
+
+    def images(self, col, out, bias=None):
+        """col2im: sum the columns col (rows, out_count * n) back into images, written to out
+        (n, C, *spatial), plus bias[c] when given; returns out."""
+        if self.is_1x1:
+            return self.outputs(col, out, bias)
+        n = out.shape[0]
+        padded = scratch("im2col.padded", (self.channels,) + self.padded + (n,), out.dtype)
+        padded.fill(0)
+        blocks = col.reshape((self.channels,) + self.kernel + self.out_spatial + (n,))
+        for offset in np.ndindex(*self.kernel):
+            padded[self._window(offset)] += blocks[(slice(None),) + offset]
+        return batch_first(padded[self._interior()], out, bias)
+
+    def _interior(self):
+        return (slice(None),) + tuple(slice(p, p + s) for p, s in zip(self.pad, self.spatial)) + (slice(None),)
+
+    def _window(self, offset):
+        """Index of the padded batch-last images that kernel `offset` reads for every output."""
+        return (slice(None),) + tuple(
+            slice(k * d, k * d + s * (o - 1) + 1, s)
+            for k, d, s, o in zip(offset, self.dilation, self.stride, self.out_spatial)) + (slice(None),)
+
+    def _zero_borders(self, padded):
+        for axis, p in enumerate(self.pad, start=1):
+            if p:
+                edge = [slice(None)] * padded.ndim
+                edge[axis] = slice(0, p)
+                padded[tuple(edge)] = 0
+                edge[axis] = slice(padded.shape[axis] - p, None)
+                padded[tuple(edge)] = 0

@@ -1,0 +1,87 @@
+"""InnerProduct (fully connected), as Caffe's InnerProductLayer.
+
+The bottom is read as a matrix (M, K): M = the count of the axes before `axis`, K = the count of
+`axis` and after. The weights are (N, K), or (K, N) with `transpose`; top = bottom W^T + bias, of
+shape bottom.shape[:axis] + (N,).
+"""
+import numpy as np
+
+from nvcaffe_py.layer import Layer
+from nvcaffe_py.registry import register_layer
+
+# The weight gradient is summed a block of output rows at a time, so that its temporary stays
+# this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
+GRADIENT_BLOCK_BYTES = 16 << 20
+
+
+@register_layer("InnerProduct")
+class InnerProductLayer(Layer):
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        param = self.layer_param.inner_product_param
+        self.num_output = param.num_output
+        if self.num_output <= 0:
+            raise self.error("num_output must be positive")
+        self.bias_term = param.bias_term
+        self.transpose = param.transpose
+        self.axis = self.canonical_axis(bottom[0], param.axis)
+        self.inputs = bottom[0].count(self.axis)
+        weight_shape = (self.inputs, self.num_output) if self.transpose else (self.num_output, self.inputs)
+        if self.blobs:
+            if len(self.blobs) != 1 + self.bias_term:
+                raise self.error(f"expected {1 + self.bias_term} parameter blobs, got {len(self.blobs)}")
+            if self.blobs[0].shape != weight_shape:
+                raise self.error(f"weight shape should be {weight_shape}, got {self.blobs[0].shape}")
+            if self.bias_term and self.blobs[1].shape != (self.num_output,):
+                raise self.error(f"bias shape should be {(self.num_output,)}, got {self.blobs[1].shape}")
+        else:
+            self.blobs.append(self.new_param_blob(weight_shape, param.weight_filler))
+            if self.bias_term:
+                self.blobs.append(self.new_param_blob((self.num_output,), param.bias_filler))
+        self.param_propagate_down = [True] * len(self.blobs)
+
+    def reshape(self, bottom, top):
+        axis = self.canonical_axis(bottom[0], self.layer_param.inner_product_param.axis)
+        inputs = bottom[0].count(axis)
+        if inputs != self.inputs:
+            raise self.error(f"bottom has {inputs} inputs per row from axis {axis} on; "
+                             f"the weights were made for {self.inputs}")
+        self.axis = axis
+        self.rows = bottom[0].count(0, axis)
+        top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
+
+    def _weight_nk(self, array):
+        """The (N, K) view of a weight-shaped array (a transposed view when `transpose`)."""
+        return array.T if self.transpose else array
+
+    def forward_cpu(self, bottom, top):
+        x = bottom[0].data.reshape(self.rows, self.inputs)
+        y = top[0].data.reshape(self.rows, self.num_output)
+        np.matmul(x, self._weight_nk(self.blobs[0].data).T, out=y)
+        if self.bias_term:
+            y += self.blobs[1].data
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        dy = top[0].diff.reshape(self.rows, self.num_output)
+        if self.param_propagate_down[0]:
+            x = bottom[0].data.reshape(self.rows, self.inputs)
+            grad = self._weight_nk(self.blobs[0].diff)
+            step = max(1, GRADIENT_BLOCK_BYTES // (self.inputs * x.itemsize))
+            for start in range(0, self.num_output, step):
+                grad[start:start + step] += dy[:, start:start + step].T @ x
+        if self.bias_term and self.param_propagate_down[1]:
+            self.blobs[1].diff[...] += dy.sum(axis=0)
+        if propagate_down[0]:
+            np.matmul(dy, self._weight_nk(self.blobs[0].data), out=bottom[0].diff.reshape(self.rows, self.inputs))
+
+    def forward_gpu(self, bottom, top):
+        from . import inner_product_gpu
+
+        inner_product_gpu.forward(self, bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import inner_product_gpu
+
+        inner_product_gpu.backward(self, top, propagate_down, bottom)
