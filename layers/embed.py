@@ -26,18 +26,10 @@ class EmbedLayer(Layer):
         if self.input_dim <= 0:
             raise self.error("input_dim must be positive")
         weight_shape = (self.input_dim, self.num_output)
-        if self.blobs:
-            if len(self.blobs) != 1 + self.bias_term:
-                raise self.error(f"expected {1 + self.bias_term} parameter blobs, got {len(self.blobs)}")
-            if self.blobs[0].shape != weight_shape:
-                raise self.error(f"weight shape should be {weight_shape}, got {self.blobs[0].shape}")
-            if self.bias_term and self.blobs[1].shape != (self.num_output,):
-                raise self.error(f"bias shape should be {(self.num_output,)}, got {self.blobs[1].shape}")
-        else:
-            self.blobs.append(self.new_param_blob(weight_shape, param.weight_filler))
-            if self.bias_term:
-                self.blobs.append(self.new_param_blob((self.num_output,), param.bias_filler))
-        self.param_propagate_down = [True] * len(self.blobs)
+        specs = [("weight", weight_shape, param.weight_filler)]
+        if self.bias_term:
+            specs.append(("bias", (self.num_output,), param.bias_filler))
+        self.init_param_blobs(specs)
 
     def reshape(self, bottom, top):
         top[0].reshape(bottom[0].shape + (self.num_output,))

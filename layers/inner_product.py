@@ -29,18 +29,10 @@ class InnerProductLayer(Layer):
         self.axis = self.canonical_axis(bottom[0], param.axis)
         self.inputs = bottom[0].count(self.axis)
         weight_shape = (self.inputs, self.num_output) if self.transpose else (self.num_output, self.inputs)
-        if self.blobs:
-            if len(self.blobs) != 1 + self.bias_term:
-                raise self.error(f"expected {1 + self.bias_term} parameter blobs, got {len(self.blobs)}")
-            if self.blobs[0].shape != weight_shape:
-                raise self.error(f"weight shape should be {weight_shape}, got {self.blobs[0].shape}")
-            if self.bias_term and self.blobs[1].shape != (self.num_output,):
-                raise self.error(f"bias shape should be {(self.num_output,)}, got {self.blobs[1].shape}")
-        else:
-            self.blobs.append(self.new_param_blob(weight_shape, param.weight_filler))
-            if self.bias_term:
-                self.blobs.append(self.new_param_blob((self.num_output,), param.bias_filler))
-        self.param_propagate_down = [True] * len(self.blobs)
+        specs = [("weight", weight_shape, param.weight_filler)]
+        if self.bias_term:
+            specs.append(("bias", (self.num_output,), param.bias_filler))
+        self.init_param_blobs(specs)
 
     def reshape(self, bottom, top):
         axis = self.canonical_axis(bottom[0], self.layer_param.inner_product_param.axis)

@@ -134,6 +134,20 @@ class Layer:
             fill(blob, filler)
         return blob
 
+    def init_param_blobs(self, specs):
+        """Create the parameter blobs from (name, shape, filler) specs or, when the weights came
+        with the layer (a caffemodel inside the LayerParameter), check their count and shapes."""
+        if self.blobs:
+            if len(self.blobs) != len(specs):
+                raise self.error(f"expected {len(specs)} parameter blobs, got {len(self.blobs)}")
+            for blob, (name, shape, _) in zip(self.blobs, specs):
+                if blob.shape != tuple(shape):
+                    raise self.error(f"{name} shape should be {tuple(shape)}, got {blob.shape}")
+        else:
+            for _, shape, filler in specs:
+                self.blobs.append(self.new_param_blob(shape, filler))
+        self.param_propagate_down = [True] * len(self.blobs)
+
     def error(self, message: str) -> CaffeError:
         """A CaffeError naming this layer, for shape and parameter problems."""
         return CaffeError(f"layer '{self.name}' ({self.type}): {message}")
