@@ -287,6 +287,10 @@ def _benchmark(net, iterations):
     for layer, f_ms, b_ms in zip(net.layers, forward_ms, backward_ms):
         log.info(f"{layer.name:>10}\tforward: {log.number(f_ms)} ms.")
         log.info(f"{layer.name:>10}\tbackward: {log.number(b_ms)} ms.")
+    if mode.gpu_mode():
+        fallback = [f"{layer.name} ({layer.type})" for layer in net.layers if not layer.uses_gpu()]
+        if fallback:
+            log.info(f"Layers without a GPU kernel (their CPU code ran): {', '.join(fallback)}")
     log.info(f"Average Forward pass: {log.number(sum(forward_ms))} ms.")
     log.info(f"Average Backward pass: {log.number(sum(backward_ms))} ms.")
     log.info(f"Average Forward-Backward: {log.number(total * 1e3 / runs)} ms.")
