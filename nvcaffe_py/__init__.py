@@ -3,6 +3,7 @@ pycaffe API: Net, Layer, TRAIN/TEST, set_mode_cpu/gpu, solvers, NetSpec, io, pro
 """
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 from .proto import caffe_pb2  # noqa: F401  (also reachable as nvcaffe_py.proto.caffe_pb2)
@@ -70,3 +71,26 @@ def install_caffe_alias():
 
 
 install_caffe_alias()
+
+
+class _SourceCheckoutSubpackages(importlib.abc.MetaPathFinder):
+    """Run from a source checkout without installing (PYTHONPATH=checkout, as on the lent GPU
+    machine): `layers/` and `solvers/` sit beside this package, and an install maps them to
+    nvcaffe_py.layers / nvcaffe_py.solvers; this finder does the same mapping."""
+
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    NAMES = {f"{__name__}.layers": "layers", f"{__name__}.solvers": "solvers"}
+
+    def find_spec(self, fullname, path=None, target=None):
+        folder = self.NAMES.get(fullname)
+        if folder is None:
+            return None
+        location = os.path.join(self.ROOT, folder)
+        if not os.path.isfile(os.path.join(location, "__init__.py")):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, os.path.join(location, "__init__.py"), submodule_search_locations=[location])
+
+
+# Last in line: an installed mapping (regular or editable install) always wins.
+sys.meta_path.append(_SourceCheckoutSubpackages())
