@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from nvcaffe_py import formats, log, mode, rng
+from nvcaffe_py import formats, hdf5_format, log, mode, rng
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
@@ -100,8 +100,6 @@ class Solver:
             self._fail(f"iter_size must be at least 1 (got {p.iter_size})")
         if p.regularization_type not in ("L1", "L2"):
             self._fail(f"unknown regularization_type '{p.regularization_type}' (known: L1, L2)")
-        if p.snapshot_format != caffe_pb2.SolverParameter.BINARYPROTO:
-            self._fail("snapshot_format HDF5 is not supported; use BINARYPROTO")
         if p.snapshot > 0:
             directory = os.path.dirname(p.snapshot_prefix) or "."
             if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
@@ -410,31 +408,38 @@ class Solver:
         return f"{self.param.snapshot_prefix}_iter_{self.iter}{extension}"
 
     def snapshot(self):
-        """Write <prefix>_iter_N.caffemodel, then .solverstate (each atomically); return both paths.
+        """Write <prefix>_iter_N.caffemodel, then .solverstate (each atomically; both with `.h5` appended
+        and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths.
         Weights that are no longer finite are never written over a good snapshot."""
         for p in self.net.learnable_params:
             if not np.isfinite(p.blob.data).all():
                 raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
                                      f"finite; not snapshotting. Training stopped; {self._kept()}")
-        model = self.snapshot_filename(".caffemodel")
-        log.info(f"Snapshotting to binary proto file {model}")
-        formats.write_binary(model, self.net.to_proto(write_diff=self.param.snapshot_diff))
+        if self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
+            suffix, kind, save_net, write_state = ".h5", "HDF5", self.net.save_hdf5, hdf5_format.write_solver_state
+        else:
+            suffix, kind, save_net, write_state = "", "binary proto", self.net.save, formats.write_binary
+        model = self.snapshot_filename(".caffemodel" + suffix)
+        log.info(f"Snapshotting to {kind} file {model}")
+        save_net(model, write_diff=self.param.snapshot_diff)
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
         for h in self.history:
             formats.blob_to_proto(h.data, proto=state.history.add(), double=self.dtype == np.float64)
-        state_file = self.snapshot_filename(".solverstate")
-        log.info(f"Snapshotting solver state to binary proto file {state_file}")
-        formats.write_binary(state_file, state)
+        state_file = self.snapshot_filename(".solverstate" + suffix)
+        log.info(f"Snapshotting solver state to {kind} file {state_file}")
+        write_state(state_file, state)
         self.last_snapshot = state_file
         return model, state_file
 
     def restore(self, state_file):
-        """Resume from a .solverstate: iteration, learning-rate step, weights and history."""
+        """Resume from a .solverstate (or, by its extension, a .solverstate.h5): iteration,
+        learning-rate step, weights and history."""
         state_file = os.fspath(state_file)
-        if state_file.endswith(".h5"):
-            raise CaffeError(f"{state_file}: HDF5 solver states are not supported; use a .solverstate")
         log.info(f"Restoring previous solver status from {state_file}")
-        state = formats.read_binary(state_file, caffe_pb2.SolverState())
+        if state_file.endswith(".h5"):
+            state = hdf5_format.read_solver_state(state_file)
+        else:
+            state = formats.read_binary(state_file, caffe_pb2.SolverState())
         if len(state.history) != len(self.history):
             raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but this {self.type_name} "
                              f"solver on this net needs {len(self.history)} (another solver type or net?)")
