@@ -16,8 +16,9 @@ import numpy as np
 
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
+from nvcaffe_py.scratch import scratch
 
-from .im2col import Im2col, output_size, scratch
+from .im2col import Im2col, output_size
 
 # The working memory of one chunk (its column matrix or GEMM product): bounded whatever the batch,
 # as Caffe's one-image column buffer is, yet thousands of GEMM columns per chunk.

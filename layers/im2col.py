@@ -10,45 +10,37 @@ so one GEMM per group covers the whole chunk. Keeping the image index innermost 
 this fast in NumPy: im2col is a single copy out of a strided window view, and col2im adds one
 kernel offset at a time, both over contiguous stretches of at least n (usually OW * n) elements,
 where an image-major layout works one output row at a time (measured 1.5-3x slower on the LeNet
-and CIFAR shapes). The price is a transpose of each layer's input and output (`batch_last`,
-`batch_first`), done in cache-sized tiles. One strided-view implementation serves every number
-of spatial axes, so Caffe's 2-D and N-d paths are the same code here.
+and CIFAR shapes with rows of 8 and 16). The price is a transpose of each layer's input and
+output (`batch_last`, `batch_first`), done in cache-sized tiles. One strided-view implementation
+serves every number of spatial axes, so Caffe's 2-D and N-d paths are the same code here.
 
-A 1x1 kernel with stride 1 and no padding needs no im2col: its columns are the images themselves,
-and the GEMMs run directly on them in image-major column order (channel, image, pixel), which
-costs only block copies of whole planes.
+Rows of at least IMAGE_MAJOR_ROW outputs copy fast enough one at a time, so those geometries use
+the image-major column order (image, o_1, ..., o_d) instead, with the padded images (n, C, ...)
+and no transposes: output-side matrices then cost only block copies of whole planes. A 1x1
+kernel with stride 1 and no padding needs no im2col at all: its columns are the images themselves
+in that order.
 
 Matrices on the output side of the GEMM (Co, columns) use the same column order; `matrix` and
 `outputs` convert them from and to (n, Co, *output spatial) arrays.
 
-Working buffers come from `scratch` and are reused from call to call: a fresh allocation of tens
-of MB per layer call costs more in page faults than the copy into it. (Splitting the copies and
-sums among threads was tried: they are limited by memory bandwidth and gained nothing.)
+Working buffers come from `nvcaffe_py.scratch` and are reused from call to call. (Splitting the
+copies and sums among threads was tried: it gains nothing while OpenBLAS's idle worker threads
+spin on the other cores for a while after each GEMM, which they do by default.)
 """
-import threading
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-_buffers = threading.local()
+from nvcaffe_py.scratch import scratch
+
 # Elements per tile of the batch transposes (measured: scattered writes want smaller tiles than
 # scattered reads).
 BATCH_FIRST_TILE = 1 << 13
 BATCH_LAST_TILE = 1 << 16
-
-
-def scratch(name, shape, dtype):
-    """A reusable per-thread buffer of `shape` (contents undefined), valid until the next request
-    for the same name; different names never overlap."""
-    pool = getattr(_buffers, "pool", None)
-    if pool is None:
-        pool = _buffers.pool = {}
-    size = int(np.prod(shape, dtype=np.int64))
-    key = (name, np.dtype(dtype))
-    flat = pool.get(key)
-    if flat is None or flat.size < size:
-        flat = pool[key] = np.empty(size, dtype)
-    return flat[:size].reshape(shape)
+# Outputs per row from which the image-major column order is used: rows this long copy nearly as
+# fast as batch-last stretches, and the order saves the batch transposes of input and output
+# (measured per training iteration: LeNet conv1, 24 wide, and CIFAR-10 conv1, 32 wide, ~10%
+# faster, AlexNet conv1 2x; CIFAR-10 conv2, 16 wide, slower).
+IMAGE_MAJOR_ROW = 24
 
 
 def output_size(size, kernel, pad, stride, dilation):
@@ -97,6 +89,7 @@ class Im2col:
         self.out_spatial = tuple(map(output_size, self.spatial, kernel, pad, stride, dilation))
         self.padded = tuple(s + 2 * p for s, p in zip(self.spatial, self.pad))
         self.is_1x1 = all(k == 1 and s == 1 and p == 0 for k, s, p in zip(self.kernel, self.stride, self.pad))
+        self.image_major = self.is_1x1 or self.out_spatial[-1] >= IMAGE_MAJOR_ROW
         self.rows = channels * int(np.prod(self.kernel, dtype=np.int64))
         self.out_count = int(np.prod(self.out_spatial, dtype=np.int64))
 
@@ -108,7 +101,7 @@ class Im2col:
     def matrix(self, outputs, out):
         """Output-side arrays (n, Co, *out_spatial) -> out, (Co, out_count * n) in column order."""
         n, co = outputs.shape[:2]
-        if self.is_1x1:
+        if self.image_major:
             np.copyto(out.reshape(co, n, -1), outputs.reshape(n, co, -1).swapaxes(0, 1))
         else:
             batch_last(outputs.reshape(n, co, -1), out.reshape(co, -1, n))
@@ -117,7 +110,7 @@ class Im2col:
     def outputs(self, mat, out, bias=None):
         """The inverse of `matrix`, written to out (n, Co, *out_spatial), plus bias[c] when given."""
         n, co = out.shape[:2]
-        if self.is_1x1:
+        if self.image_major:
             source = mat.reshape(co, n, -1).swapaxes(0, 1)
             if bias is None:
                 np.copyto(out.reshape(n, co, -1), source)
@@ -133,17 +126,16 @@ class Im2col:
         if self.is_1x1:
             return self.matrix(images, out)
         n = images.shape[0]
-        padded = scratch("im2col.padded", (self.channels,) + self.padded + (n,), images.dtype)
-        self._zero_borders(padded)
-        batch_last(images, padded[self._interior()])
-        st = padded.strides
-        spatial_strides = st[1:-1]
-        view = as_strided(
-            padded,
-            shape=(self.channels,) + self.kernel + self.out_spatial + (n,),
-            strides=(st[0],) + tuple(t * d for t, d in zip(spatial_strides, self.dilation))
-            + tuple(t * s for t, s in zip(spatial_strides, self.stride)) + (st[-1],),
-            writeable=False)
+        if self.image_major and not any(self.pad):
+            padded = images
+        else:
+            padded = self._padded(n, images.dtype)
+            self._zero_borders(padded)
+            if self.image_major:
+                np.copyto(padded[self._interior()], images)
+            else:
+                batch_last(images, padded[self._interior()])
+        view = self._blocks(padded, writeable=False)
         np.copyto(out.reshape(view.shape), view)
         return out
 
@@ -153,24 +145,58 @@ class Im2col:
         if self.is_1x1:
             return self.outputs(col, out, bias)
         n = out.shape[0]
-        padded = scratch("im2col.padded", (self.channels,) + self.padded + (n,), out.dtype)
+        padded = out if self.image_major and not any(self.pad) else self._padded(n, out.dtype)
         padded.fill(0)
-        blocks = col.reshape((self.channels,) + self.kernel + self.out_spatial + (n,))
+        blocks = col.reshape(self._blocks(padded).shape)
         for offset in np.ndindex(*self.kernel):
-            padded[self._window(offset)] += blocks[(slice(None),) + offset]
-        return batch_first(padded[self._interior()], out, bias)
+            window = padded[self._window(offset)]
+            if self.image_major:
+                window = window.swapaxes(0, 1)  # (C, n, ...) as the blocks
+            window += blocks[(slice(None),) + offset]
+        if not self.image_major:
+            return batch_first(padded[self._interior()], out, bias)
+        if padded is not out:
+            np.copyto(out, padded[self._interior()])
+        if bias is not None:
+            out += bias.reshape(bias.shape + (1,) * len(self.spatial))
+        return out
+
+    # -- the padded images: (C, *padded, n) batch-last, or (n, C, *padded) image-major -------
+    def _padded(self, n, dtype):
+        shape = (n, self.channels) + self.padded if self.image_major else (self.channels,) + self.padded + (n,)
+        return scratch("im2col.padded", shape, dtype)
+
+    def _blocks(self, padded, writeable=True):
+        """The strided view of the padded images as (C, *kernel, *columns): the column matrix."""
+        st = padded.strides
+        spatial = st[2:] if self.image_major else st[1:-1]
+        channel, image = (st[1], st[0]) if self.image_major else (st[0], st[-1])
+        kernel_strides = tuple(t * d for t, d in zip(spatial, self.dilation))
+        out_strides = tuple(t * s for t, s in zip(spatial, self.stride))
+        if self.image_major:
+            shape, strides = (len(padded),) + self.out_spatial, (image,) + out_strides
+        else:
+            shape, strides = self.out_spatial + (padded.shape[-1],), out_strides + (image,)
+        return as_strided(padded, shape=(self.channels,) + self.kernel + shape,
+                          strides=(channel,) + kernel_strides + strides, writeable=writeable)
+
+    def _spatial_index(self, spatial):
+        """An index of the padded images from per-axis spatial slices."""
+        lead, trail = ((slice(None),) * 2, ()) if self.image_major else ((slice(None),), (slice(None),))
+        return lead + tuple(spatial) + trail
 
     def _interior(self):
-        return (slice(None),) + tuple(slice(p, p + s) for p, s in zip(self.pad, self.spatial)) + (slice(None),)
+        return self._spatial_index(slice(p, p + s) for p, s in zip(self.pad, self.spatial))
 
     def _window(self, offset):
-        """Index of the padded batch-last images that kernel `offset` reads for every output."""
-        return (slice(None),) + tuple(
+        """Index of the padded images that kernel `offset` reads for every output."""
+        return self._spatial_index(
             slice(k * d, k * d + s * (o - 1) + 1, s)
-            for k, d, s, o in zip(offset, self.dilation, self.stride, self.out_spatial)) + (slice(None),)
+            for k, d, s, o in zip(offset, self.dilation, self.stride, self.out_spatial))
 
     def _zero_borders(self, padded):
-        for axis, p in enumerate(self.pad, start=1):
+        first = 2 if self.image_major else 1
+        for axis, p in enumerate(self.pad, start=first):
             if p:
                 edge = [slice(None)] * padded.ndim
                 edge[axis] = slice(0, p)

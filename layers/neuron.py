@@ -82,7 +82,14 @@ def leaky_rectify(x, negative_slope, y):
 
 
 def leaky_rectify_derivative(x, negative_slope):
-    return np.where(x > 0, x.dtype.type(1), negative_slope)
+    """1 where x > 0, else negative_slope; a boolean mask for slope 0 (multiplying by it is one
+    branch-free pass, several times faster than np.where on mixed signs)."""
+    positive = np.greater(x, 0)
+    if np.ndim(negative_slope) == 0 and negative_slope == 0:
+        return positive
+    slope = np.multiply(~positive, negative_slope, dtype=x.dtype)
+    slope += positive  # exact: 1 or the slope, never 1 - s + s
+    return slope
 
 
 def sigmoid(x, y):

@@ -4,6 +4,9 @@
 over the kh*kw kernel offsets: for one offset, the input elements it touches form a strided
 slice, and the windows in which it lies inside the image form a rectangle of the output. The
 windows clipped by the image border simply miss that offset, which is how Caffe clips them.
+MAX and AVE forward with small windows first copy the input into a polyphase layout (`_Phases`),
+where each offset's slice is contiguous instead, and fill the positions outside the image with
+values that change nothing (-inf, 0).
 """
 import numpy as np
 
@@ -11,6 +14,7 @@ from nvcaffe_py import rng
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+from nvcaffe_py.scratch import scratch
 
 MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
@@ -37,6 +41,56 @@ def _offset_range(offset, size, stride, pad, pooled):
         return None
     start = first * stride - pad + offset
     return slice(first, last + 1), slice(start, last * stride - pad + offset + 1, stride)
+
+
+class _Phases:
+    """The polyphase layout of a chunk of planes, which turns every kernel offset into one
+    contiguous slice: NumPy runs a strided slice with short rows several times slower.
+
+    Phase (a, b) holds the padded input's elements (r * sh + a, c * sw + b), a (rows, cols)
+    grid per plane, the positions outside the image set to a fill value. Kernel offset (i, j)
+    of window (r, c) is then element (r + i // sh, c + j // sw) of phase (i % sh, j % sw), so
+    with all planes laid end to end, the offset's elements for every window of the chunk are
+    one slice of its phase, `start` = (i // sh) * cols + j // sw elements in. Results live in
+    the same (rows, cols) grid per plane; the grid's extra rows and columns hold garbage (they
+    may read the next plane) and are dropped at the end.
+    """
+
+    def __init__(self, height, width, kernel, stride, pad, pooled):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+        self.pooled = pooled
+        self.rows, self.cols = pooled[0] + (kh - 1) // sh, pooled[1] + (kw - 1) // sw
+        self.plane = self.rows * self.cols
+        # Per phase: (grid rectangle, input slice, whether the rectangle is the whole grid), or
+        # None when the phase lies wholly outside the image.
+        self.copies = []
+        for a in range(sh):
+            for b in range(sw):
+                r = _offset_range(a, height, sh, ph, self.rows)
+                c = _offset_range(b, width, sw, pw, self.cols)
+                whole = bool(r and c) and (r[0], c[0]) == (slice(0, self.rows), slice(0, self.cols))
+                self.copies.append(((Ellipsis, r[0], c[0]), (Ellipsis, r[1], c[1]), whole) if r and c else None)
+        # (offset code i*kw + j, phase, start) in scan order.
+        self.offsets = [(i * kw + j, (i % sh) * sw + j % sw, (i // sh) * self.cols + j // sw)
+                        for i in range(kh) for j in range(kw)]
+        self.tail = max(start for _, _, start in self.offsets)
+
+    def split(self, x, fill):
+        """The phases of x (planes, H, W) as a (phases, planes * plane + tail) scratch array."""
+        size = x.shape[0] * self.plane
+        out = scratch("pooling.phases", (len(self.copies), size + self.tail), x.dtype)
+        out[:, size:] = fill
+        for phase, copy in zip(out, self.copies):
+            grid = phase[:size].reshape(x.shape[0], self.rows, self.cols)
+            if copy is None or not copy[2]:
+                grid.fill(fill)
+            if copy is not None:
+                np.copyto(grid[copy[0]], x[copy[1]])
+        return out, size
+
+    def windows(self, grid, planes):
+        """The (planes, PH, PW) results inside a flat (planes * plane) grid array."""
+        return grid.reshape(planes, self.rows, self.cols)[:, :self.pooled[0], :self.pooled[1]]
 
 
 class Pool2D:
@@ -69,9 +123,17 @@ class Pool2D:
         hstart = np.arange(self.pooled[0]) * sh - ph
         wstart = np.arange(self.pooled[1]) * sw - pw
         self.window_origin = (hstart[:, None] * width + wstart[None, :]).astype(np.int32)
-        # In-plane distance from a window's origin to its element of code count - rank (rank >= 1).
-        deltas = [i * width + j for i in range(kh) for j in range(kw)]
-        self.rank_delta = np.array([0] + deltas[::-1], np.int32)
+        # The first match in scan order is found as a max over offsets of a rank that falls as
+        # the offset's in-plane distance from the window origin, i * W + j, grows: rank = last - i*W - j
+        # (>= 1; 0: no match), so that index = origin + last - rank.
+        last = (kh - 1) * width + kw
+        self.rank_dtype = np.dtype(np.uint8 if last < 256 else np.uint16 if last < 65536 else np.int64)
+        self.rank_of = [self.rank_dtype.type(last - i * width - j) for i in range(kh) for j in range(kw)]
+        self.rank_origin = self.window_origin + np.int32(last)
+        # Small windows use the polyphase layout, unless its grid would be much bigger than the
+        # output (global pooling), where a strided pass per offset does less work.
+        phases = _Phases(height, width, (kh, kw), (sh, sw), (ph, pw), self.pooled)
+        self.phases = phases if phases.plane <= 2 * self.pooled[0] * self.pooled[1] else None
         # AVE divides by the window clipped to the padded image, padding included (Caffe). Only
         # a window lying wholly past the image (stride > kernel, no pad) gets a size <= 0 there;
         # its sum is 0, and dividing by 1 keeps it 0 where Caffe would produce -0 or NaN.
@@ -91,8 +153,7 @@ class Pool2D:
     def forward(self, x, top):
         if self.method == AVE:
             for xc, tc in self._chunks(x, top):
-                self.window_sum(xc, tc)
-                np.divide(tc, self.divisor.astype(tc.dtype), out=tc)
+                self._average(xc, tc)
         elif self.method == STOCHASTIC and not self.train:
             for xc, tc in self._chunks(x, top):
                 self._weighted_average(xc, tc)
@@ -106,6 +167,19 @@ class Pool2D:
                 uniform = rng.generator().random(top.shape, dtype=top.dtype)
                 for xc, tc, ic, uc in self._chunks(x, top, self.index, uniform):
                     self._sample(xc, tc, ic, uc)
+
+    def _average(self, x, top):
+        if self.phases is None:
+            self.window_sum(x, top)
+        else:
+            grid, size = self.phases.split(x, 0)
+            total = scratch("pooling.best", (size,), x.dtype)
+            _, phase, start = self.phases.offsets[0]
+            np.copyto(total, grid[phase, start:start + size])
+            for _, phase, start in self.phases.offsets[1:]:
+                np.add(total, grid[phase, start:start + size], out=total)
+            np.copyto(top, self.phases.windows(total, x.shape[0]))
+        np.divide(top, self.divisor.astype(top.dtype), out=top)
 
     def window_sum(self, x, out):
         """Each window's sum over its elements inside the image: along rows, then along columns,
@@ -121,27 +195,49 @@ class Pool2D:
         return out
 
     def _max(self, x, top, index):
-        top.fill(-FLT_MAX)
-        for _, rect, inp in self.offsets:
-            view = top[rect]
-            np.fmax(view, x[inp], out=view)  # fmax: as in Caffe's `>` scan, NaN never wins
-        self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
+        # fmax: as in Caffe's `>` scan, NaN never wins; the mask is the first maximum in scan order.
+        if self.phases is None:
+            top.fill(-FLT_MAX)
+            for _, rect, inp in self.offsets:
+                view = top[rect]
+                np.fmax(view, x[inp], out=view)
+            self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
+            return
+        phases = self.phases
+        grid, size = phases.split(x, -np.inf)
+        best = scratch("pooling.best", (size,), x.dtype)
+        best.fill(-FLT_MAX)
+        for _, phase, start in phases.offsets:
+            np.fmax(best, grid[phase, start:start + size], out=best)
+        rank = scratch("pooling.rank", (size,), self.rank_dtype)
+        rank.fill(0)
+        equal = scratch("pooling.equal", (size,), np.uint8)
+        ranked = scratch("pooling.ranked", (size,), self.rank_dtype)
+        for code, phase, start in phases.offsets:
+            np.equal(grid[phase, start:start + size], best, out=equal.view(bool))
+            np.multiply(equal, self.rank_of[code], out=ranked)
+            np.maximum(rank, ranked, out=rank)
+        np.copyto(top, phases.windows(best, x.shape[0]))
+        # The whole grid, garbage included, is contiguous and so quicker to check.
+        self._index_from_rank(phases.windows(rank, x.shape[0]), index, all_found=rank.all())
 
     def _first_offset(self, matches, index):
-        """Write into `index` the element of each window that comes first in scan order (the
-        smallest offset code) among those where `matches(input slice, output rectangle)` holds;
-        -1 where none does."""
-        count = self.kernel[0] * self.kernel[1]
-        # rank = count - code of the first match so far (0: none): a max over offsets keeps the
-        # smallest code, at the price of one small-integer pass per offset and no branches.
-        rank = np.zeros(index.shape, np.uint8 if count < 255 else np.int32)
+        """Write into `index` the element of each window that comes first in scan order among
+        those where `matches(input slice, output rectangle)` holds; -1 where none does."""
+        rank = np.zeros(index.shape, self.rank_dtype)
         for code, rect, inp in self.offsets:
             view = rank[rect]
-            np.maximum(view, matches(inp, rect).view(np.uint8) * rank.dtype.type(count - code), out=view)
-        np.take(self.rank_delta, rank, out=index)
-        index += self.window_origin
-        if not rank.all():
-            index[rank == 0] = -1
+            np.maximum(view, matches(inp, rect).view(np.uint8) * self.rank_of[code], out=view)
+        self._index_from_rank(rank, index)
+
+    def _index_from_rank(self, rank, index, all_found=False):
+        """index = origin + last - rank, -1 where rank is 0; `all_found` skips that check."""
+        np.copyto(index, rank, casting="unsafe")
+        np.subtract(self.rank_origin, index, out=index)
+        if not all_found:
+            missing = rank == 0
+            if missing.any():
+                index[missing] = -1
 
     def _sample(self, x, top, index, uniform):
         # Caffe's kernel: threshold = u * window sum; pick the first element (scan order) at which
@@ -201,7 +297,9 @@ class Pool2D:
         and faster here than a masked pass per kernel offset)."""
         num, channels = top_diff.shape[:2]
         plane = bottom_diff.shape[2] * bottom_diff.shape[3]
-        flat = index + (np.arange(num * channels, dtype=np.intp) * plane).reshape(num, channels, 1, 1)
+        # int32 indices when they fit: half the memory traffic of intp.
+        dtype = np.int32 if bottom_diff.size < 2 ** 31 else np.intp
+        flat = index + (np.arange(num * channels, dtype=dtype) * plane).reshape(num, channels, 1, 1)
         values = top_diff
         found = index >= 0
         if not found.all():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nvcaffe_py.layers import conv as conv_module
+from nvcaffe_py.layers import im2col as im2col_module
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import check_layer_gradient, setup_layer
 
@@ -57,6 +58,15 @@ def naive_deconv(x, w, b, pad, stride, dilation, group, out_shape):
     return y
 
 
+@pytest.fixture(params=["default", "image-major"])
+def column_order(request, monkeypatch):
+    """Runs a test with the column order chosen by row length (batch-last for these small
+    shapes), then with the image-major order forced on every geometry."""
+    if request.param == "image-major":
+        monkeypatch.setattr(im2col_module, "IMAGE_MAJOR_ROW", 1)
+    return request.param
+
+
 def forward(text, *arrays, num_tops=1, dtype=np.float64):
     layer, bottom, top = setup_layer(text, list(arrays), num_tops=num_tops, dtype=dtype)
     layer.forward_cpu(bottom, top)
@@ -82,14 +92,24 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("params,shape,pad,stride,dilation,group", CONV_CASES)
-def test_convolution_matches_naive_loops(params, shape, pad, stride, dilation, group):
+def test_convolution_matches_naive_loops(params, shape, pad, stride, dilation, group, column_order):
     x = np.random.default_rng(0).standard_normal(shape)
     layer, _, top = forward(conv_text(params), x)
     w, b = params_of(layer)
     np.testing.assert_allclose(top[0].data, naive_conv(x, w, b, pad, stride, dilation, group), atol=1e-12)
 
 
-def test_convolution_3d_and_1d():
+def test_wide_rows_take_the_image_major_order():
+    x = np.random.default_rng(17).standard_normal((2, 2, 4, 28))
+    layer, bottom, top = forward(conv_text("num_output: 3 kernel_size: 3 pad: 1"), x)
+    assert layer.im2col.image_major
+    w, b = params_of(layer)
+    np.testing.assert_allclose(top[0].data, naive_conv(x, w, b, (1, 1), (1, 1), (1, 1), 1), atol=1e-12)
+    narrow, _, _ = forward(conv_text("num_output: 3 kernel_size: 3 pad: 1"), x[..., :16])
+    assert not narrow.im2col.image_major
+
+
+def test_convolution_3d_and_1d(column_order):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 2, 4, 5, 6))
     layer, _, top = forward(conv_text("num_output: 3 kernel_size: 2 kernel_size: 3 kernel_size: 2 pad: 1 stride: 2"), x)
@@ -139,7 +159,7 @@ DECONV_CASES = [
 
 
 @pytest.mark.parametrize("params,shape,pad,stride,dilation,group", DECONV_CASES)
-def test_deconvolution_matches_naive_loops(params, shape, pad, stride, dilation, group):
+def test_deconvolution_matches_naive_loops(params, shape, pad, stride, dilation, group, column_order):
     x = np.random.default_rng(4).standard_normal(shape)
     layer, _, top = forward(conv_text(params, "Deconvolution"), x)
     w, b = params_of(layer)
@@ -157,7 +177,7 @@ def test_deconvolution_matches_naive_loops(params, shape, pad, stride, dilation,
     ("Convolution", "num_output: 3 kernel_size: 3 pad: 1", (2, 2, 3, 4, 3)),
     ("Deconvolution", "num_output: 4 group: 2 kernel_size: 3 pad: 1", (3, 4, 5, 6)),
 ])
-def test_flipped_kernel_and_col2im_agree(kind, params, shape):
+def test_flipped_kernel_and_col2im_agree(kind, params, shape, column_order):
     """Stride-1 layers may take the data gradient (Deconvolution: the forward) as a convolution
     with the flipped kernel instead of col2im; both must give the same result."""
     rng = np.random.default_rng(14)
@@ -197,7 +217,7 @@ def test_deconvolution_is_the_transpose_of_convolution():
     assert np.isclose(np.sum(conv_top[0].data * y), np.sum(x * top[0].data))
 
 
-def test_im2col_layer_matches_naive_windows():
+def test_im2col_layer_matches_naive_windows(column_order):
     x = np.random.default_rng(6).standard_normal((2, 3, 6, 5))
     _, _, top = forward('type: "Im2col" convolution_param { kernel_h: 3 kernel_w: 2 pad: 1 stride: 2 dilation: 1 }', x)
     assert top[0].shape == (2, 3 * 3 * 2, 3, 3)
@@ -263,19 +283,19 @@ GRADIENT_CASES = [
 
 
 @pytest.mark.parametrize("kind,params,shape", GRADIENT_CASES)
-def test_gradients(kind, params, shape):
+def test_gradients(kind, params, shape, column_order):
     x = np.random.default_rng(9).standard_normal(shape)
     check_layer_gradient(conv_text(params, kind), [x])
 
 
-def test_gradients_with_several_bottoms_and_chunks(monkeypatch):
+def test_gradients_with_several_bottoms_and_chunks(monkeypatch, column_order):
     monkeypatch.setattr(conv_module, "COLUMN_BUFFER_BYTES", 1)
     rng = np.random.default_rng(10)
     arrays = [rng.standard_normal((3, 2, 4, 4)) for _ in range(2)]
     check_layer_gradient(conv_text("num_output: 2 kernel_size: 3 pad: 1 stride: 2"), arrays, num_tops=2)
 
 
-def test_im2col_layer_gradient():
+def test_im2col_layer_gradient(column_order):
     x = np.random.default_rng(11).standard_normal((2, 2, 5, 4))
     check_layer_gradient('type: "Im2col" convolution_param { kernel_size: 3 pad: 1 stride: 2 dilation: 1 }', [x])
 

@@ -118,6 +118,25 @@ def test_max_ties_keep_the_first_element_and_nan_never_wins():
     np.testing.assert_array_equal(top[1].data.ravel(), [0, 2, 8, 10])
 
 
+@pytest.mark.parametrize("params,kernel,stride,pad,ceil,hw", GEOMETRIES)
+def test_max_phase_layout_and_strided_passes_agree(params, kernel, stride, pad, ceil, hw):
+    """Small windows take the polyphase layout, others a strided pass per offset: both keep
+    Caffe's first maximum among ties, ignore NaN, and give -1 where nothing beats -FLT_MAX."""
+    x = np.random.default_rng(12).integers(-2, 3, (2, 3) + hw).astype(float)  # many ties
+    x[0, 0, :2, :2] = np.nan
+    x[1, 2] = -np.inf
+    expected, mask = caffe_pool(x, kernel, stride, pad, "MAX", ceil)
+    assert (mask == -1).any()
+    for phases in (True, False):
+        layer, bottom, top = setup_layer(pooling(f"pool: MAX {params}"), [x], num_tops=2)
+        assert layer.pool.phases is not None
+        if not phases:
+            layer.pool.phases = None
+        layer.forward_cpu(bottom, top)
+        np.testing.assert_array_equal(top[0].data, expected)
+        np.testing.assert_array_equal(top[1].data, mask)
+
+
 def test_float32_matches_float64():
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 9))
     results = []
