@@ -10,7 +10,9 @@ related by output = W * columns. Deconvolution's forward is then Convolution's b
 and vice versa, as in Caffe. The batch is processed in chunks whose column matrix stays under
 COLUMN_BUFFER_BYTES, so memory does not grow with the batch while each GEMM still covers many
 images (see im2col.py for the layout). With stride 1 the backward-data pass may instead run as a
-convolution with the flipped kernel, when that is estimated cheaper than col2im.
+convolution with the flipped kernel, when that is estimated cheaper than col2im. A product
+W * columns uses im2col's shifted-row columns when they are estimated cheaper, and with
+image-major columns, a bias and one group, a GEMM per image with the bias folded in.
 """
 import numpy as np
 
@@ -26,6 +28,13 @@ COLUMN_BUFFER_BYTES = 16 << 20
 # What moving one element through im2col costs, in GEMM multiply-adds (OpenBLAS, calibrated on
 # the LeNet, CIFAR10-quick and AlexNet layer shapes).
 MOVE_COST = 16
+# Output positions per image from which a GEMM per image (image-major columns, the bias folded
+# in) beats one GEMM for the chunk and a copy of its product (measured per forward: 14x14 1x1
+# 13% slower; LeNet conv1, 24x24, 35% faster; CIFAR-10 conv1, 32x32, 15%; AlexNet conv1 10%).
+PER_IMAGE_GEMM_COLUMNS = 512
+# OpenBLAS's time per multiply-add grows as (1 + SHORT_GEMM_COST / M) for a product with few
+# rows M (2 cores, K = 800: 145 GFLOPS at M = 32, 226 at 64, 279 at 160).
+SHORT_GEMM_COST = 25
 
 
 def spatial_params(layer, param, num_spatial):
@@ -77,6 +86,22 @@ def chunk_slices(num, bytes_per_image):
     count = -(-num // per_chunk)
     size = -(-num // count)
     return [slice(start, min(start + size, num)) for start in range(0, num, size)]
+
+
+def _shift_ratio(geometry, out_channels):
+    """Estimated cost of the product of (out_channels, rows) weights per group and the columns
+    with shifted-row columns (im2col.py), relative to the full column matrix: fewer elements to
+    move and a taller GEMM, against padded[0] / out_spatial[0] times more multiply-adds and the
+    sum of the kernel[0] partial products; inf where shifting is impossible. (For the weight
+    gradient, kernel[0] GEMMs on column slices measured slower than one on the full columns, so
+    it always uses those.)"""
+    if not geometry.can_shift:
+        return float("inf")
+    full = geometry.rows * geometry.out_count * (out_channels + SHORT_GEMM_COST + MOVE_COST)
+    stacked = geometry.kernel[0] * out_channels
+    shifted = (geometry.shift_rows * geometry.shift_count * (stacked + SHORT_GEMM_COST + MOVE_COST)
+               + stacked * geometry.out_count * MOVE_COST)
+    return shifted / full
 
 
 def _grouped_matmul(a, b, out):
@@ -150,10 +175,16 @@ class BaseConvolution(Layer):
             self.flipped_chunks = self._chunks(self.flipped, self.conv_in_channels)
 
     def _chunks(self, geometry, out_channels):
-        """Batch slices for GEMMs of (out_channels, rows) weights on `geometry`'s columns: the
-        bigger of the column matrix and the product bounds the working memory."""
-        per_image = max(geometry.rows, out_channels) * geometry.out_count * self.dtype.itemsize
-        return chunk_slices(self.num, per_image)
+        """Batch slices for GEMMs of (out_channels, rows) weights on `geometry`'s columns, after
+        choosing its shifted-row columns when they are cheaper: the bigger of the column matrix
+        (with `_per_image_product`'s row of ones) and the product bounds the working memory."""
+        if _shift_ratio(geometry, out_channels // self.group) < 1:
+            geometry.use_shifted_rows()
+        per_image = max(geometry.rows + 1, out_channels) * geometry.out_count
+        if geometry.shifted:
+            shifted = max(geometry.shift_rows, geometry.kernel[0] * out_channels) * geometry.shift_count
+            per_image = max(per_image, shifted)
+        return chunk_slices(self.num, per_image * self.dtype.itemsize)
 
     # -- arrays in the convolution view ------------------------------------------------------
     def _images(self, array):
@@ -170,11 +201,18 @@ class BaseConvolution(Layer):
 
     # -- the GEMM steps on one chunk (scratch buffers are reused: each result is valid until
     #    the next step that writes the same buffer) -----------------------------------------
-    def _columns(self, images, geometry=None):
-        """im2col of image-side arrays (n, Ci, *spatial) -> (rows, out_count * n)."""
+    def _columns(self, images, geometry=None, shifted=False, ones_row=False):
+        """im2col of image-side arrays (n, Ci, *spatial) -> (rows, out_count * n), with a row of
+        ones appended when asked; or the geometry's shifted-row columns."""
         geometry = geometry or self.im2col
-        shape = (geometry.rows, geometry.out_count * images.shape[0])
-        return geometry.columns(images, scratch("conv.columns", shape, images.dtype))
+        if shifted:
+            shape = (geometry.shift_rows, geometry.shift_count * images.shape[0])
+            return geometry.shifted_columns(images, scratch("conv.columns", shape, images.dtype))
+        col = scratch("conv.columns", (geometry.rows + ones_row, geometry.out_count * images.shape[0]), images.dtype)
+        geometry.columns(images, col[:geometry.rows])
+        if ones_row:
+            col[-1] = 1
+        return col
 
     def _output_matrix(self, outputs):
         """Output-side arrays (n, Co, *out_spatial) -> the matrix (Co, out_count * n) that
@@ -182,13 +220,49 @@ class BaseConvolution(Layer):
         width = self.im2col.out_count * outputs.shape[0]
         return self.im2col.matrix(outputs, scratch("conv.matrix", (self.conv_out_channels, width), outputs.dtype))
 
-    def _multiply(self, weights, col, out, bias=None, geometry=None):
-        """out (n, channels, *spatial) = weights @ columns (+ bias), the GEMM per group."""
+    def _multiply(self, weights, images, out, bias=None, geometry=None):
+        """out (n, channels, *out_spatial) = weights * images (+ bias): the GEMM per group of the
+        weights (groups, channels / groups, rows / groups) and the images' columns."""
         geometry = geometry or self.im2col
+        if geometry.shifted:
+            col = self._columns(images, geometry, shifted=True)
+            return geometry.outputs(self._shifted_product(weights, col, geometry, len(images)), out, bias)
+        if (geometry.image_major and bias is not None and self.group == 1
+                and geometry.out_count >= PER_IMAGE_GEMM_COLUMNS):
+            return self._per_image_product(weights, images, out, bias, geometry)
+        col = self._columns(images, geometry)
         product = scratch("conv.product", (weights.shape[0] * weights.shape[1], col.shape[1]), col.dtype)
         _grouped_matmul(weights, col.reshape(self.group, -1, col.shape[1]),
                         product.reshape(self.group, -1, col.shape[1]))
         geometry.outputs(product, out, bias)
+
+    def _per_image_product(self, weights, images, out, bias, geometry):
+        """`_multiply` for one group with a bias and image-major columns: a GEMM per image (a
+        batched matmul) writes the outputs in place, with the bias as an extra weight column
+        times a row of ones in the columns, saving the copy (and bias pass) out of a product
+        matrix."""
+        n = len(images)
+        col = self._columns(images, geometry, ones_row=True)
+        weights = np.concatenate([weights[0], bias[:, None]], axis=1)
+        per_image = col.reshape(-1, n, geometry.out_count).swapaxes(0, 1)
+        np.matmul(weights, per_image, out=out.reshape(n, -1, geometry.out_count))
+
+    def _shifted_product(self, weights, col, geometry, n):
+        """weights @ columns from shifted-row columns: one GEMM by the weights of every first-axis
+        kernel offset stacked, then the sum of each offset's rows over its column slice."""
+        groups, m = weights.shape[:2]
+        k0 = geometry.kernel[0]
+        stacked = weights.reshape(groups, m, -1, k0, geometry.shift_rows // geometry.channels)
+        stacked = np.ascontiguousarray(stacked.transpose(0, 3, 1, 2, 4)).reshape(groups, k0 * m, -1)
+        full = scratch("conv.product", (groups * k0 * m, col.shape[1]), col.dtype)
+        _grouped_matmul(stacked, col.reshape(groups, -1, col.shape[1]), full.reshape(groups, k0 * m, -1))
+        full = full.reshape(groups, k0, m, -1)
+        product = scratch("conv.shift_sum", (groups * m, geometry.out_count * n), col.dtype)
+        summed = product.reshape(groups, m, -1)
+        np.copyto(summed, full[:, 0, :, geometry.shift_slice(0, n)])
+        for offset in range(1, k0):
+            summed += full[:, offset, :, geometry.shift_slice(offset, n)]
+        return product
 
     def _images_from_matrix(self, mat, images, bias=None):
         """images (n, Ci, *spatial) = col2im(W^T @ matrix) (+ bias). Overwrites the buffer that
@@ -206,11 +280,25 @@ class BaseConvolution(Layer):
                         mat.reshape(self.group, -1, mat.shape[1]).transpose(0, 2, 1), grad_t)
         weight_diff += grad_t.transpose(0, 2, 1)
 
+    def _add_per_image_weight_gradient(self, outputs, col):
+        """`_add_weight_gradient` from image-major columns and the output-side diff (n, Co, ...)
+        as it is: the sum over images of a GEMM per image (a batched matmul), sparing the copy
+        to a matrix (measured: CIFAR-10 conv1 20%, LeNet conv1 2x, AlexNet conv1 15% faster;
+        Co <= out_count keeps the per-image products within the chunk's memory)."""
+        n, groups, count = len(outputs), self.group, self.im2col.out_count
+        weight_diff = self.blobs[0].diff.reshape(groups, self.conv_out_channels // groups, -1)
+        cols = col.reshape(groups, -1, n, count).swapaxes(1, 2)
+        diffs = outputs.reshape(n, groups, -1, count)
+        grads = scratch("conv.weight_grad", (n, cols.shape[2], weight_diff.shape[1]), col.dtype)
+        for g in range(groups):
+            np.matmul(cols[g], diffs[:, g].swapaxes(1, 2), out=grads)
+            weight_diff[g] += grads.sum(axis=0).T
+
     # -- whole passes ------------------------------------------------------------------------
     def _convolve(self, images, outputs, bias=None):
         """outputs = W * images (+ bias): Convolution's forward, Deconvolution's data gradient."""
         for chunk in self.chunks:
-            self._multiply(self._weights(), self._columns(images[chunk]), outputs[chunk], bias)
+            self._multiply(self._weights(), images[chunk], outputs[chunk], bias)
 
     def _convolve_transposed(self, outputs, images, bias=None):
         """images = W^T * outputs (+ bias): Convolution's data gradient, Deconvolution's forward.
@@ -221,14 +309,17 @@ class BaseConvolution(Layer):
             return
         weights = self._flipped_weights()
         for chunk in self.flipped_chunks:
-            col = self._columns(outputs[chunk], self.flipped)
-            self._multiply(weights, col, images[chunk], bias, self.flipped)
+            self._multiply(weights, outputs[chunk], images[chunk], bias, self.flipped)
 
     def _weight_gradient(self, images, outputs):
         """W.diff += d<outputs, W * images>/dW, with `outputs` holding the output-side diff."""
+        im = self.im2col
+        per_image = im.image_major and im.out_count >= max(PER_IMAGE_GEMM_COLUMNS, self.conv_out_channels)
         for chunk in self.chunks:
-            mat = self._output_matrix(outputs[chunk])
-            self._add_weight_gradient(mat, self._columns(images[chunk]))
+            if per_image:
+                self._add_per_image_weight_gradient(outputs[chunk], self._columns(images[chunk]))
+            else:
+                self._add_weight_gradient(self._output_matrix(outputs[chunk]), self._columns(images[chunk]))
 
     # -- the flipped-kernel data gradient ----------------------------------------------------
     def _flipped_geometry(self):
@@ -246,6 +337,7 @@ class BaseConvolution(Layer):
         # in multiply-add units (an im2col copy ~ MOVE_COST, a col2im sum ~ 2 * MOVE_COST).
         col2im_cost = im.rows * im.out_count * (self.conv_out_channels / self.group + 2 * MOVE_COST)
         flipped_cost = flipped.rows * flipped.out_count * (self.conv_in_channels / self.group + MOVE_COST)
+        flipped_cost *= min(1.0, _shift_ratio(flipped, self.conv_in_channels // self.group))
         return flipped if flipped_cost < col2im_cost else None
 
     def _flipped_weights(self):

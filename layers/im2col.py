@@ -20,6 +20,10 @@ and no transposes: output-side matrices then cost only block copies of whole pla
 kernel with stride 1 and no padding needs no im2col at all: its columns are the images themselves
 in that order.
 
+With stride 1 on the first spatial axis, batch-last geometries can also give "shifted-row"
+columns (`shifted_columns`): the first kernel axis is left out of the rows and becomes a shift
+along the columns, so the copy is kernel[0] times smaller and the GEMM kernel[0] times taller.
+
 Matrices on the output side of the GEMM (Co, columns) use the same column order; `matrix` and
 `outputs` convert them from and to (n, Co, *output spatial) arrays.
 
@@ -92,6 +96,16 @@ class Im2col:
         self.image_major = self.is_1x1 or self.out_spatial[-1] >= IMAGE_MAJOR_ROW
         self.rows = channels * int(np.prod(self.kernel, dtype=np.int64))
         self.out_count = int(np.prod(self.out_spatial, dtype=np.int64))
+        # Shifted-row columns (see `shifted_columns`): possible batch-last with stride 1 on the
+        # first spatial axis; the layer chooses them with `use_shifted_rows`.
+        self.can_shift = not self.image_major and not self.is_1x1 and self.stride[0] == 1
+        self.shifted = False
+        self.shift_rows = self.rows // self.kernel[0]
+        self.shift_count = self.padded[0] * (self.out_count // self.out_spatial[0])
+
+    def use_shifted_rows(self):
+        assert self.can_shift
+        self.shifted = True
 
     def column_bytes(self, itemsize):
         """Bytes of one image's columns."""
@@ -139,6 +153,28 @@ class Im2col:
         np.copyto(out.reshape(view.shape), view)
         return out
 
+    def shifted_columns(self, images, out):
+        """Columns over the kernel offsets of every spatial axis but the first, with the first
+        axis taken whole (padded): images (n, C, *spatial) -> out, (C * prod(kernel[1:]),
+        padded[0] * prod(out_spatial[1:]) * n). With stride 1 on that axis, the rows of the full
+        column matrix for its kernel offset k are the contiguous column slice `shift_slice(k, n)`
+        of this, a plain GEMM operand: this copies about kernel[0] times fewer elements than
+        `columns`, and one GEMM by the kernel[0] weight slices stacked (kernel[0] times more
+        output rows, which OpenBLAS runs much faster when there are few output channels) does
+        the work of the full column matrix."""
+        padded = self._padded(images.shape[0], images.dtype)
+        self._zero_borders(padded)
+        batch_last(images, padded[self._interior()])
+        view = self._blocks(padded, writeable=False, full_first_axis=True)
+        np.copyto(out.reshape(view.shape), view)
+        return out
+
+    def shift_slice(self, offset, n):
+        """The columns of `shifted_columns` that kernel offset `offset` (first spatial axis) reads."""
+        row = self.shift_count // self.padded[0] * n
+        start = offset * self.dilation[0] * row
+        return slice(start, start + self.out_spatial[0] * row)
+
     def images(self, col, out, bias=None):
         """col2im: sum the columns col (rows, out_count * n) back into images, written to out
         (n, C, *spatial), plus bias[c] when given; returns out."""
@@ -166,8 +202,9 @@ class Im2col:
         shape = (n, self.channels) + self.padded if self.image_major else (self.channels,) + self.padded + (n,)
         return scratch("im2col.padded", shape, dtype)
 
-    def _blocks(self, padded, writeable=True):
-        """The strided view of the padded images as (C, *kernel, *columns): the column matrix."""
+    def _blocks(self, padded, writeable=True, full_first_axis=False):
+        """The strided view of the padded images as (C, *kernel, *columns): the column matrix;
+        with full_first_axis (batch-last only), (C, *kernel[1:], padded[0], *columns[1:])."""
         st = padded.strides
         spatial = st[2:] if self.image_major else st[1:-1]
         channel, image = (st[1], st[0]) if self.image_major else (st[0], st[-1])
@@ -177,7 +214,11 @@ class Im2col:
             shape, strides = (len(padded),) + self.out_spatial, (image,) + out_strides
         else:
             shape, strides = self.out_spatial + (padded.shape[-1],), out_strides + (image,)
-        return as_strided(padded, shape=(self.channels,) + self.kernel + shape,
+        kernel = self.kernel
+        if full_first_axis:
+            kernel, kernel_strides = kernel[1:], kernel_strides[1:]
+            shape, strides = (self.padded[0],) + shape[1:], (spatial[0],) + strides[1:]
+        return as_strided(padded, shape=(self.channels,) + kernel + shape,
                           strides=(channel,) + kernel_strides + strides, writeable=writeable)
 
     def _spatial_index(self, spatial):
