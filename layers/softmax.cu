@@ -10,17 +10,26 @@ __device__ __forceinline__ size_t position_base(int pos, int channels, int inner
   return (size_t)(pos / inner) * channels * inner + pos % inner;
 }
 
+// The position's maximum score and the sum of exp(score - maximum), combined across the warp.
+__device__ __forceinline__ void max_and_exp_sum(const Dtype* bottom, size_t base, int channels,
+                                                int inner, int lane, double* max_out,
+                                                double* sum_out) {
+  double m = -DBL_MAX;
+  for (int c = lane; c < channels; c += 32) m = fmax(m, (double)bottom[base + (size_t)c * inner]);
+  m = warp_max(m);
+  double sum = 0;
+  for (int c = lane; c < channels; c += 32) sum += exp(bottom[base + (size_t)c * inner] - m);
+  *max_out = m;
+  *sum_out = warp_sum(sum);
+}
+
 extern "C" __global__ void softmax_forward(int positions, int channels, int inner,
                                            const Dtype* bottom, Dtype* top) {
   const int lane = threadIdx.x & 31;
   WARP_LOOP(pos, positions) {
     const size_t base = position_base(pos, channels, inner);
-    double m = -DBL_MAX;
-    for (int c = lane; c < channels; c += 32) m = fmax(m, (double)bottom[base + (size_t)c * inner]);
-    m = warp_max(m);
-    double sum = 0;
-    for (int c = lane; c < channels; c += 32) sum += exp(bottom[base + (size_t)c * inner] - m);
-    sum = warp_sum(sum);
+    double m, sum;
+    max_and_exp_sum(bottom, base, channels, inner, lane, &m, &sum);
     for (int c = lane; c < channels; c += 32) {
       const size_t k = base + (size_t)c * inner;
       top[k] = Dtype(exp(bottom[k] - m) / sum);
@@ -60,12 +69,8 @@ extern "C" __global__ void softmax_loss_forward(int positions, int channels, int
     const int l = int(label[pos]);
     const bool ignored = has_ignore && l == ignore_label;
     const size_t base = position_base(pos, channels, inner);
-    double m = -DBL_MAX;
-    for (int c = lane; c < channels; c += 32) m = fmax(m, (double)bottom[base + (size_t)c * inner]);
-    m = warp_max(m);
-    double sum = 0;
-    for (int c = lane; c < channels; c += 32) sum += exp(bottom[base + (size_t)c * inner] - m);
-    sum = warp_sum(sum);
+    double m, sum;
+    max_and_exp_sum(bottom, base, channels, inner, lane, &m, &sum);
     if (lane == 0) {
       if (ignored) {
         loss[pos] = 0;
