@@ -27,9 +27,8 @@ along the columns, so the copy is kernel[0] times smaller and the GEMM kernel[0]
 Matrices on the output side of the GEMM (Co, columns) use the same column order; `matrix` and
 `outputs` convert them from and to (n, Co, *output spatial) arrays.
 
-Working buffers come from `nvcaffe_py.scratch` and are reused from call to call. (Splitting the
-copies and sums among threads was tried: it gains nothing while OpenBLAS's idle worker threads
-spin on the other cores for a while after each GEMM, which they do by default.)
+Working buffers come from `nvcaffe_py.scratch` and are reused from call to call, one set per
+thread: the convolution layers hand whole chunks to the CPU threads (nvcaffe_py/parallel.py).
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided

@@ -3,9 +3,14 @@
 The bottom is read as a matrix (M, K): M = the count of the axes before `axis`, K = the count of
 `axis` and after. The weights are (N, K), or (K, N) with `transpose`; top = bottom W^T + bias, of
 shape bottom.shape[:axis] + (N,).
+
+Each product is split among the CPU threads (nvcaffe_py/parallel.py) along an axis of the weights
+(output units for forward and the weight gradient, inputs for the data gradient), so that each
+thread reads only its share of the weights.
 """
 import numpy as np
 
+from nvcaffe_py import parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -51,9 +56,15 @@ class InnerProductLayer(Layer):
     def forward_cpu(self, bottom, top):
         x = bottom[0].data.reshape(self.rows, self.inputs)
         y = top[0].data.reshape(self.rows, self.num_output)
-        np.matmul(x, self._weight_nk(self.blobs[0].data).T, out=y)
-        if self.bias_term:
-            y += self.blobs[1].data
+        weights = self._weight_nk(self.blobs[0].data)
+        bias = self.blobs[1].data if self.bias_term else None
+
+        def outputs(part):
+            np.matmul(x, weights[part].T, out=y[:, part])
+            if bias is not None:
+                y[:, part] += bias[part]
+
+        parallel.run(outputs, parallel.parts(self.num_output, self.rows * self.inputs))
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.rows, self.num_output)
@@ -61,12 +72,20 @@ class InnerProductLayer(Layer):
             x = bottom[0].data.reshape(self.rows, self.inputs)
             grad = self._weight_nk(self.blobs[0].diff)
             step = max(1, GRADIENT_BLOCK_BYTES // (self.inputs * x.itemsize))
-            for start in range(0, self.num_output, step):
-                grad[start:start + step] += dy[:, start:start + step].T @ x
+
+            def weight_gradient(part):
+                for start in range(part.start, part.stop, step):
+                    block = slice(start, min(start + step, part.stop))
+                    grad[block] += dy[:, block].T @ x
+
+            parallel.run(weight_gradient, parallel.parts(self.num_output, self.rows * self.inputs))
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
-            np.matmul(dy, self._weight_nk(self.blobs[0].data), out=bottom[0].diff.reshape(self.rows, self.inputs))
+            dx = bottom[0].diff.reshape(self.rows, self.inputs)
+            weights = self._weight_nk(self.blobs[0].data)
+            parallel.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
+                         parallel.parts(self.inputs, self.rows * self.num_output))
 
     def forward_gpu(self, bottom, top):
         from . import inner_product_gpu

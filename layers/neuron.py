@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from nvcaffe_py import parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
@@ -20,11 +21,21 @@ class NeuronLayer(Layer):
     and returns dy/dx (an array or scalar) from `derivative(x, y)`. In place, bottom.data holds
     the output by backward time, so `x` there is the output too, unless the subclass sets
     `backward_needs_input`: then `x` is a copy of the input taken before forward overwrote it.
+
+    A subclass whose activate and derivative treat each item of the batch on its own, keeping
+    no state between calls, sets `splits_batch`: its CPU passes are then shared among the CPU
+    threads, a slice of the batch (axis 0) each.
     """
     exact_num_bottom = 1
     exact_num_top = 1
     backward_needs_input = False
+    splits_batch = False
     _input_copy = None
+
+    def _batch_parts(self, x):
+        if not self.splits_batch or x.ndim == 0:
+            return [Ellipsis]
+        return parallel.parts(x.shape[0], x[:1].size)
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
@@ -38,7 +49,8 @@ class NeuronLayer(Layer):
             if self._input_copy is None or self._input_copy.shape != x.shape:
                 self._input_copy = np.empty_like(x)
             np.copyto(self._input_copy, x)
-        self.activate(x, top[0].data)
+        y = top[0].data
+        parallel.run(lambda part: self.activate(x[part], y[part]), self._batch_parts(x))
 
     def forward_input(self, bottom, top):
         """The input of the last forward, also when an in-place forward overwrote bottom.data."""
@@ -46,9 +58,13 @@ class NeuronLayer(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            slope = self.derivative(self.forward_input(bottom, top), top[0].data)
-            # One ufunc call, so bottom.diff may alias top.diff (in place).
-            np.multiply(top[0].diff, slope, out=bottom[0].diff)
+            x, y, dy, dx = self.forward_input(bottom, top), top[0].data, top[0].diff, bottom[0].diff
+
+            def part(index):
+                # One ufunc call, so bottom.diff may alias top.diff (in place).
+                np.multiply(dy[index], self.derivative(x[index], y[index]), out=dx[index])
+
+            parallel.run(part, self._batch_parts(x))
 
     def activate(self, x, y):
         raise NotImplementedError
@@ -102,6 +118,7 @@ def sigmoid(x, y):
 
 @register_layer("ReLU")
 class ReLULayer(NeuronLayer):
+    splits_batch = True
     gpu_kernel = "relu"
 
     def gpu_scalars(self):
@@ -126,6 +143,7 @@ class ReLULayer(NeuronLayer):
 @register_layer("PReLU")
 class PReLULayer(NeuronLayer):
     """ReLU with a learned negative slope per channel (axis 1), or one for all channels."""
+    splits_batch = True
     backward_needs_input = True  # the slope gradient needs x
 
     def setup(self, bottom, top):
@@ -185,6 +203,7 @@ class PReLULayer(NeuronLayer):
 
 @register_layer("ELU")
 class ELULayer(NeuronLayer):
+    splits_batch = True
     gpu_kernel = "elu"
 
     def gpu_scalars(self):
@@ -208,6 +227,7 @@ class ELULayer(NeuronLayer):
 
 @register_layer("Sigmoid")
 class SigmoidLayer(NeuronLayer):
+    splits_batch = True
     gpu_kernel = "sigmoid"
 
     def activate(self, x, y):
@@ -219,6 +239,7 @@ class SigmoidLayer(NeuronLayer):
 
 @register_layer("TanH")
 class TanHLayer(NeuronLayer):
+    splits_batch = True
     gpu_kernel = "tanh"
 
     def activate(self, x, y):
@@ -230,6 +251,7 @@ class TanHLayer(NeuronLayer):
 
 @register_layer("AbsVal")
 class AbsValLayer(NeuronLayer):
+    splits_batch = True
     backward_needs_input = True  # |x| has lost the sign
     gpu_kernel = "absval"
 
@@ -243,6 +265,7 @@ class AbsValLayer(NeuronLayer):
 @register_layer("Power")
 class PowerLayer(NeuronLayer):
     """y = (shift + scale * x) ^ power."""
+    splits_batch = True
     gpu_kernel = "power"
 
     def gpu_scalars(self):
@@ -280,6 +303,7 @@ def _log_of_base(layer, base):
 @register_layer("Exp")
 class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as outer * exp(inner * x)."""
+    splits_batch = True
     gpu_kernel = "exp"
 
     def gpu_scalars(self):
@@ -304,6 +328,7 @@ class ExpLayer(NeuronLayer):
 @register_layer("Log")
 class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x)."""
+    splits_batch = True
     backward_needs_input = True
     gpu_kernel = "log"
 
@@ -333,6 +358,7 @@ class LogLayer(NeuronLayer):
 @register_layer("BNLL")
 class BNLLLayer(NeuronLayer):
     """Binomial normal log likelihood: y = log(1 + exp(x))."""
+    splits_batch = True
     gpu_kernel = "bnll"
 
     def activate(self, x, y):
@@ -346,6 +372,7 @@ class BNLLLayer(NeuronLayer):
 @register_layer("Threshold")
 class ThresholdLayer(NeuronLayer):
     """y = 1 where x > threshold, else 0; it has no gradient (as in Caffe)."""
+    splits_batch = True
     gpu_kernel = "threshold"
 
     def gpu_scalars(self):
@@ -361,6 +388,7 @@ class ThresholdLayer(NeuronLayer):
 @register_layer("Clip")
 class ClipLayer(NeuronLayer):
     """y = max(min, min(x, max)); the gradient passes where min <= x <= max."""
+    splits_batch = True
     backward_needs_input = True  # a clipped output cannot tell x == bound from x beyond it
     gpu_kernel = "clip"
 

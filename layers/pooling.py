@@ -10,7 +10,7 @@ values that change nothing (-inf, 0).
 """
 import numpy as np
 
-from nvcaffe_py import rng
+from nvcaffe_py import parallel, rng
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
@@ -149,24 +149,29 @@ class Pool2D:
         for start in range(0, flat[0].shape[0], step):
             yield [a[start:start + step] for a in flat]
 
+    def _each_chunk(self, work, *arrays):
+        """work(*chunk) for every chunk of `_chunks(*arrays)`, the chunks shared among the CPU
+        threads (they touch disjoint planes)."""
+        def part(chunks):
+            for chunk in chunks:
+                work(*chunk)
+
+        parallel.run(part, parallel.groups(list(self._chunks(*arrays))))
+
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x, top):
         if self.method == AVE:
-            for xc, tc in self._chunks(x, top):
-                self._average(xc, tc)
+            self._each_chunk(self._average, x, top)
         elif self.method == STOCHASTIC and not self.train:
-            for xc, tc in self._chunks(x, top):
-                self._weighted_average(xc, tc)
+            self._each_chunk(self._weighted_average, x, top)
         else:
             self.index = np.empty(top.shape, np.int32)
             if self.method == MAX:
-                for xc, tc, ic in self._chunks(x, top, self.index):
-                    self._max(xc, tc, ic)
+                self._each_chunk(self._max, x, top, self.index)
             else:
                 # Drawn for the whole batch at once, so the random stream does not depend on chunking.
                 uniform = rng.generator().random(top.shape, dtype=top.dtype)
-                for xc, tc, ic, uc in self._chunks(x, top, self.index, uniform):
-                    self._sample(xc, tc, ic, uc)
+                self._each_chunk(self._sample, x, top, self.index, uniform)
 
     def _average(self, x, top):
         if self.phases is None:
@@ -272,13 +277,15 @@ class Pool2D:
     def backward(self, x, top_diff, bottom_diff, index=None):
         """Add d(loss)/d(x) into bottom_diff; `index` overrides the remembered mask (top[1])."""
         if self.method == AVE:
-            for tc, bc in self._chunks(top_diff, bottom_diff):
-                self.spread(tc / self.divisor.astype(tc.dtype), bc)
+            self._each_chunk(lambda tc, bc: self.spread(tc / self.divisor.astype(tc.dtype), bc),
+                             top_diff, bottom_diff)
         elif self.method == STOCHASTIC and not self.train:
-            for xc, tc, bc in self._chunks(x, top_diff, bottom_diff):
-                self._weighted_average_backward(xc, tc, bc)
+            self._each_chunk(self._weighted_average_backward, x, top_diff, bottom_diff)
         else:
-            self.scatter(self.index if index is None else index, top_diff, bottom_diff)
+            index = self.index if index is None else index
+            # By images: a window's chosen element lies in its own plane.
+            parallel.run(lambda part: self.scatter(index[part], top_diff[part], bottom_diff[part]),
+                         parallel.parts(len(top_diff), top_diff[:1].size))
 
     def spread(self, values, bottom_diff):
         """The adjoint of window_sum: every window's value added to each element it covers."""

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import formats, hdf5_format
+from . import formats, hdf5_format, parallel
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -236,24 +236,26 @@ class Net:
     def forward_from_to(self, start=0, end=None) -> float:
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
-        for i in range(start, end + 1):
-            layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
-            layer.reshape(bottoms, tops)
-            layer.forward(bottoms, tops)
-            for top, weight in zip(tops, layer.loss_weights):
-                if weight:
-                    loss += weight * float(top.data.sum(dtype=np.float64))
+        with parallel.cpu_threads():
+            for i in range(start, end + 1):
+                layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                layer.reshape(bottoms, tops)
+                layer.forward(bottoms, tops)
+                for top, weight in zip(tops, layer.loss_weights):
+                    if weight:
+                        loss += weight * float(top.data.sum(dtype=np.float64))
         return loss
 
     def backward_from_to(self, start=None, end=0):
         start = len(self.layers) - 1 if start is None else start
-        for i in range(start, end - 1, -1):
-            layer, tops = self.layers[i], self.top_vecs[i]
-            for top, weight in zip(tops, layer.loss_weights):
-                if weight:
-                    top.diff[...] = weight
-            if self.layer_need_backward[i]:
-                layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+        with parallel.cpu_threads():
+            for i in range(start, end - 1, -1):
+                layer, tops = self.layers[i], self.top_vecs[i]
+                for top, weight in zip(tops, layer.loss_weights):
+                    if weight:
+                        top.diff[...] = weight
+                if self.layer_need_backward[i]:
+                    layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
 
     def forward_backward(self) -> float:
         loss = self.forward_from_to()
