@@ -38,7 +38,7 @@ def thread_count():
 
 _lock = threading.Lock()
 _executor = None
-_executor_threads = 0
+_executor_key = None  # (threads, pid): a forked child needs its own pool, the parent's threads are gone
 _blas = None
 _blas_depth = 0
 _blas_limit = None
@@ -46,13 +46,14 @@ _local = threading.local()
 
 
 def _pool(threads):
-    global _executor, _executor_threads
+    global _executor, _executor_key
     with _lock:
-        if _executor is None or _executor_threads != threads:
-            if _executor is not None:
+        key = (threads, os.getpid())
+        if _executor_key != key:
+            if _executor is not None and _executor_key[1] == key[1]:
                 _executor.shutdown(wait=False)
             _executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="nvcaffe-cpu")
-            _executor_threads = threads
+            _executor_key = key
         return _executor
 
 

@@ -166,3 +166,22 @@ def test_a_net_trains_the_same_on_one_thread_and_on_three(monkeypatch):
     assert loss_three == pytest.approx(loss_one, rel=1e-6)
     for want, have in zip(grads_one, grads_three):
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads(monkeypatch):
+    import os
+
+    monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
+    assert parallel.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's worker thread does not exist here
+        import signal
+
+        signal.alarm(20)  # a part left waiting for a thread that is gone ends the child, failed
+        try:
+            ok = parallel.run(lambda i: i * 2, range(2)) == [0, 2]
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
