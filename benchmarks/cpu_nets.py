@@ -1,6 +1,6 @@
 """CPU training-iteration times: our NumPy backend vs PyTorch's CPU build, same nets, same run.
 
-    python benchmarks/cpu_nets.py [--nets lenet,cifar10_quick,alexnet] [--iterations N]
+    python benchmarks/cpu_nets.py [--nets lenet,cifar10_quick,alexnet] [--iterations N] [--rounds R]
 
 Each net runs in its own subprocess so that its peak memory (max RSS) is its own. PyTorch is
 used only when importable (`pip install torch==2.13.0`); it is never a dependency. The PyTorch
@@ -173,6 +173,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nets", default="lenet,cifar10_quick,alexnet")
     parser.add_argument("--iterations", type=int, default=0, help="timed iterations (default: 20, 10, 3 by net)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per net (default 3)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--one", nargs=2, metavar=("NET", "FRAMEWORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -185,15 +186,25 @@ def main():
         print("PyTorch is not importable: timing our backend only (pip install torch==2.13.0 to compare)")
     results = []
     for name in args.nets.split(","):
+        # Rounds alternate the frameworks, so that a load change on a shared machine hits both;
+        # the ratio is the median of the per-round ratios.
+        rounds = {framework: [] for framework in frameworks}
+        for _ in range(args.rounds):
+            for framework in frameworks:
+                cmd = [sys.executable, __file__, "--one", name, framework, "--iterations", str(args.iterations)]
+                out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+                if out.returncode != 0:
+                    print(f"{name} ({framework}) failed:\n{out.stderr[-2000:]}")
+                    continue
+                rounds[framework].append(json.loads(out.stdout.strip().splitlines()[-1]))
         row = {}
-        for framework in frameworks:
-            cmd = [sys.executable, __file__, "--one", name, framework, "--iterations", str(args.iterations)]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode != 0:
-                print(f"{name} ({framework}) failed:\n{out.stderr[-2000:]}")
-                continue
-            row[framework] = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(row[framework])
+        for framework, runs in rounds.items():
+            if runs:
+                row[framework] = {"net": name, "framework": framework,
+                                  "ms": float(np.median([r["ms"] for r in runs])),
+                                  "round_ms": [r["ms"] for r in runs],
+                                  "peak_mb": max(r["peak_mb"] for r in runs)}
+                results.append(row[framework])
         ours = row.get("ours")
         theirs = row.get("torch")
         line = f"{name:14s}"
@@ -201,8 +212,10 @@ def main():
             line += f" ours {ours['ms']:9.1f} ms/iter  peak {ours['peak_mb']:7.0f} MB"
         if theirs:
             line += f" | torch {theirs['ms']:9.1f} ms/iter  peak {theirs['peak_mb']:7.0f} MB"
-        if ours and theirs:
-            line += f" | ours/torch {ours['ms'] / theirs['ms']:.2f}x"
+        if ours and theirs and len(ours["round_ms"]) == len(theirs["round_ms"]):
+            ratios = [a / b for a, b in zip(ours["round_ms"], theirs["round_ms"])]
+            ours["ratio"] = float(np.median(ratios))
+            line += f" | ours/torch {ours['ratio']:.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
         print(line, flush=True)
     if args.json:
         with open(args.json, "w") as f:
