@@ -302,30 +302,18 @@ class BaseConvolution(Layer):
     def _convolve(self, images, outputs, bias=None):
         """outputs = W * images (+ bias): Convolution's forward, Deconvolution's data gradient."""
         weights = self._weights()
-
-        def part(chunks):
-            for chunk in chunks:
-                self._multiply(weights, images[chunk], outputs[chunk], bias)
-
-        parallel.run(part, parallel.groups(self.chunks))
+        parallel.each(lambda chunk: self._multiply(weights, images[chunk], outputs[chunk], bias), self.chunks)
 
     def _convolve_transposed(self, outputs, images, bias=None):
         """images = W^T * outputs (+ bias): Convolution's data gradient, Deconvolution's forward.
         By col2im, or as the convolution with the flipped kernel when that was judged cheaper."""
         if self.flipped is None:
-            def part(chunks):
-                for chunk in chunks:
-                    self._images_from_matrix(self._output_matrix(outputs[chunk]), images[chunk], bias)
-
-            parallel.run(part, parallel.groups(self.chunks))
+            parallel.each(lambda chunk: self._images_from_matrix(self._output_matrix(outputs[chunk]),
+                                                                 images[chunk], bias), self.chunks)
             return
         weights = self._flipped_weights()
-
-        def flipped_part(chunks):
-            for chunk in chunks:
-                self._multiply(weights, outputs[chunk], images[chunk], bias, self.flipped)
-
-        parallel.run(flipped_part, parallel.groups(self.flipped_chunks))
+        parallel.each(lambda chunk: self._multiply(weights, outputs[chunk], images[chunk], bias, self.flipped),
+                      self.flipped_chunks)
 
     def _weight_gradient(self, images, outputs):
         """W.diff += d<outputs, W * images>/dW, with `outputs` holding the output-side diff."""

@@ -152,11 +152,7 @@ class Pool2D:
     def _each_chunk(self, work, *arrays):
         """work(*chunk) for every chunk of `_chunks(*arrays)`, the chunks shared among the CPU
         threads (they touch disjoint planes)."""
-        def part(chunks):
-            for chunk in chunks:
-                work(*chunk)
-
-        parallel.run(part, parallel.groups(list(self._chunks(*arrays))))
+        parallel.each(lambda chunk: work(*chunk), self._chunks(*arrays))
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x, top):
