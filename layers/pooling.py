@@ -152,7 +152,10 @@ class Pool2D:
     def _each_chunk(self, work, *arrays):
         """work(*chunk) for every chunk of `_chunks(*arrays)`, the chunks shared among the CPU
         threads (they touch disjoint planes)."""
-        parallel.each(lambda chunk: work(*chunk), self._chunks(*arrays))
+        chunks = list(self._chunks(*arrays))
+        # Work per chunk in element-wise passes over its input: about one per two kernel offsets.
+        passes = max(1, self.kernel[0] * self.kernel[1] // 2)
+        parallel.each(lambda chunk: work(*chunk), chunks, chunks[0][0].size * passes if chunks else 0)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x, top):

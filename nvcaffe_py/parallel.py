@@ -20,9 +20,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Below this much work (elements, or multiply-adds) a part is not worth handing to a thread:
-# waking one costs ~90 us here.
-MIN_PART_ELEMENTS = 1 << 18
+# Below this many elements of element-wise work a part is not worth handing to a thread: waking
+# an idle one costs ~90 us here (measured break-even for one ufunc: 1-2M elements in all).
+MIN_PART_ELEMENTS = 1 << 20
 
 
 def thread_count():
@@ -114,10 +114,13 @@ def parts(total, elements_per_item=1, min_elements=None):
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def groups(items):
-    """items as up to thread_count() contiguous near-equal lists, none empty: one per thread."""
+def groups(items, elements_per_item=None):
+    """items as up to thread_count() contiguous near-equal lists, none empty: one per thread;
+    with elements_per_item, only as many lists as `parts` allows for that much work."""
     items = list(items)
-    return [items[s] for s in parts(len(items), min_elements=1)]
+    if elements_per_item is None:
+        return [items[s] for s in parts(len(items), min_elements=1)]
+    return [items[s] for s in parts(len(items), elements_per_item)]
 
 
 def run(fn, items):
@@ -145,6 +148,7 @@ def run(fn, items):
     return first + results
 
 
-def each(fn, items):
-    """fn(item) for every item, the items shared among the threads in contiguous groups."""
-    run(lambda group: [fn(item) for item in group], groups(items))
+def each(fn, items, elements_per_item=None):
+    """fn(item) for every item, the items shared among the threads in contiguous groups (see
+    `groups`)."""
+    run(lambda group: [fn(item) for item in group], groups(items, elements_per_item))
