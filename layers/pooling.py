@@ -102,8 +102,10 @@ class Pool2D:
     """
 
     # Input elements per chunk of planes: the kh*kw passes over one chunk stay in the L2 cache,
-    # which doubles the speed on large layers; small layers are one chunk.
-    CHUNK = 1 << 18
+    # which doubles the speed on large layers; small layers are one chunk. (2 MB: with the chunks
+    # on two threads, fewer and longer NumPy calls contend less for the GIL; CIFAR-10 pool1
+    # forward 8.0 -> 6.9 ms against 1 MB, the same on one thread.)
+    CHUNK = 1 << 19
 
     def __init__(self, height, width, kernel, stride, pad, method=MAX, ceil_mode=True, train=True):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
