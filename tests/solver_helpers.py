@@ -1,9 +1,11 @@
 """What the solver, snapshot and CLI tests share: small LMDBs of Datum records, a tiny classifier
-net, and a copy of Caffe's MNIST examples laid out as in the Caffe tree, with generated data."""
+net, a snapshot working directory with its solvers, and a copy of Caffe's MNIST examples laid
+out as in the Caffe tree, with generated data."""
 import os
 import re
 
 import lmdb
+import pytest
 import numpy as np
 from google.protobuf import text_format
 
@@ -77,3 +79,32 @@ def mnist_example_dir(tmp_path, batch_size=4, records=8):
                     added.data_param.source = f"mnist/mnist_{split}_lmdb"
         (target / f"lenet_auto_{split}.prototxt").write_text(text_format.MessageToString(net))
     return root
+
+
+# -- snapshot and resume runs (test_snapshot_resume.py, test_hdf5_snapshots.py) ----------
+RECORDS, BATCH = 80, 16  # 10 iterations read the LMDB exactly twice: a resumed run sees the same batches
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    images = np.random.default_rng(5).integers(0, 256, size=(RECORDS, 1, 4, 4), dtype=np.uint8)
+    write_lmdb(tmp_path / "train_lmdb", images, np.arange(RECORDS) % 3)
+    (tmp_path / "net.prototxt").write_text(classifier_text("train_lmdb", BATCH))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_solver(directory, name, rule, max_iter, snapshot=10, extra=""):
+    path = directory / name
+    path.write_text(f'net: "net.prototxt" base_lr: 0.05 lr_policy: "multistep" gamma: 0.5 stepvalue: 3 '
+                    f'stepvalue: 8 weight_decay: 0.004 max_iter: {max_iter} snapshot: {snapshot} display: 0 '
+                    f'random_seed: 11 {rule} {extra}')
+    return str(path)
+
+
+def weights(solver):
+    return [p.blob.data.copy() for p in solver.net.learnable_params]
+
+
+RULES = {"SGD": 'type: "SGD" momentum: 0.9', "Adam": 'type: "Adam" momentum: 0.9',
+         "AdaDelta": 'type: "AdaDelta" momentum: 0.9 delta: 1e-6'}

@@ -12,8 +12,8 @@ from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.formats import net_param_from_text
 from nvcaffe_py.solvers import get_solver
 
-from test_net import MLP, build
-from test_snapshot_resume import RULES, weights, workdir, write_solver  # noqa: F401 (workdir: a fixture)
+from net_helpers import MLP, build
+from solver_helpers import RULES, weights, workdir, write_solver  # noqa: F401 (workdir: a fixture)
 
 SHARED = """
 layer { name: "data" type: "Input" top: "a" top: "b" input_param { shape { dim: 2 dim: 3 } } }

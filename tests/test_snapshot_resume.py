@@ -11,35 +11,7 @@ from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.solvers import get_solver
 
-from solver_helpers import classifier_text, write_lmdb
-
-RECORDS, BATCH = 80, 16  # 10 iterations read the LMDB exactly twice: a resumed run sees the same batches
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    images = np.random.default_rng(5).integers(0, 256, size=(RECORDS, 1, 4, 4), dtype=np.uint8)
-    write_lmdb(tmp_path / "train_lmdb", images, np.arange(RECORDS) % 3)
-    (tmp_path / "net.prototxt").write_text(classifier_text("train_lmdb", BATCH))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def write_solver(directory, name, rule, max_iter, snapshot=10, extra=""):
-    path = directory / name
-    path.write_text(f'net: "net.prototxt" base_lr: 0.05 lr_policy: "multistep" gamma: 0.5 stepvalue: 3 '
-                    f'stepvalue: 8 weight_decay: 0.004 max_iter: {max_iter} snapshot: {snapshot} display: 0 '
-                    f'random_seed: 11 {rule} {extra}')
-    return str(path)
-
-
-def weights(solver):
-    return [p.blob.data.copy() for p in solver.net.learnable_params]
-
-
-RULES = {"SGD": 'type: "SGD" momentum: 0.9', "Adam": 'type: "Adam" momentum: 0.9',
-         "AdaDelta": 'type: "AdaDelta" momentum: 0.9 delta: 1e-6'}
-
+from solver_helpers import RULES, weights, workdir, write_solver  # noqa: F401 (workdir: a fixture)
 
 @pytest.mark.parametrize("rule", list(RULES))
 def test_resume_matches_an_uninterrupted_run_bit_for_bit(workdir, rule):
