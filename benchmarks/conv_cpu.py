@@ -6,6 +6,8 @@ Prints the best milliseconds of one forward+backward per layer (float32), and Py
 the same layer when torch is installed (a benchmark-only comparison, never a dependency). The
 first layer of each net needs no bottom gradient, as in training. The two are timed alternately
 so that a busy machine slows both alike; the best of the repeats is the least disturbed one.
+(PyTorch's OpenMP workers spin for a while after its step and slow our next one a little: the
+per-net figures of cpu_nets.py, one framework per process, are the fairer comparison.)
 `--threads 1` compares single-threaded BLAS with single-threaded PyTorch and measures this
 thread's CPU time, which other jobs on a shared machine disturb far less than wall time.
 """
@@ -17,9 +19,11 @@ import time
 if __name__ == "__main__" and "--threads" in sys.argv:
     # OpenBLAS reads its thread count once, when NumPy is first imported.
     os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ["NVCAFFE_CPU_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
 
 import numpy as np  # noqa: E402
 
+from nvcaffe_py import parallel  # noqa: E402
 from nvcaffe_py.gradient_check import setup_layer  # noqa: E402
 
 # name: (batch, channels, height, width, num_output, kernel, pad, stride, group, bottom gradient)
@@ -42,8 +46,9 @@ def ours(batch, channels, height, width, num_output, kernel, pad, stride, group,
     top[0].diff[...] = 1
 
     def step():
-        layer.forward_cpu(bottom, top)
-        layer.backward_cpu(top, [need_bottom], bottom)
+        with parallel.cpu_threads():  # as inside a Net pass: our threads, BLAS single-threaded
+            layer.forward_cpu(bottom, top)
+            layer.backward_cpu(top, [need_bottom], bottom)
 
     return step
 

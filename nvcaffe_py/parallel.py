@@ -4,8 +4,9 @@ parts and `run` does the parts at once, one per thread.
 NumPy's element-wise work (im2col copies, pooling, activations) runs on one core, and only
 OpenBLAS's GEMMs use the others. Calling those from several threads does not mix with
 OpenBLAS's own threads: after each multi-threaded GEMM its idle workers spin on the other
-cores for a while, taking them from our threads. So while a part runs, and for a whole Net
-pass (`cpu_threads`), BLAS runs single-threaded and the parallelism is ours: a thread per core,
+cores for a while, taking them from our threads. So the parts run on threads only inside a
+`cpu_threads` block (every Net pass is one), where BLAS runs single-threaded throughout and the
+parallelism is ours: a thread per core,
 each doing its part's copies and GEMMs, which together run as fast as OpenBLAS's two threads on
 the whole product (measured per training iteration on 2 cores: CIFAR10-quick ~106 -> ~90 ms,
 AlexNet 2.6 -> 2.1 s). Waking a thread costs ~90 us here and the parts' NumPy calls contend for
@@ -44,6 +45,7 @@ _executor_key = None  # (threads, pid): a forked child needs its own pool, the p
 _blas = None
 _blas_depth = 0
 _blas_limit = None
+_threaded_blocks = 0  # open cpu_threads blocks, in any thread
 _local = threading.local()
 
 
@@ -89,13 +91,21 @@ def single_threaded_blas():
 
 @contextlib.contextmanager
 def cpu_threads():
-    """The block runs layers whose work `run` spreads over threads: BLAS stays single-threaded
-    throughout, so that no spinning OpenBLAS worker competes with them (a no-op with one thread)."""
+    """Inside the block `run` spreads the layers' parts over threads, and BLAS stays
+    single-threaded throughout, so that no spinning OpenBLAS worker competes with them (a no-op
+    with one thread). Outside any such block `run` does its parts in turn."""
+    global _threaded_blocks
     if thread_count() == 1:
         yield
-    else:
-        with single_threaded_blas():
+        return
+    with single_threaded_blas():
+        with _lock:
+            _threaded_blocks += 1
+        try:
             yield
+        finally:
+            with _lock:
+                _threaded_blocks -= 1
 
 
 def parts(total, elements_per_item=1, min_elements=None):
@@ -124,12 +134,12 @@ def groups(items, elements_per_item=None):
 
 
 def run(fn, items):
-    """[fn(item) for item in items], the items done at once on separate threads (the calling
-    thread does the first). Runs them in turn when there is one item or one thread, or when
-    called from inside a part."""
+    """[fn(item) for item in items], inside a `cpu_threads` block done at once on separate
+    threads (the calling thread does the first). Runs them in turn outside such a block, when
+    there is one item or one thread, or when called from inside a part."""
     items = list(items)
     threads = thread_count()
-    if len(items) <= 1 or threads == 1 or getattr(_local, "inside", False):
+    if len(items) <= 1 or threads == 1 or not _threaded_blocks or getattr(_local, "inside", False):
         return [fn(item) for item in items]
 
     def part(item):
@@ -139,12 +149,11 @@ def run(fn, items):
         finally:
             _local.inside = False
 
-    with single_threaded_blas():
-        futures = [_pool(threads).submit(part, item) for item in items[1:]]
-        try:
-            first = [part(items[0])]
-        finally:
-            results = [f.result() for f in futures]
+    futures = [_pool(threads).submit(part, item) for item in items[1:]]
+    try:
+        first = [part(items[0])]
+    finally:
+        results = [f.result() for f in futures]
     return first + results
 
 

@@ -38,7 +38,8 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
         all_started.wait()
         return i, threading.current_thread().name
 
-    names = parallel.run(part, range(3))
+    with parallel.cpu_threads():
+        names = parallel.run(part, range(3))
     assert [i for i, _ in names] == [0, 1, 2]
     assert len({name for _, name in names}) == 3
 
@@ -47,12 +48,16 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
             raise RuntimeError("part 1 failed")
         return i
 
-    with pytest.raises(RuntimeError, match="part 1 failed"):
-        parallel.run(fails, range(3))
-    # A run inside a part runs its items in turn on that thread instead of waiting on the pool.
-    nested = parallel.run(lambda i: {name for name in parallel.run(
-        lambda _: threading.current_thread().name, range(3))}, range(3))
-    assert all(len(names) == 1 for names in nested)
+    def thread_names(_):
+        return {name for name in parallel.run(lambda _: threading.current_thread().name, range(3))}
+
+    with parallel.cpu_threads():
+        with pytest.raises(RuntimeError, match="part 1 failed"):
+            parallel.run(fails, range(3))
+        # A run inside a part runs its items in turn on that thread instead of waiting on the pool.
+        assert all(len(names) == 1 for names in parallel.run(thread_names, range(3)))
+    # Outside a cpu_threads block (a layer called on its own), the parts run in turn, here.
+    assert thread_names(None) == {threading.current_thread().name}
 
 
 def test_blas_is_single_threaded_inside_and_restored_after(monkeypatch):
@@ -173,14 +178,17 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     import os
 
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
-    assert parallel.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
+    with parallel.cpu_threads():
+        assert parallel.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
     pid = os.fork()
     if pid == 0:  # the child: the parent's worker thread does not exist here
         import signal
 
         signal.alarm(20)  # a part left waiting for a thread that is gone ends the child, failed
         try:
-            ok = parallel.run(lambda i: i * 2, range(2)) == [0, 2]
+            with parallel.cpu_threads():
+                ok = parallel.run(lambda i: (i * 2, threading.current_thread().name), range(2))
+            ok = [i for i, _ in ok] == [0, 2] and len({name for _, name in ok}) == 2
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
