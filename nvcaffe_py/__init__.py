@@ -63,6 +63,8 @@ class _CaffeAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def install_caffe_alias():
+    """Alias `caffe` to this package when nothing named caffe can be found at all (run from a
+    checkout without installing; an install brings the caffe.py shim, which aliases on import)."""
     if "caffe" in sys.modules or any(isinstance(f, _CaffeAlias) for f in sys.meta_path):
         return
     if importlib.util.find_spec("caffe") is None:
@@ -71,6 +73,14 @@ def install_caffe_alias():
 
 
 install_caffe_alias()
+
+
+def become_caffe():
+    """Make `caffe` and every `caffe.X` this package and its `X` (the top-level caffe.py shim
+    calls this while Python imports `caffe`; the import then returns this package)."""
+    if not any(isinstance(f, _CaffeAlias) for f in sys.meta_path):
+        sys.meta_path.insert(0, _CaffeAlias())
+    sys.modules["caffe"] = sys.modules[__name__]
 
 
 class _SourceCheckoutSubpackages(importlib.abc.MetaPathFinder):
