@@ -113,6 +113,8 @@ CASES = [
     ('type: "Pooling" pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 2 }', (6, 5, 8, 8)),
     ('type: "InnerProduct" inner_product_param { num_output: 7 weight_filler { type: "xavier" } '
      'bias_filler { type: "constant" value: 0.5 } }', (9, 3, 4, 4)),
+    ('type: "InnerProduct" inner_product_param { num_output: 5 transpose: true axis: 2 '
+     'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "constant" value: 0.5 } }', (4, 3, 6, 2)),
     ('type: "ReLU" relu_param { negative_slope: 0.1 }', (7, 3, 5, 5)),
     ('type: "PReLU"', (7, 3, 5, 5)),
     ('type: "TanH"', (7, 3, 5, 5)),
