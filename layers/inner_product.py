@@ -14,6 +14,9 @@ from nvcaffe_py import parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
+# Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
+# ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
+MIN_PART_MULTIPLY_ADDS = 1 << 24
 # The weight gradient is summed a block of output rows at a time, so that its temporary stays
 # this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
 GRADIENT_BLOCK_BYTES = 16 << 20
@@ -53,6 +56,11 @@ class InnerProductLayer(Layer):
         """The (N, K) view of a weight-shaped array (a transposed view when `transpose`)."""
         return array.T if self.transpose else array
 
+    @staticmethod
+    def _parts(length, multiply_adds_per_item):
+        """Slices of a weight axis of `length` for the CPU threads."""
+        return parallel.parts(length, multiply_adds_per_item, MIN_PART_MULTIPLY_ADDS)
+
     def forward_cpu(self, bottom, top):
         x = bottom[0].data.reshape(self.rows, self.inputs)
         y = top[0].data.reshape(self.rows, self.num_output)
@@ -64,7 +72,7 @@ class InnerProductLayer(Layer):
             if bias is not None:
                 y[:, part] += bias[part]
 
-        parallel.run(outputs, parallel.parts(self.num_output, self.rows * self.inputs))
+        parallel.run(outputs, self._parts(self.num_output, self.rows * self.inputs))
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.rows, self.num_output)
@@ -78,14 +86,14 @@ class InnerProductLayer(Layer):
                     block = slice(start, min(start + step, part.stop))
                     grad[block] += dy[:, block].T @ x
 
-            parallel.run(weight_gradient, parallel.parts(self.num_output, self.rows * self.inputs))
+            parallel.run(weight_gradient, self._parts(self.num_output, self.rows * self.inputs))
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.rows, self.inputs)
             weights = self._weight_nk(self.blobs[0].data)
             parallel.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
-                         parallel.parts(self.inputs, self.rows * self.num_output))
+                         self._parts(self.inputs, self.rows * self.num_output))
 
     def forward_gpu(self, bottom, top):
         from . import inner_product_gpu

@@ -9,6 +9,7 @@ import pytest
 from nvcaffe_py import parallel
 from nvcaffe_py.gradient_check import setup_layer
 from nvcaffe_py.layers import conv as conv_module
+from nvcaffe_py.layers import inner_product as inner_product_module
 from nvcaffe_py.layers import pooling as pooling_module
 
 
@@ -132,6 +133,7 @@ def test_layers_give_the_same_results_on_several_threads(monkeypatch, text, shap
     expected = _run_layer(text, [x])
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
     monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+    monkeypatch.setattr(inner_product_module, "MIN_PART_MULTIPLY_ADDS", 1)
     with parallel.cpu_threads():
         got = _run_layer(text, [x])
     for want_list, got_list in zip(expected, got):
@@ -161,6 +163,7 @@ def test_a_net_trains_the_same_on_one_thread_and_on_three(monkeypatch):
     def losses_and_grads(threads, min_elements):
         monkeypatch.setenv("NVCAFFE_CPU_THREADS", threads)
         monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", min_elements)
+        monkeypatch.setattr(inner_product_module, "MIN_PART_MULTIPLY_ADDS", min_elements)
         rng.set_random_seed(11)
         net = Net(formats.net_param_from_text(text), caffe_pb2.TRAIN)
         net.blobs["data"].data[...] = data
