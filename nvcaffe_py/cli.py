@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from . import log, mode
+from . import log, mode, parallel
 from .errors import CaffeError
 
 PROG = "nvcaffe"
@@ -263,22 +263,23 @@ def _benchmark(net, iterations):
     n = len(net.layers)
     forward, backward = [0.0] * n, [0.0] * n
     total_start = time.perf_counter()
-    for j in range(iterations):
-        iter_start = time.perf_counter()
-        for i, layer in enumerate(net.layers):
-            start = time.perf_counter()
-            layer.reshape(net.bottom_vecs[i], net.top_vecs[i])
-            layer.forward(net.bottom_vecs[i], net.top_vecs[i])
-            _synchronize()
-            forward[i] += time.perf_counter() - start
-        for i in reversed(range(n)):
-            if net.layer_need_backward[i]:
+    with parallel.cpu_threads():  # the layers run as in a Net pass (nvcaffe_py/parallel.py)
+        for j in range(iterations):
+            iter_start = time.perf_counter()
+            for i, layer in enumerate(net.layers):
                 start = time.perf_counter()
-                net.layers[i].backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
+                layer.reshape(net.bottom_vecs[i], net.top_vecs[i])
+                layer.forward(net.bottom_vecs[i], net.top_vecs[i])
                 _synchronize()
-                backward[i] += time.perf_counter() - start
-        elapsed_ms = (time.perf_counter() - iter_start) * 1e3
-        log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
+                forward[i] += time.perf_counter() - start
+            for i in reversed(range(n)):
+                if net.layer_need_backward[i]:
+                    start = time.perf_counter()
+                    net.layers[i].backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
+                    _synchronize()
+                    backward[i] += time.perf_counter() - start
+            elapsed_ms = (time.perf_counter() - iter_start) * 1e3
+            log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
     total = time.perf_counter() - total_start
     runs = max(iterations, 1)
     forward_ms = [t * 1e3 / runs for t in forward]
