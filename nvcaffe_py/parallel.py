@@ -62,12 +62,20 @@ def _pool(threads):
 
 
 def _blas_controller():
-    """threadpoolctl's handle on the BLAS libraries NumPy loaded (OpenBLAS, MKL, BLIS, ...)."""
+    """threadpoolctl's handle on the BLAS libraries NumPy loaded (OpenBLAS, MKL, BLIS, ...), or
+    False when threadpoolctl is missing (a source checkout run without installing, say)."""
     global _blas
     if _blas is None:
-        from threadpoolctl import ThreadpoolController
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            from .log import logger
 
-        _blas = ThreadpoolController().select(user_api="blas")
+            logger.warning("threadpoolctl is not installed: the CPU layers run on one thread "
+                           "(pip install threadpoolctl)")
+            _blas = False
+        else:
+            _blas = ThreadpoolController().select(user_api="blas")
     return _blas
 
 
@@ -78,13 +86,14 @@ def single_threaded_blas():
     with _lock:
         _blas_depth += 1
         if _blas_depth == 1:
-            _blas_limit = _blas_controller().limit(limits=1)
+            controller = _blas_controller()
+            _blas_limit = controller.limit(limits=1) if controller else None
     try:
         yield
     finally:
         with _lock:
             _blas_depth -= 1
-            if _blas_depth == 0:
+            if _blas_depth == 0 and _blas_limit is not None:
                 _blas_limit.restore_original_limits()
                 _blas_limit = None
 
@@ -95,7 +104,7 @@ def cpu_threads():
     single-threaded throughout, so that no spinning OpenBLAS worker competes with them (a no-op
     with one thread). Outside any such block `run` does its parts in turn."""
     global _threaded_blocks
-    if thread_count() == 1:
+    if thread_count() == 1 or not _blas_controller():
         yield
         return
     with single_threaded_blas():

@@ -74,6 +74,18 @@ def test_blas_is_single_threaded_inside_and_restored_after(monkeypatch):
     assert [lib.get_num_threads() for lib in controller.lib_controllers] == before
 
 
+def test_without_threadpoolctl_the_layers_run_on_one_thread(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
+    monkeypatch.setattr(parallel, "_blas", None)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    with parallel.cpu_threads():
+        names = parallel.run(lambda _: threading.current_thread().name, range(2))
+    assert names == [threading.current_thread().name] * 2
+    assert parallel._blas is False
+
+
 def _run_layer(text, bottoms, num_tops=1, backward=True):
     """Forward (and backward with fixed top diffs) of a fresh float32 layer: tops, bottom diffs,
     param diffs."""

@@ -3,6 +3,7 @@
 # (see ../shared/device/README.md). Prepare once, in the project's root, on this side:
 #     echo /.whl/ >> .git/info/exclude
 #     mkdir -p .whl && cp ../shared/device/wheels-cp312/*.whl ../shared/device/probe.sh .whl/
+#     pip download -q --no-deps -d .whl threadpoolctl   # pure Python; the device has no network
 # then run it with the device tool: command "bash tools/gpu_check.sh", carry [".whl"],
 # timeout_s 600 (the stages below add up to 540 s). It installs the carried wheels into
 # /tmp/site, generates the protobuf module, prints the machine (probe.sh), runs `pytest -m cuda`
