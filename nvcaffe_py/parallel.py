@@ -6,9 +6,8 @@ OpenBLAS's GEMMs use the others. Calling those from several threads does not mix
 OpenBLAS's own threads: after each multi-threaded GEMM its idle workers spin on the other
 cores for a while, taking them from our threads. So the parts run on threads only inside a
 `cpu_threads` block (every Net pass is one), where BLAS runs single-threaded throughout and the
-parallelism is ours: a thread per core,
-each doing its part's copies and GEMMs, which together run as fast as OpenBLAS's two threads on
-the whole product (measured per training iteration on 2 cores: CIFAR10-quick ~106 -> ~90 ms,
+parallelism is ours: a thread per core, each doing its part's copies and GEMMs, which together
+run as fast as OpenBLAS's two threads on the whole product (measured per training iteration on 2 cores: CIFAR10-quick ~106 -> ~90 ms,
 AlexNet 2.6 -> 2.1 s). Waking a thread costs ~90 us here and the parts' NumPy calls contend for
 the GIL, so layers split only work big enough to pay for that.
 
@@ -21,6 +20,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .errors import CaffeError
+
 # Below this many elements of element-wise work a part is not worth handing to a thread: waking
 # an idle one costs ~90 us here (measured break-even for one ufunc: 1-2M elements in all).
 MIN_PART_ELEMENTS = 1 << 20
@@ -32,7 +33,7 @@ def thread_count():
         try:
             return max(1, int(value))
         except ValueError:
-            raise ValueError(f"NVCAFFE_CPU_THREADS must be a whole number, got {value!r}") from None
+            raise CaffeError(f"NVCAFFE_CPU_THREADS must be a whole number, got {value!r}") from None
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

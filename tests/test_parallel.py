@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nvcaffe_py import parallel
+from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import setup_layer
 from nvcaffe_py.layers import conv as conv_module
 from nvcaffe_py.layers import inner_product as inner_product_module
@@ -27,7 +28,7 @@ def test_thread_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "5")
     assert parallel.thread_count() == 5
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "many")
-    with pytest.raises(ValueError, match="NVCAFFE_CPU_THREADS"):
+    with pytest.raises(CaffeError, match="NVCAFFE_CPU_THREADS must be a whole number, got 'many'"):
         parallel.thread_count()
 
 
