@@ -24,13 +24,13 @@ its mean subtracted and multiplied by window_data_param.scale (Caffe reads the s
 from transform_param). As our other data layers, it mirrors only in the TRAIN phase.
 """
 import math
-import os
 import weakref
 
 import cv2
 import numpy as np
 
-from nvcaffe_py import formats, rng
+from nvcaffe_py import rng
+from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.log import logger
 from nvcaffe_py.prefetch import Prefetcher
@@ -255,21 +255,20 @@ class WindowDataLayer(PrefetchingDataLayer):
         weakref.finalize(self, self.prefetcher.close)
 
     def _mean(self, t):
-        """(mean image (3, H, W) or None, per-channel mean values (3, 1, 1) or None)."""
-        if t.HasField("mean_file") and t.mean_value:
-            raise self.error("transform_param: cannot specify mean_file and mean_value at the same time")
-        if t.HasField("mean_file"):
-            try:
-                mean = formats.read_mean_binaryproto(t.mean_file)
-            except CaffeError as exc:
-                raise self.error(str(exc)) from None
-            if mean.ndim != 4 or mean.shape[:2] != (1, 3) or min(mean.shape[2:]) < t.crop_size:
-                raise self.error(f"mean_file '{os.fspath(t.mean_file)}' has shape {mean.shape}; WindowData "
-                                 f"needs (1, 3, H, W) with H and W at least crop_size {t.crop_size}")
-            return mean[0].astype(self.dtype), None
-        if t.mean_value:
-            if len(t.mean_value) not in (1, 3):
-                raise self.error(f"give 1 mean_value or 3 (one per channel), not {len(t.mean_value)}")
-            values = np.resize(np.array(t.mean_value, self.dtype), 3)
-            return None, values.reshape(3, 1, 1)
+        """(mean image (3, H, W) or None, per-channel mean values (3, 1, 1) or None), read as
+        the DataTransformer reads them, then checked against what a window needs."""
+        try:
+            transformer = DataTransformer(t, self.phase, self.dtype)
+        except CaffeError as exc:
+            raise self.error(str(exc)) from None
+        mean, values = transformer.mean, transformer.mean_values
+        if mean is not None:
+            if mean.shape[0] != 3 or min(mean.shape[1:]) < t.crop_size:
+                raise self.error(f"mean_file '{t.mean_file}' has shape {mean.shape}; WindowData needs "
+                                 f"(3, H, W) with H and W at least crop_size {t.crop_size}")
+            return mean, None
+        if len(values):
+            if len(values) not in (1, 3):
+                raise self.error(f"give 1 mean_value or 3 (one per channel), not {len(values)}")
+            return None, np.resize(values, 3).reshape(3, 1, 1)
         return None, None
