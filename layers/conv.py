@@ -298,6 +298,36 @@ class BaseConvolution(Layer):
             np.matmul(cols[g], diffs[:, g].swapaxes(1, 2), out=grads)
             grad_t[g] += grads.sum(axis=0)
 
+    # -- the layer's CPU passes: Convolution maps bottom (image side) to top (output side) by
+    #    _convolve; Deconvolution, with reverse_dimensions, the other way by its transpose ------
+    def _sides(self, bottom_array, top_array):
+        """(image-side, output-side) views of a bottom array and a top array."""
+        if self.reverse_dimensions:
+            return self._images(top_array), self._outputs(bottom_array)
+        return self._images(bottom_array), self._outputs(top_array)
+
+    def forward_cpu(self, bottom, top):
+        for b, t in zip(bottom, top):
+            images, outputs = self._sides(b.data, t.data)
+            if self.reverse_dimensions:
+                self._convolve_transposed(outputs, images, self._bias())
+            else:
+                self._convolve(images, outputs, self._bias())
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        need_weight, need_bias = self._need_param_gradients()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            if need_bias:
+                self._add_bias_gradient(t.diff)
+            if need_weight:
+                self._weight_gradient(*self._sides(b.data, t.diff))
+            if propagate_down[i]:
+                images, outputs = self._sides(b.diff, t.diff)
+                if self.reverse_dimensions:
+                    self._convolve(images, outputs)
+                else:
+                    self._convolve_transposed(outputs, images)
+
     # -- whole passes ------------------------------------------------------------------------
     def _convolve(self, images, outputs, bias=None):
         """outputs = W * images (+ bias): Convolution's forward, Deconvolution's data gradient."""
@@ -374,20 +404,6 @@ class ConvolutionLayer(BaseConvolution):
     def compute_output_shape(self, spatial):
         return convolved_shape(self, spatial, self.kernel, self.pad, self.stride, self.dilation)
 
-    def forward_cpu(self, bottom, top):
-        for b, t in zip(bottom, top):
-            self._convolve(self._images(b.data), self._outputs(t.data), self._bias())
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        need_weight, need_bias = self._need_param_gradients()
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            if need_bias:
-                self._add_bias_gradient(t.diff)
-            if need_weight:
-                self._weight_gradient(self._images(b.data), self._outputs(t.diff))
-            if propagate_down[i]:
-                self._convolve_transposed(self._outputs(t.diff), self._images(b.diff))
-
     def forward_gpu(self, bottom, top):
         from . import conv_gpu
 
@@ -410,20 +426,6 @@ class DeconvolutionLayer(BaseConvolution):
             if o < 1:
                 raise self.error(f"pad {self.pad[axis]} leaves no output on spatial axis {axis}")
         return out
-
-    def forward_cpu(self, bottom, top):
-        for b, t in zip(bottom, top):
-            self._convolve_transposed(self._outputs(b.data), self._images(t.data), self._bias())
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        need_weight, need_bias = self._need_param_gradients()
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            if need_bias:
-                self._add_bias_gradient(t.diff)
-            if need_weight:
-                self._weight_gradient(self._images(t.diff), self._outputs(b.data))
-            if propagate_down[i]:
-                self._convolve(self._images(t.diff), self._outputs(b.diff))
 
     def forward_gpu(self, bottom, top):
         from . import conv_gpu
