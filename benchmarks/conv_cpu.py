@@ -23,7 +23,7 @@ if __name__ == "__main__" and "--threads" in sys.argv:
 
 import numpy as np  # noqa: E402
 
-from nvcaffe_py import parallel  # noqa: E402
+from nvcaffe_py.backends.cpu import threads as parallel  # noqa: E402
 from nvcaffe_py.gradient_check import setup_layer  # noqa: E402
 
 # name: (batch, channels, height, width, num_output, kernel, pad, stride, group, bottom gradient)
@@ -46,7 +46,7 @@ def ours(batch, channels, height, width, num_output, kernel, pad, stride, group,
     top[0].diff[...] = 1
 
     def step():
-        with parallel.cpu_threads():  # as inside a Net pass: our threads, BLAS single-threaded
+        with parallel.scope():  # as inside a Net pass: our threads, BLAS single-threaded
             layer.forward_cpu(bottom, top)
             layer.backward_cpu(top, [need_bottom], bottom)
 

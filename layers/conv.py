@@ -16,10 +16,10 @@ image-major columns, a bias and one group, a GEMM per image with the bias folded
 """
 import numpy as np
 
-from nvcaffe_py import parallel
+from nvcaffe_py.backends.cpu import threads as parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
-from nvcaffe_py.scratch import scratch
+from nvcaffe_py.backends.cpu.scratch import scratch
 
 from .im2col import Im2col, output_size
 

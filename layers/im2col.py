@@ -28,12 +28,12 @@ Matrices on the output side of the GEMM (Co, columns) use the same column order;
 `outputs` convert them from and to (n, Co, *output spatial) arrays.
 
 Working buffers come from `nvcaffe_py.scratch` and are reused from call to call, one set per
-thread: the convolution layers hand whole chunks to the CPU threads (nvcaffe_py/parallel.py).
+thread: the convolution layers hand whole chunks to the CPU threads (nvcaffe_py/backends/cpu/threads.py).
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from nvcaffe_py.scratch import scratch
+from nvcaffe_py.backends.cpu.scratch import scratch
 
 # Elements per tile of the batch transposes (measured: scattered writes want smaller tiles than
 # scattered reads).

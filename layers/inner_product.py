@@ -4,13 +4,13 @@ The bottom is read as a matrix (M, K): M = the count of the axes before `axis`, 
 `axis` and after. The weights are (N, K), or (K, N) with `transpose`; top = bottom W^T + bias, of
 shape bottom.shape[:axis] + (N,).
 
-Each product is split among the CPU threads (nvcaffe_py/parallel.py) along an axis of the weights
+Each product is split among the CPU threads (nvcaffe_py/backends/cpu/threads.py) along an axis of the weights
 (output units for forward and the weight gradient, inputs for the data gradient), so that each
 thread reads only its share of the weights.
 """
 import numpy as np
 
-from nvcaffe_py import parallel
+from nvcaffe_py.backends.cpu import threads as parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 

@@ -13,7 +13,7 @@ from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
-from .pooling import AVE, Pool2D
+from nvcaffe_py.backends.cpu.pooling import AVE, Pool2D
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
 

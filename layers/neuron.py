@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from nvcaffe_py import parallel
+from nvcaffe_py.backends.cpu import threads as parallel
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer

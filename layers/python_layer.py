@@ -3,7 +3,6 @@ module `m` (which may `import caffe`; that resolves to nvcaffe_py where no pycaf
 instantiates class `C`, a subclass of `caffe.Layer` overriding setup/reshape/forward/backward."""
 import importlib
 
-import nvcaffe_py
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
@@ -11,7 +10,6 @@ from nvcaffe_py.registry import register_layer
 
 @register_layer("Python")
 def python_layer(layer_param, phase=None, dtype=None):
-    nvcaffe_py.install_caffe_alias()
     p = layer_param.python_param
     if not p.module or not p.layer:
         raise CaffeError(f"layer '{layer_param.name}' (Python): python_param needs both 'module' and 'layer'")

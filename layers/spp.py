@@ -12,7 +12,7 @@ from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
-from .pooling import STOCHASTIC, Pool2D
+from nvcaffe_py.backends.cpu.pooling import STOCHASTIC, Pool2D
 
 
 def level_geometry(level, size):

@@ -8,6 +8,7 @@ which is how Flatten/Reshape and shared parameters avoid copies.
 import numpy as np
 
 from . import mode
+from .backends.cuda import memory
 from .errors import CaffeError
 from .synced_array import SyncedArray
 
@@ -76,6 +77,9 @@ class Blob:
     width = property(lambda self: self.legacy_shape(3))
 
     # -- host data ---------------------------------------------------------------------------
+    # `data` and `diff` are writable (pycaffe scripts assign through them), so asking for one
+    # marks the device copy stale; code that only reads uses `data_readonly()` / `diff_readonly()`,
+    # which keep it valid (in GPU mode a host read then costs no re-upload) and refuse writes.
     @property
     def data(self) -> np.ndarray:
         return self._data.host[: self._count].reshape(self._shape)
@@ -92,27 +96,31 @@ class Blob:
     def diff(self, value):
         self.diff[...] = value
 
+    def data_readonly(self) -> np.ndarray:
+        return _readonly(self._data.host_readonly()[: self._count].reshape(self._shape))
+
+    def diff_readonly(self) -> np.ndarray:
+        return _readonly(self._diff.host_readonly()[: self._count].reshape(self._shape))
+
     # -- device data (CUDA backend) ----------------------------------------------------------
     @property
     def gpu_data(self):
-        return _device_view(self._data.device, self._count, self._shape)
+        return memory.view(self._data.device, self._count, self._shape)
 
     @property
     def gpu_diff(self):
-        return _device_view(self._diff.device, self._count, self._shape)
+        return memory.view(self._diff.device, self._count, self._shape)
 
     def gpu_data_readonly(self):
-        return _device_view(self._data.device_readonly(), self._count, self._shape)
+        return memory.view(self._data.device_readonly(), self._count, self._shape)
 
     def gpu_diff_readonly(self):
-        return _device_view(self._diff.device_readonly(), self._count, self._shape)
+        return memory.view(self._diff.device_readonly(), self._count, self._shape)
 
     def zero_diff(self):
         """Zero the gradient on the side that computes it: the device in GPU mode (no host round
         trip), the host otherwise."""
         if mode.gpu_mode():
-            from .backends.cuda import memory
-
             memory.fill_zero(self.gpu_diff)
         else:
             self.diff[...] = 0
@@ -131,14 +139,6 @@ class Blob:
     def shares_data_with(self, other: "Blob") -> bool:
         return self._data is other._data
 
-    # -- arithmetic used by solvers and gradient checks --------------------------------------
-    def asum_data(self) -> float:
-        return float(np.abs(self.data).sum(dtype=np.float64))
-
-    def sumsq_diff(self) -> float:
-        d = self.diff.ravel()
-        return float(np.dot(d.astype(np.float64, copy=False), d))
-
     def __repr__(self):
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"
 
@@ -154,7 +154,6 @@ class _Count(int):
         return int(np.prod(self._shape[start:end], dtype=np.int64))
 
 
-def _device_view(flat, count, shape):
-    from .backends.cuda import memory
-
-    return memory.view(flat, count, shape)
+def _readonly(view: np.ndarray) -> np.ndarray:
+    view.flags.writeable = False
+    return view

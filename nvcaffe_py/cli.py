@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from . import log, mode, parallel
+from . import backends, log, mode
 from .errors import CaffeError
 
 PROG = "nvcaffe"
@@ -110,22 +110,22 @@ def time_command(flags, given):
 
     if not flags["model"]:
         raise UsageError("time needs -model (the net to benchmark)")
-    backends = [b.strip().lower() for b in flags["compare"].split(",")] if flags["compare"] else None
-    if backends is not None and (len(backends) != 2 or not set(backends) <= {"cpu", "gpu"}):
+    compared = [b.strip().lower() for b in flags["compare"].split(",")] if flags["compare"] else None
+    if compared is not None and (len(compared) != 2 or not set(compared) <= {"cpu", "gpu"}):
         raise UsageError(f"--compare takes two backends out of cpu and gpu, e.g. cpu,gpu (got '{flags['compare']}')")
-    if backends is None:
+    if compared is None:
         _set_mode(flags)
-    elif "gpu" in backends:
+    elif "gpu" in compared:
         _use_gpu(flags["gpu"] or "0")  # fails here, before any timing, where no GPU is usable
     net = Net(flags["model"], phase=_phase(flags, "TRAIN"), level=flags["level"], stages=_stages(flags))
-    if backends is None:
+    if compared is None:
         _benchmark(net, flags["iterations"])
         return 0
     results = []
-    for backend in backends:
-        mode.set_mode_gpu() if backend == "gpu" else mode.set_mode_cpu()
+    for backend in compared:
+        backends.set_mode_gpu() if backend == "gpu" else backends.set_mode_cpu()
         results.append(_benchmark(net, flags["iterations"]))
-    _log_comparison(net, backends, results)
+    _log_comparison(net, compared, results)
     return 0
 
 
@@ -187,7 +187,7 @@ def _use_gpu(text):
     if len(ids) > 1:
         log.warning(f"training on several GPUs is not supported; using GPU {ids[0]} only")
     mode.set_device(ids[0])
-    mode.set_mode_gpu()
+    backends.set_mode_gpu()
     log.info(f"Use GPU with device ID {ids[0]}")
 
 
@@ -195,7 +195,7 @@ def _set_mode(flags):
     if flags["gpu"]:
         _use_gpu(flags["gpu"])
     else:
-        mode.set_mode_cpu()
+        backends.set_mode_cpu()
         log.info("Use CPU.")
 
 
@@ -208,7 +208,7 @@ def _gpu_from_solver(param, source):
         _use_gpu(str(param.device_id))
     else:
         log.warning(f"{source}: solver_mode is GPU but no GPU is usable ({reason}); training on the CPU")
-        mode.set_mode_cpu()
+        backends.set_mode_cpu()
 
 
 class _SignalActions:
@@ -243,16 +243,9 @@ class _SignalActions:
             signal.signal(signum, handler)
 
 
-def _synchronize():
-    """Wait for queued GPU work, so that a timer measures it."""
-    if mode.gpu_mode():
-        from .backends.cuda import context
-
-        context.synchronize()
-
-
 def _benchmark(net, iterations):
-    """Caffe's `time`: per-layer forward and backward milliseconds averaged over `iterations`."""
+    """Caffe's `time`: per-layer forward and backward milliseconds averaged over `iterations`,
+    measured by callbacks around each layer of the Net's own passes (GPU work waited for)."""
     backend = "GPU" if mode.gpu_mode() else "CPU"
     log.info(f"Performing Forward ({backend})")
     log.info(f"Initial loss: {log.number(net.forward_from_to())}")
@@ -261,23 +254,25 @@ def _benchmark(net, iterations):
     log.info("*** Benchmark begins ***")
     log.info(f"Testing for {iterations} iterations.")
     n = len(net.layers)
-    forward, backward = [0.0] * n, [0.0] * n
+    forward, backward, started = [0.0] * n, [0.0] * n, [0.0]
+
+    def start(i):
+        backends.synchronize()
+        started[0] = time.perf_counter()
+
+    def stop(totals):
+        def record(i):
+            backends.synchronize()
+            totals[i] += time.perf_counter() - started[0]
+        return record
+
     total_start = time.perf_counter()
-    with parallel.cpu_threads():  # the layers run as in a Net pass (nvcaffe_py/parallel.py)
+    with net.before_forward(start), net.after_forward(stop(forward)), \
+            net.before_backward(start), net.after_backward(stop(backward)):
         for j in range(iterations):
             iter_start = time.perf_counter()
-            for i, layer in enumerate(net.layers):
-                start = time.perf_counter()
-                layer.reshape(net.bottom_vecs[i], net.top_vecs[i])
-                layer.forward(net.bottom_vecs[i], net.top_vecs[i])
-                _synchronize()
-                forward[i] += time.perf_counter() - start
-            for i in reversed(range(n)):
-                if net.layer_need_backward[i]:
-                    start = time.perf_counter()
-                    net.layers[i].backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
-                    _synchronize()
-                    backward[i] += time.perf_counter() - start
+            net.forward_from_to()
+            net.backward_from_to()
             elapsed_ms = (time.perf_counter() - iter_start) * 1e3
             log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
     total = time.perf_counter() - total_start

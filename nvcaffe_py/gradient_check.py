@@ -51,23 +51,24 @@ def setup_layer(layer, bottom_arrays, num_tops=1, phase=caffe_pb2.TRAIN, dtype=n
     layer = make_layer(layer, phase, dtype)
     bottoms = blobs_from_arrays(bottom_arrays, dtype)
     tops = [Blob(dtype=dtype) for _ in range(num_tops)]
-    layer.check_blob_counts(bottoms, tops)
-    layer.setup(bottoms, tops)
-    layer.reshape(bottoms, tops)
+    layer.set_up(bottoms, tops)
     return layer, bottoms, tops
 
 
 def check_layer_gradient(layer, bottom_arrays, *, num_tops=1, check_bottoms=None, check_params=True,
                          step=1e-4, threshold=1e-5, seed=1701, max_checks_per_blob=300,
-                         phase=caffe_pb2.TRAIN, kink=None, kink_range=-1.0):
+                         phase=caffe_pb2.TRAIN, kink=None, kink_range=-1.0, prepare=None):
     """Raise AssertionError naming the first blob/element whose analytic gradient is wrong.
 
     check_bottoms: indices of bottoms to check (default: all); labels must be left out.
     kink/kink_range: skip elements whose input lies within kink_range of a kink (e.g. ReLU at 0).
+    prepare: prepare(layer, bottoms) after setup (feeding a MemoryData layer, say).
     Stochastic layers see the same random stream in every forward (the stream is reseeded).
     """
     rng.set_random_seed(seed)
     layer, bottoms, tops = setup_layer(layer, bottom_arrays, num_tops, phase)
+    if prepare is not None:
+        prepare(layer, bottoms)
     check_bottoms = list(range(len(bottoms))) if check_bottoms is None else list(check_bottoms)
     picker = np.random.default_rng(seed)
 

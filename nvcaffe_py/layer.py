@@ -5,16 +5,29 @@ A layer type overrides:
   reshape(bottom, top)                     output shapes from input shapes; called before each forward
   forward_cpu(bottom, top)                 NumPy reference
   backward_cpu(top, propagate_down, bottom)
-  forward_gpu / backward_gpu               optional CUDA versions; without them the CPU code runs
-                                           and the SyncedArrays move the data.
+  make_gpu()                               optional: the layer's GPU half (see below)
+  cases                                    the conformance cases it is checked with (see below)
 
 Conventions every implementation keeps (the Net and the solvers rely on them):
   * results are written into the existing arrays (`top[0].data[...] = x`, `out=`), never by
-    rebinding, because in-place layers and shared buffers alias them;
+    rebinding, because in-place layers and shared buffers alias them; inputs are read through
+    `data_readonly()` / `diff_readonly()`, which leave a device copy valid;
   * backward *overwrites* bottom diffs but *accumulates* into parameter diffs (`+=`), so that
     `iter_size` and shared parameters sum their gradients; the solver clears them each step;
   * a loss layer scales its gradient by `top[0].diff.flat[0]`, which the Net fills with the
     layer's loss weight (Caffe's convention), and sets `default_loss_weights = (1.0,)`.
+
+The GPU half. A layer with CUDA kernels returns from `make_gpu()` an object (a GPUHalf, in
+`<family>_gpu.py` beside the layer and its `.cu`) built with explicit arguments from what setup
+decided; it declares its own device buffers and reads the layer only through public API (`blobs`,
+`param_gradient_wanted`). `make_gpu()` returns None for a configuration no kernel covers: the
+CPU code then runs in GPU mode too and the SyncedArrays move the data, which is also how a layer
+with no GPU half at all (a NumPy-only plugin) runs everywhere.
+
+Conformance. `cases` lists `nvcaffe_py.conformance.Case`s: shapes and parameters on which
+tests/test_conformance.py runs the float64 gradient check and CPU<->GPU parity. Every built-in
+type declares its own (a class does not inherit its parent's); `conformance.check_layer_type`
+runs the same checks on a plugin.
 
 pycaffe Python layers subclass this same class and override `setup/reshape/forward/backward`
 directly; that is why `forward`/`backward` are plain methods that pick the backend.
@@ -24,6 +37,8 @@ import numpy as np
 from . import mode
 from .blob import Blob
 from .errors import CaffeError
+from .filler import fill
+from .formats import blob_from_proto
 
 
 class BlobVec(list):
@@ -49,26 +64,27 @@ class Layer:
     auto_top_blobs = False
     # Loss weight of each top when the prototxt gives none (loss layers: (1.0,)).
     default_loss_weights = ()
+    # The conformance cases of this type (nvcaffe_py.conformance.Case).
+    cases = ()
+    # The GPU half, built on first use in GPU mode (see make_gpu).
+    _gpu_half = None
+    _gpu_half_built = False
+
     # May `force_backward` make this bottom need a gradient? (labels: no)
     def allow_force_backward(self, bottom_index: int) -> bool:
         return True
 
     def __init__(self, layer_param, phase=None, dtype=np.float32):
-        from .proto import caffe_pb2
-
         self.layer_param = layer_param
         self.dtype = np.dtype(dtype)
         self.phase = layer_param.phase if phase is None else phase
         self.blobs = BlobVec(dtype=self.dtype)
         # Weights carried inside the LayerParameter (e.g. from a caffemodel) are used as given.
         for proto in layer_param.blobs:
-            from .formats import blob_from_proto
-
             self.blobs.append(blob_from_proto(proto, dtype=self.dtype))
         self.param_propagate_down = []
         self.param_str = layer_param.python_param.param_str
         self.loss_weights = []
-        self._caffe_pb2 = caffe_pb2
 
     @property
     def name(self) -> str:
@@ -93,24 +109,52 @@ class Layer:
         if any(propagate_down):
             raise CaffeError(f"layer '{self.name}' of type {self.type} cannot backpropagate")
 
-    forward_gpu = None
-    backward_gpu = None
+    def make_gpu(self):
+        """This layer's GPU half for the configuration setup chose, or None (the CPU code runs)."""
+        return None
 
-    # -- dispatch ----------------------------------------------------------------------------
+    @classmethod
+    def has_backward(cls) -> bool:
+        """Does this type compute gradients at all? (Caffe's layers without one, such as
+        Accuracy or the data layers, keep the base backward, which refuses.)"""
+        return cls.backward_cpu is not Layer.backward_cpu or cls.backward is not Layer.backward
+
+    # -- setting up and dispatch -------------------------------------------------------------
+    def set_up(self, bottom, top):
+        """Caffe's SetUp: check the blob counts, set up, then shape the tops."""
+        self.check_blob_counts(bottom, top)
+        self._gpu_half, self._gpu_half_built = None, False  # setup may change what the half needs
+        self.setup(bottom, top)
+        self.reshape(bottom, top)
+
+    @property
+    def gpu(self):
+        """The GPU half (make_gpu's), built once after setup; None where there is none."""
+        if not self._gpu_half_built:
+            self._gpu_half, self._gpu_half_built = self.make_gpu(), True
+        return self._gpu_half
+
     def uses_gpu(self) -> bool:
-        return mode.gpu_mode() and self.forward_gpu is not None
+        """Does this layer run GPU code now (GPU mode, and a GPU half for its configuration)?"""
+        return mode.gpu_mode() and self.gpu is not None
 
     def forward(self, bottom, top):
         if self.uses_gpu():
-            self.forward_gpu(bottom, top)
+            self.gpu.forward(bottom, top)
         else:
             self.forward_cpu(bottom, top)
 
     def backward(self, top, propagate_down, bottom):
-        if mode.gpu_mode() and self.backward_gpu is not None:
-            self.backward_gpu(top, propagate_down, bottom)
+        if self.uses_gpu():
+            self.gpu.backward(top, propagate_down, bottom)
         else:
             self.backward_cpu(top, propagate_down, bottom)
+
+    def param_gradient_wanted(self, index: int) -> bool:
+        """Should backward compute the gradient of parameter blob `index`? The Net decides from
+        lr_mult (Caffe's param_propagate_down); a layer used on its own wants every one."""
+        wanted = self.param_propagate_down
+        return index >= len(wanted) or bool(wanted[index])
 
     # -- helpers for implementations ---------------------------------------------------------
     def check_blob_counts(self, bottom, top):
@@ -127,8 +171,6 @@ class Layer:
 
     def new_param_blob(self, shape, filler=None) -> Blob:
         """A parameter blob of this layer's dtype, filled by a FillerParameter (None: zeros)."""
-        from .filler import fill
-
         blob = Blob(shape, dtype=self.dtype)
         if filler is not None:
             fill(blob, filler)

@@ -4,13 +4,19 @@
 Building: filter by NetState -> insert Split layers -> create each layer, connect its bottoms and
 tops (in-place when a top repeats its bottom's name), set up and shape it, attach loss weights,
 register parameters (sharing those named alike) -> decide which layers need backward.
+
+Running: the Net owns the loop over its layers. `forward_from_to` / `backward_from_to` are the
+only such loops; whoever needs to act around each layer (the `time` command, the NaN diagnosis,
+a profiler, gradient reduction across ranks) adds a callback, as Caffe's Net::Callback and
+pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
+f(layer_index) runs around every layer of every pass.
 """
 import os
 from collections import OrderedDict
 
 import numpy as np
 
-from . import formats, hdf5_format, parallel
+from . import backends, formats, hdf5_format
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -30,6 +36,24 @@ class ParamSpec:
     def __init__(self, blob, lr_mult, decay_mult, layer_name, index, name):
         self.blob, self.lr_mult, self.decay_mult = blob, lr_mult, decay_mult
         self.layer_name, self.index, self.name = layer_name, index, name
+
+
+class Callback:
+    """A callback added to a Net; `remove()` (or leaving its `with` block) takes it off again."""
+
+    def __init__(self, callbacks, function):
+        self._callbacks, self.function = callbacks, function
+        callbacks.append(function)
+
+    def remove(self):
+        if self.function in self._callbacks:
+            self._callbacks.remove(self.function)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 class Net:
@@ -64,7 +88,8 @@ class Net:
         filtered = insert_splits(filter_net(param, state), self.source)
         self.param = filtered
         self.layers = []
-        self._layer_names = []
+        self.layer_names = []
+        self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
         self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
         self.bottom_vecs, self.top_vecs = [], []
         self.blobs = OrderedDict()
@@ -109,7 +134,7 @@ class Net:
             for j, tname in enumerate(top_names):
                 self.blob_loss_weights[tname] = layer.loss_weights[j]
             self.layers.append(layer)
-            self._layer_names.append(name)
+            self.layer_names.append(name)
             self.bottom_names[name] = list(layer_param.bottom)
             self.top_names[name] = top_names
             self.bottom_vecs.append(bottoms)
@@ -140,8 +165,7 @@ class Net:
     def _setup_layer(self, layer, bottoms, tops):
         layer.check_blob_counts(bottoms, tops)
         try:
-            layer.setup(bottoms, tops)
-            layer.reshape(bottoms, tops)
+            layer.set_up(bottoms, tops)
         except CaffeError:
             raise
         except Exception as exc:
@@ -190,7 +214,7 @@ class Net:
         under_loss, skip = set(), set()
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
-            tops = self.top_names[self._layer_names[i]]
+            tops = self.top_names[self.layer_names[i]]
             contributes = any(layer.loss_weights[j] != 0 or t in under_loss for j, t in enumerate(tops))
             skip_down = all(t in skip for t in tops) if tops else True
             if self.layer_need_backward[i] and skip_down:
@@ -198,7 +222,7 @@ class Net:
                 bottom_need[i] = [False] * len(bottom_need[i])
             if not contributes:
                 self.layer_need_backward[i] = False
-            for j, b in enumerate(self.bottom_names[self._layer_names[i]]):
+            for j, b in enumerate(self.bottom_names[self.layer_names[i]]):
                 if contributes:
                     under_loss.add(b)
                 else:
@@ -215,12 +239,12 @@ class Net:
     # -- pycaffe-style views -----------------------------------------------------------------
     @property
     def layer_dict(self):
-        return OrderedDict(zip(self._layer_names, self.layers))
+        return OrderedDict(zip(self.layer_names, self.layers))
 
     @property
     def params(self):
         """Layer name -> its parameter blobs (layers with parameters only), as pycaffe's."""
-        return OrderedDict((n, list(l.blobs)) for n, l in zip(self._layer_names, self.layers) if len(l.blobs))
+        return OrderedDict((n, list(l.blobs)) for n, l in zip(self.layer_names, self.layers) if len(l.blobs))
 
     @property
     def learnable_params(self):
@@ -228,34 +252,65 @@ class Net:
 
     def layer_index(self, name) -> int:
         try:
-            return self._layer_names.index(name)
+            return self.layer_names.index(name)
         except ValueError:
             raise CaffeError(f"net has no layer named '{name}'") from None
+
+    @property
+    def _layer_names(self):
+        """pycaffe's spelling (scripts read `net._layer_names`)."""
+        return self.layer_names
+
+    # -- callbacks around each layer (Caffe's Net::Callback) ---------------------------------
+    def before_forward(self, function) -> Callback:
+        """Run function(layer_index) before each layer's forward; returns a removable handle."""
+        return Callback(self._callbacks["before_forward"], function)
+
+    def after_forward(self, function) -> Callback:
+        return Callback(self._callbacks["after_forward"], function)
+
+    def before_backward(self, function) -> Callback:
+        """Run function(layer_index) before each layer's turn in backward (whether or not the
+        layer computes a gradient, as in Caffe)."""
+        return Callback(self._callbacks["before_backward"], function)
+
+    def after_backward(self, function) -> Callback:
+        return Callback(self._callbacks["after_backward"], function)
 
     # -- running -----------------------------------------------------------------------------
     def forward_from_to(self, start=0, end=None) -> float:
         end = len(self.layers) - 1 if end is None else end
+        before, after = self._callbacks["before_forward"], self._callbacks["after_forward"]
         loss = 0.0
-        with parallel.cpu_threads():
+        with backends.net_pass():
             for i in range(start, end + 1):
                 layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                for function in before:
+                    function(i)
                 layer.reshape(bottoms, tops)
                 layer.forward(bottoms, tops)
+                for function in after:
+                    function(i)
                 for top, weight in zip(tops, layer.loss_weights):
                     if weight:
-                        loss += weight * float(top.data.sum(dtype=np.float64))
+                        loss += weight * float(top.data_readonly().sum(dtype=np.float64))
         return loss
 
     def backward_from_to(self, start=None, end=0):
         start = len(self.layers) - 1 if start is None else start
-        with parallel.cpu_threads():
+        before, after = self._callbacks["before_backward"], self._callbacks["after_backward"]
+        with backends.net_pass():
             for i in range(start, end - 1, -1):
                 layer, tops = self.layers[i], self.top_vecs[i]
+                for function in before:
+                    function(i)
                 for top, weight in zip(tops, layer.loss_weights):
                     if weight:
                         top.diff[...] = weight
                 if self.layer_need_backward[i]:
                     layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+                for function in after:
+                    function(i)
 
     def forward_backward(self) -> float:
         loss = self.forward_from_to()
@@ -409,7 +464,7 @@ class Net:
         """pycaffe's save_hdf5 (Caffe's ToHDF5): the weights in Caffe's HDF5 layout."""
         owned = self._owned_params()
         layers = [(name, layer.blobs, [(name, k) in owned for k in range(len(layer.blobs))])
-                  for name, layer in zip(self._layer_names, self.layers)]
+                  for name, layer in zip(self.layer_names, self.layers)]
         hdf5_format.write_weights(filename, layers, write_diff)
 
     def __repr__(self):

@@ -3,18 +3,22 @@
     @register_layer("MyLayer")
     class MyLayer(Layer): ...
 
+The built-in types register as `nvcaffe_py.layers` is imported (`import nvcaffe_py` does that).
 Another installed package adds types through the entry point group `nvcaffe_py.layers`
 (`name = "pkg.module:Class"`); they are loaded the first time a type is looked up.
 """
 import difflib
 from importlib.metadata import entry_points
 
+import numpy as np
+
 from .errors import CaffeError
 
 ENTRY_POINT_GROUP = "nvcaffe_py.layers"
+BUILTIN_PACKAGE = "nvcaffe_py.layers"
 
 _layer_types: dict = {}
-_state = {"builtins_loaded": False, "plugins_loaded": False}
+_state = {"plugins_loaded": False}
 _plugin_errors: dict = {}  # type name -> why its plugin failed to load
 
 
@@ -24,12 +28,6 @@ def register_layer(type_name: str):
         return cls
 
     return decorate
-
-
-def _load_builtins():
-    if not _state["builtins_loaded"]:
-        _state["builtins_loaded"] = True
-        from . import layers  # noqa: F401  (importing registers every built-in type)
 
 
 def _load_plugins():
@@ -44,13 +42,16 @@ def _load_plugins():
 
 
 def layer_types() -> list:
-    _load_builtins()
     _load_plugins()
     return sorted(_layer_types)
 
 
+def builtin_layer_types() -> list:
+    """The types this project's layers/ package registers (plugins and test types left out)."""
+    return sorted(t for t, cls in _layer_types.items() if cls.__module__.startswith(BUILTIN_PACKAGE + "."))
+
+
 def layer_class(type_name: str):
-    _load_builtins()
     if type_name not in _layer_types:
         _load_plugins()
     if type_name not in _layer_types:
@@ -65,7 +66,5 @@ def layer_class(type_name: str):
 
 
 def create_layer(layer_param, phase=None, dtype=None):
-    import numpy as np
-
     cls = layer_class(layer_param.type)
     return cls(layer_param, phase, np.float32 if dtype is None else dtype)

@@ -8,6 +8,8 @@ touched when a device array is asked for, so a CPU-only process never imports Py
 """
 import numpy as np
 
+from .backends.cuda import memory
+
 UNINITIALIZED, AT_HOST, AT_DEVICE, SYNCED = "uninitialized", "host", "device", "synced"
 
 
@@ -29,7 +31,7 @@ class SyncedArray:
         elif self.head == AT_DEVICE:
             if self._host is None:
                 self._host = np.empty(self.size, self.dtype)
-            _device_memory().copy_to_host(self._host, self._device)
+            memory.copy_to_host(self._host, self._device)
             self.head = SYNCED
 
     @property
@@ -45,7 +47,6 @@ class SyncedArray:
 
     # -- device side -------------------------------------------------------------------------
     def _sync_to_device(self):
-        memory = _device_memory()
         if self._device is None:
             self._device = memory.empty(self.size, self.dtype)
         if self.head == UNINITIALIZED:
@@ -65,9 +66,3 @@ class SyncedArray:
     def device_readonly(self):
         self._sync_to_device()
         return self._device
-
-
-def _device_memory():
-    from .backends.cuda import memory
-
-    return memory

@@ -38,7 +38,6 @@ class TripleWrongBackwardLayer(TripleLayer):
 @pytest.fixture
 def isolated_registry(monkeypatch):
     """Types registered or plugins loaded by a test vanish afterwards."""
-    registry._load_builtins()
     monkeypatch.setattr(registry, "_layer_types", dict(registry._layer_types))
     monkeypatch.setattr(registry, "_plugin_errors", {})
     monkeypatch.setitem(registry._state, "plugins_loaded", False)

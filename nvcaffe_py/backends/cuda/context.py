@@ -7,6 +7,7 @@ created by `import pycuda.autoinit`.
 """
 import atexit
 
+from ... import mode
 from ...errors import CaffeError
 
 _state = {"context": None, "device_id": None, "sm_count": None}
@@ -60,8 +61,6 @@ def activate(device_id: int = 0):
 def ensure_active():
     """Activate the device selected in `nvcaffe_py.mode` unless a context is already current."""
     if _state["context"] is None:
-        from ... import mode
-
         activate(mode.device_id())
 
 

@@ -3,7 +3,7 @@
 A fresh allocation of a few MB per layer call costs more in page faults than the work done in
 it, so im2col's column matrices, pooling's phase grids and the like come from here and are
 reused from call to call. Each thread has its own buffers, so chunks of one layer may run in
-parallel (see parallel.py).
+parallel (see threads.py).
 """
 import threading
 

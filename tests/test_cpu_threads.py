@@ -1,4 +1,4 @@
-"""The CPU thread parallelism (nvcaffe_py/parallel.py): the splitting helpers, `run`, the BLAS
+"""The CPU thread parallelism (nvcaffe_py/backends/cpu/threads.py): the splitting helpers, `run`, the BLAS
 thread limit, and every layer that shares its work among threads giving the results it gives
 on one thread (forced here onto several parts however small the input)."""
 import threading
@@ -6,12 +6,12 @@ import threading
 import numpy as np
 import pytest
 
-from nvcaffe_py import parallel
+from nvcaffe_py.backends.cpu import threads as parallel
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import setup_layer
 from nvcaffe_py.layers import conv as conv_module
 from nvcaffe_py.layers import inner_product as inner_product_module
-from nvcaffe_py.layers import pooling as pooling_module
+from nvcaffe_py.backends.cpu import pooling as pooling_engine
 
 
 def test_parts_cover_the_range_in_order_and_respect_the_minimum(monkeypatch):
@@ -40,7 +40,7 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
         all_started.wait()
         return i, threading.current_thread().name
 
-    with parallel.cpu_threads():
+    with parallel.scope():
         names = parallel.run(part, range(3))
     assert [i for i, _ in names] == [0, 1, 2]
     assert len({name for _, name in names}) == 3
@@ -53,7 +53,7 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
     def thread_names(_):
         return {name for name in parallel.run(lambda _: threading.current_thread().name, range(3))}
 
-    with parallel.cpu_threads():
+    with parallel.scope():
         with pytest.raises(RuntimeError, match="part 1 failed"):
             parallel.run(fails, range(3))
         # A run inside a part runs its items in turn on that thread instead of waiting on the pool.
@@ -68,7 +68,7 @@ def test_blas_is_single_threaded_inside_and_restored_after(monkeypatch):
     if not controller.lib_controllers:
         pytest.skip("NumPy's BLAS is not one threadpoolctl can control")
     before = [lib.num_threads for lib in controller.lib_controllers]
-    with parallel.cpu_threads():
+    with parallel.scope():
         with parallel.single_threaded_blas():
             assert all(lib.get_num_threads() == 1 for lib in controller.lib_controllers)
         assert all(lib.get_num_threads() == 1 for lib in controller.lib_controllers)
@@ -81,7 +81,7 @@ def test_without_threadpoolctl_the_layers_run_on_one_thread(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
     monkeypatch.setattr(parallel, "_blas", None)
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
-    with parallel.cpu_threads():
+    with parallel.scope():
         names = parallel.run(lambda _: threading.current_thread().name, range(2))
     assert names == [threading.current_thread().name] * 2
     assert parallel._blas is False
@@ -141,13 +141,13 @@ def test_layers_give_the_same_results_on_several_threads(monkeypatch, text, shap
     if "STOCHASTIC" in text:
         x = np.abs(x)
     monkeypatch.setattr(conv_module, "COLUMN_BUFFER_BYTES", 1)  # a chunk per image
-    monkeypatch.setattr(pooling_module.Pool2D, "CHUNK", 64)  # a chunk per plane
+    monkeypatch.setattr(pooling_engine, "POOLING_CHUNK_ELEMENTS", 64)  # a chunk per plane
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "1")
     expected = _run_layer(text, [x])
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
     monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
     monkeypatch.setattr(inner_product_module, "MIN_PART_MULTIPLY_ADDS", 1)
-    with parallel.cpu_threads():
+    with parallel.scope():
         got = _run_layer(text, [x])
     for want_list, got_list in zip(expected, got):
         for want, have in zip(want_list, got_list):
@@ -196,7 +196,7 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     import os
 
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
-    with parallel.cpu_threads():
+    with parallel.scope():
         assert parallel.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
     pid = os.fork()
     if pid == 0:  # the child: the parent's worker thread does not exist here
@@ -204,7 +204,7 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
 
         signal.alarm(20)  # a part left waiting for a thread that is gone ends the child, failed
         try:
-            with parallel.cpu_threads():
+            with parallel.scope():
                 ok = parallel.run(lambda i: (i * 2, threading.current_thread().name), range(2))
             ok = [i for i, _ in ok] == [0, 2] and len({name for _, name in ok}) == 2
         finally:

@@ -5,7 +5,7 @@ NumPy's element-wise work (im2col copies, pooling, activations) runs on one core
 OpenBLAS's GEMMs use the others. Calling those from several threads does not mix with
 OpenBLAS's own threads: after each multi-threaded GEMM its idle workers spin on the other
 cores for a while, taking them from our threads. So the parts run on threads only inside a
-`cpu_threads` block (every Net pass is one), where BLAS runs single-threaded throughout and the
+`scope` block (every Net pass is one), where BLAS runs single-threaded throughout and the
 parallelism is ours: a thread per core, each doing its part's copies and GEMMs, which together
 run as fast as OpenBLAS's two threads on the whole product (measured per training iteration on 2 cores: CIFAR10-quick ~106 -> ~90 ms,
 AlexNet 2.6 -> 2.1 s). Waking a thread costs ~90 us here and the parts' NumPy calls contend for
@@ -20,11 +20,10 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .errors import CaffeError
+from ...errors import CaffeError
+from ...log import logger
+from .tuning import MIN_PART_ELEMENTS
 
-# Below this many elements of element-wise work a part is not worth handing to a thread: waking
-# an idle one costs ~90 us here (measured break-even for one ufunc: 1-2M elements in all).
-MIN_PART_ELEMENTS = 1 << 20
 
 
 def thread_count():
@@ -46,7 +45,7 @@ _executor_key = None  # (threads, pid): a forked child needs its own pool, the p
 _blas = None
 _blas_depth = 0
 _blas_limit = None
-_threaded_blocks = 0  # open cpu_threads blocks, in any thread
+_threaded_blocks = 0  # open scope blocks, in any thread
 _local = threading.local()
 
 
@@ -70,8 +69,6 @@ def _blas_controller():
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
-            from .log import logger
-
             logger.warning("threadpoolctl is not installed: the CPU layers run on one thread "
                            "(pip install threadpoolctl)")
             _blas = False
@@ -100,7 +97,7 @@ def single_threaded_blas():
 
 
 @contextlib.contextmanager
-def cpu_threads():
+def scope():
     """Inside the block `run` spreads the layers' parts over threads, and BLAS stays
     single-threaded throughout, so that no spinning OpenBLAS worker competes with them (a no-op
     with one thread). Outside any such block `run` does its parts in turn."""
@@ -144,7 +141,7 @@ def groups(items, elements_per_item=None):
 
 
 def run(fn, items):
-    """[fn(item) for item in items], inside a `cpu_threads` block done at once on separate
+    """[fn(item) for item in items], inside a `scope` block done at once on separate
     threads (the calling thread does the first). Runs them in turn outside such a block, when
     there is one item or one thread, or when called from inside a part."""
     items = list(items)
