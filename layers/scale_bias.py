@@ -85,7 +85,8 @@ class BroadcastOperandLayer(Layer):
         return self.param_gradient_wanted(0) if self.operand_is_param(bottom) else propagate_down[1]
 
     def in_place(self, bottom, top) -> bool:
-        """Is top[0] bottom[0] itself? Then forward overwrites the input, and top's diff is bottom's."""
+        """Does top[0] share bottom[0]'s memory (in place)? Then forward overwrites the input, and
+        top's diff is bottom's."""
         return top[0].shares_data_with(bottom[0])
 
 
