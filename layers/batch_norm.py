@@ -9,15 +9,42 @@ affine part is a separate Scale layer, as in Caffe.
 """
 import numpy as np
 
+from nvcaffe_py.conformance import Case, normal
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+
+from .batch_norm_gpu import BatchNormGPU
+
+
+def _stored_statistics(layer, bottoms):
+    """Running sums as after a few updates (scale factor 2.5), for the use_global_stats cases."""
+    channels = layer.blobs[0].shape[0]
+    layer.blobs[0].data[...] = np.linspace(-1.0, 2.0, channels)
+    layer.blobs[1].data[...] = np.linspace(0.5, 4.0, channels)
+    layer.blobs[2].data[...] = 2.5
+
+
+_GLOBAL_STATS_NO_GRADIENT = ("the stored statistics are inputs here, not trained (lr_mult 0): backward gives them "
+                             "no gradient; tests/test_batch_norm.py::test_global_stats_gradient checks the input's")
 
 
 @register_layer("BatchNorm")
 class BatchNormLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("batch_norm_param { moving_average_fraction: 0.9 }", [normal((4, 3, 5, 2), scale=3, shift=1)]),
+        Case("batch_norm_param { moving_average_fraction: 0.5 eps: 0.01 }", [(5, 3)]),
+        Case("", [(6,)]),
+        Case("", [normal((2, 4, 3), scale=2, shift=-1)], in_place=True),
+        Case("", [(4, 3, 5, 2)], phase=caffe_pb2.TEST, prepare=_stored_statistics, no_gradient=_GLOBAL_STATS_NO_GRADIENT),
+        Case("batch_norm_param { use_global_stats: true }", [(3, 3, 4)], prepare=_stored_statistics,
+             in_place=True, no_gradient=_GLOBAL_STATS_NO_GRADIENT),
+        # A layer never updated: Caffe normalizes with zero statistics (a scale factor of 0).
+        Case("batch_norm_param { use_global_stats: true }", [(4, 3, 5, 2)], no_gradient=_GLOBAL_STATS_NO_GRADIENT),
+        Case("batch_norm_param { use_global_stats: false }", [(4, 3, 2)], phase=caffe_pb2.TEST),
+    ]
 
     def setup(self, bottom, top):
         p = self.layer_param.batch_norm_param
@@ -46,14 +73,19 @@ class BatchNormLayer(Layer):
         """(N, C, spatial) view, so that statistics reduce over axes 0 and 2."""
         return array.reshape(array.shape[0], self.channels, -1)
 
+    @staticmethod
+    def variance_correction(per_channel: int) -> float:
+        """m / (m - 1): the running variance stores the unbiased estimate of the batch's."""
+        return per_channel / (per_channel - 1) if per_channel > 1 else 1.0
+
     def forward_cpu(self, bottom, top):
-        x = self._by_channel(bottom[0].data)
+        x = self._by_channel(bottom[0].data_readonly())
         y = self._by_channel(top[0].data)
         if self.use_global_stats:
-            factor = self.blobs[2].data[0]
+            factor = self.blobs[2].data_readonly()[0]
             factor = 0 if factor == 0 else 1 / factor
-            mean = self.blobs[0].data * factor
-            variance = self.blobs[1].data * factor
+            mean = self.blobs[0].data_readonly() * factor
+            variance = self.blobs[1].data_readonly() * factor
         else:
             mean = x.mean(axis=(0, 2), dtype=x.dtype)
         np.subtract(x, mean[:, None], out=y)  # elementwise, so also right in place (top is bottom)
@@ -69,13 +101,12 @@ class BatchNormLayer(Layer):
         f = self.moving_average_fraction
         self.blobs[2].data[...] = self.blobs[2].data * f + 1
         self.blobs[0].data[...] = mean + f * self.blobs[0].data
-        bias_correction = per_channel / (per_channel - 1) if per_channel > 1 else 1.0
-        self.blobs[1].data[...] = bias_correction * variance + f * self.blobs[1].data
+        self.blobs[1].data[...] = self.variance_correction(per_channel) * variance + f * self.blobs[1].data
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dy = self._by_channel(top[0].diff)
+        dy = self._by_channel(top[0].diff_readonly())
         dx = self._by_channel(bottom[0].diff)
         inv_std = (1 / self.std)[:, None]
         if self.use_global_stats:
@@ -90,12 +121,6 @@ class BatchNormLayer(Layer):
         dx -= mean_dy_y * y
         dx *= inv_std
 
-    def forward_gpu(self, bottom, top):
-        from . import batch_norm_gpu
-
-        batch_norm_gpu.forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import batch_norm_gpu
-
-        batch_norm_gpu.backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return BatchNormGPU(layer=self, channels=self.channels, eps=self.eps, use_global_stats=self.use_global_stats,
+                            moving_average_fraction=self.moving_average_fraction)

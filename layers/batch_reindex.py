@@ -2,6 +2,7 @@
 repeats allowed); backward adds each top item's gradient to the item it came from."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case, fixed
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -10,6 +11,8 @@ from nvcaffe_py.registry import register_layer
 class BatchReindexLayer(Layer):
     exact_num_bottom = 2
     exact_num_top = 1
+    cases = [Case("", [(4, 2, 3), fixed([3, 0, 3, 1, 3])]),
+             Case("", [(5,), fixed([4, 2])])]
 
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0  # indices have no gradient
@@ -22,14 +25,15 @@ class BatchReindexLayer(Layer):
         top[0].reshape((bottom[1].shape[0],) + bottom[0].shape[1:])
 
     def _indices(self, bottom):
-        indices = bottom[1].data.astype(np.int64)  # truncated, as Caffe's cast to int
+        values = bottom[1].data_readonly()
+        indices = values.astype(np.int64)  # truncated, as Caffe's cast to int
         bad = (indices < 0) | (indices >= bottom[0].shape[0])
         if bad.any():
-            raise self.error(f"index {bottom[1].data[bad][0]:g} is outside the batch [0, {bottom[0].shape[0]})")
+            raise self.error(f"index {values[bad][0]:g} is outside the batch [0, {bottom[0].shape[0]})")
         return indices
 
     def forward_cpu(self, bottom, top):
-        np.take(bottom[0].data, self._indices(bottom), axis=0, out=top[0].data)
+        np.take(bottom[0].data_readonly(), self._indices(bottom), axis=0, out=top[0].data)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[1]:
@@ -37,4 +41,4 @@ class BatchReindexLayer(Layer):
         if propagate_down[0]:
             diff = bottom[0].diff
             diff[...] = 0
-            np.add.at(diff, self._indices(bottom), top[0].diff)
+            np.add.at(diff, self._indices(bottom), top[0].diff_readonly())

@@ -1,9 +1,13 @@
-"""Concat: joins its inputs along one axis (`axis`, or the legacy `concat_dim`)."""
+"""Concat: joins its inputs along one axis (`axis`, or the legacy `concat_dim`). A single input is
+shared, not copied. The GPU half is concat_gpu.py with concat.cu."""
 import numpy as np
 
+from nvcaffe_py.backends.cuda.gpu_half import ViewOnly
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
+from .concat_gpu import ConcatGPU
 from .reshape import alias
 
 
@@ -29,6 +33,17 @@ def boundaries(sizes) -> list:
 class ConcatLayer(Layer):
     min_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("concat_param { axis: 0 }", [(2, 3, 4), (3, 3, 4), (4, 3, 4)]),
+        Case("concat_param { axis: 1 }", [(2, 3, 4), (2, 4, 4), (2, 5, 4)]),
+        Case("concat_param { axis: 2 }", [(2, 3, 4), (2, 3, 5), (2, 3, 6)]),
+        Case("concat_param { axis: -1 }", [(2, 3, 1), (2, 3, 4)]),
+        Case("concat_param { concat_dim: 0 }", [(2, 2, 3), (1, 2, 3)]),
+        Case("", [(2, 3)]),  # a single input: the top shares it
+    ]
+
+    def setup(self, bottom, top):
+        self.shares_its_input = len(bottom) == 1
 
     def reshape(self, bottom, top):
         self.axis = axis = join_axis(self, bottom[0], self.layer_param.concat_param, "concat_dim")
@@ -40,27 +55,20 @@ class ConcatLayer(Layer):
                                  f"bottom[{i}] is {b.shape}")
             shape[axis] += b.shape[axis]
         top[0].reshape(shape)
-        if len(bottom) == 1:
+        if self.shares_its_input:
             alias(top[0], bottom[0])
 
     def forward_cpu(self, bottom, top):
-        if len(bottom) > 1:
-            np.concatenate([b.data for b in bottom], axis=self.axis, out=top[0].data)
+        if not self.shares_its_input:
+            np.concatenate([b.data_readonly() for b in bottom], axis=self.axis, out=top[0].data)
 
     def backward_cpu(self, top, propagate_down, bottom):
-        if len(bottom) == 1:
+        if self.shares_its_input:
             return
-        parts = np.split(top[0].diff, boundaries([b.shape[self.axis] for b in bottom]), axis=self.axis)
+        parts = np.split(top[0].diff_readonly(), boundaries([b.shape[self.axis] for b in bottom]), axis=self.axis)
         for b, part, need in zip(bottom, parts, propagate_down):
             if need:
                 b.diff[...] = part
 
-    def forward_gpu(self, bottom, top):
-        from . import concat_gpu
-
-        concat_gpu.concat_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import concat_gpu
-
-        concat_gpu.concat_backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return ViewOnly() if self.shares_its_input else ConcatGPU(layer=self)

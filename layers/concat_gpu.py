@@ -1,9 +1,10 @@
-"""The GPU half of Concat and Slice (concat.cu): each part is copied to or from its slot along
-the axis of the whole, the whole seen as (outer, total, inner) and a part as (outer, size, inner).
-With a single part both layers alias their blobs and copy nothing."""
+"""The GPU halves of Concat and Slice (concat.cu): each part is copied to or from its slot along
+the layer's axis of the whole, the whole seen as (outer, total, inner) and a part as
+(outer, size, inner). A single part is shared, not copied: the layers' make_gpu gives ViewOnly."""
 import numpy as np
 
 from nvcaffe_py.backends.cuda import kernels
+from nvcaffe_py.backends.cuda.gpu_half import GPUHalf
 
 _kernels = kernels.Source(__file__, "concat.cu")
 
@@ -22,25 +23,32 @@ def _copy_parts(whole, shape, axis, parts, to_whole):
         offset += size
 
 
-def concat_forward(layer, bottom, top):
-    if len(bottom) > 1:
-        parts = [(b.gpu_data_readonly(), b.shape[layer.axis]) for b in bottom]
-        _copy_parts(top[0].gpu_data, top[0].shape, layer.axis, parts, to_whole=True)
+class ConcatGPU(GPUHalf):
+    def __init__(self, *, layer):
+        self.layer = layer  # its axis, which reshape sets
+
+    def forward(self, bottom, top):
+        axis = self.layer.axis
+        parts = [(b.gpu_data_readonly(), b.shape[axis]) for b in bottom]
+        _copy_parts(top[0].gpu_data, top[0].shape, axis, parts, to_whole=True)
+
+    def backward(self, top, propagate_down, bottom):
+        axis = self.layer.axis
+        parts = [(b.gpu_diff if need else None, b.shape[axis]) for b, need in zip(bottom, propagate_down)]
+        _copy_parts(top[0].gpu_diff_readonly(), top[0].shape, axis, parts, to_whole=False)
 
 
-def concat_backward(layer, top, propagate_down, bottom):
-    if len(bottom) > 1:
-        parts = [(b.gpu_diff if need else None, b.shape[layer.axis]) for b, need in zip(bottom, propagate_down)]
-        _copy_parts(top[0].gpu_diff_readonly(), top[0].shape, layer.axis, parts, to_whole=False)
+class SliceGPU(GPUHalf):
+    def __init__(self, *, layer):
+        self.layer = layer  # its axis, which reshape sets
 
+    def forward(self, bottom, top):
+        axis = self.layer.axis
+        parts = [(t.gpu_data, t.shape[axis]) for t in top]
+        _copy_parts(bottom[0].gpu_data_readonly(), bottom[0].shape, axis, parts, to_whole=False)
 
-def slice_forward(layer, bottom, top):
-    if len(top) > 1:
-        parts = [(t.gpu_data, t.shape[layer.axis]) for t in top]
-        _copy_parts(bottom[0].gpu_data_readonly(), bottom[0].shape, layer.axis, parts, to_whole=False)
-
-
-def slice_backward(layer, top, propagate_down, bottom):
-    if propagate_down[0] and len(top) > 1:
-        parts = [(t.gpu_diff_readonly(), t.shape[layer.axis]) for t in top]
-        _copy_parts(bottom[0].gpu_diff, bottom[0].shape, layer.axis, parts, to_whole=True)
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            axis = self.layer.axis
+            parts = [(t.gpu_diff_readonly(), t.shape[axis]) for t in top]
+            _copy_parts(bottom[0].gpu_diff, bottom[0].shape, axis, parts, to_whole=True)

@@ -1,5 +1,6 @@
 """Crop: cuts bottom[0] to the shape of bottom[1] on every axis from `axis` on, starting at `offset`
 (none: 0; one: the same for every cropped axis; else one per cropped axis)."""
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -8,6 +9,11 @@ from nvcaffe_py.registry import register_layer
 class CropLayer(Layer):
     exact_num_bottom = 2
     exact_num_top = 1
+    cases = [Case("", [(3, 4, 5, 5), (2, 2, 3, 3)]),
+             Case("crop_param { axis: 2 offset: 1 }", [(3, 4, 5, 5), (2, 2, 3, 3)]),
+             Case("crop_param { axis: 1 offset: 1 offset: 2 offset: 0 }", [(3, 4, 5, 5), (2, 2, 3, 3)]),
+             Case("crop_param { axis: -1 offset: 2 }", [(2, 3, 5), (1, 1, 2)]),
+             Case("crop_param { axis: 0 offset: 1 }", [(3, 4, 5), (2, 2, 3)])]
 
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0  # only the reference's shape is read
@@ -37,12 +43,12 @@ class CropLayer(Layer):
         top[0].reshape(shape)
 
     def forward_cpu(self, bottom, top):
-        top[0].data[...] = bottom[0].data[self.window]
+        top[0].data[...] = bottom[0].data_readonly()[self.window]
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
             diff = bottom[0].diff
             diff[...] = 0
-            diff[self.window] = top[0].diff
+            diff[self.window] = top[0].diff_readonly()
         if propagate_down[1]:
             bottom[1].diff[...] = 0  # the output does not depend on the reference's values

@@ -1,9 +1,13 @@
-"""Eltwise: element-wise PROD, SUM (one coefficient per input) or MAX of two or more same-shape inputs."""
+"""Eltwise: element-wise PROD, SUM (one coefficient per input) or MAX of two or more same-shape
+inputs. The GPU halves, one per operation, are in eltwise_gpu.py."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+
+from .eltwise_gpu import EltwiseMaxGPU, EltwiseProdGPU, EltwiseSumGPU
 
 PROD, SUM, MAX = (caffe_pb2.EltwiseParameter.PROD, caffe_pb2.EltwiseParameter.SUM,
                   caffe_pb2.EltwiseParameter.MAX)
@@ -13,6 +17,15 @@ PROD, SUM, MAX = (caffe_pb2.EltwiseParameter.PROD, caffe_pb2.EltwiseParameter.SU
 class EltwiseLayer(Layer):
     min_bottom = 2
     exact_num_top = 1
+    cases = [
+        Case("eltwise_param { operation: PROD }", [(2, 3, 4), (2, 3, 4), (2, 3, 4)]),
+        Case("eltwise_param { operation: PROD stable_prod_grad: false }", [(2, 3, 4), (2, 3, 4), (2, 3, 4)]),
+        Case("eltwise_param { operation: PROD stable_prod_grad: false }", [(3, 5), (3, 5)]),
+        Case("eltwise_param { operation: SUM coeff: 0.5 coeff: -2 coeff: 1.5 }", [(2, 3, 4), (2, 3, 4), (2, 3, 4)]),
+        Case("eltwise_param { operation: SUM }", [(2, 3, 4, 2), (2, 3, 4, 2)]),
+        Case("eltwise_param { operation: MAX }", [(2, 3, 4), (2, 3, 4), (2, 3, 4)]),
+        Case("eltwise_param { operation: MAX }", [(4, 5), (4, 5)]),
+    ]
 
     def setup(self, bottom, top):
         p = self.layer_param.eltwise_param
@@ -36,25 +49,25 @@ class EltwiseLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         out = top[0].data
+        inputs = [b.data_readonly() for b in bottom]
         if self.op == PROD:
-            np.multiply(bottom[0].data, bottom[1].data, out=out)
-            for b in bottom[2:]:
-                out *= b.data
+            np.multiply(inputs[0], inputs[1], out=out)
+            for x in inputs[2:]:
+                out *= x
         elif self.op == SUM:
-            np.multiply(bottom[0].data, self.coeffs[0], out=out)
-            for b, c in zip(bottom[1:], self.coeffs[1:]):
-                out += c * b.data
+            np.multiply(inputs[0], self.coeffs[0], out=out)
+            for x, c in zip(inputs[1:], self.coeffs[1:]):
+                out += c * x
         else:
             # Caffe's tie rule: bottom[1] wins a tie with bottom[0]; later inputs must be strictly larger.
-            a, b = bottom[0].data, bottom[1].data
-            np.less_equal(a, b, out=self.max_idx, casting="unsafe")
-            np.maximum(a, b, out=out)
-            for k, blob in enumerate(bottom[2:], 2):
-                self.max_idx[blob.data > out] = k
-                np.maximum(out, blob.data, out=out)
+            np.less_equal(inputs[0], inputs[1], out=self.max_idx, casting="unsafe")
+            np.maximum(inputs[0], inputs[1], out=out)
+            for k, x in enumerate(inputs[2:], 2):
+                self.max_idx[x > out] = k
+                np.maximum(out, x, out=out)
 
     def backward_cpu(self, top, propagate_down, bottom):
-        top_diff = top[0].diff
+        top_diff = top[0].diff_readonly()
         for i, b in enumerate(bottom):
             if not propagate_down[i]:
                 continue
@@ -64,21 +77,18 @@ class EltwiseLayer(Layer):
                     diff[...] = top_diff
                     for j, other in enumerate(bottom):
                         if j != i:
-                            diff *= other.data
+                            diff *= other.data_readonly()
                 else:
-                    np.divide(top[0].data, b.data, out=diff)
+                    np.divide(top[0].data_readonly(), b.data_readonly(), out=diff)
                     diff *= top_diff
             elif self.op == SUM:
                 np.multiply(top_diff, self.coeffs[i], out=diff)
             else:
                 diff[...] = np.where(self.max_idx == i, top_diff, 0)
 
-    def forward_gpu(self, bottom, top):
-        from . import eltwise_gpu
-
-        eltwise_gpu.forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import eltwise_gpu
-
-        eltwise_gpu.backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        if self.op == PROD:
+            return EltwiseProdGPU(stable_gradient=self.stable_prod_grad)
+        if self.op == SUM:
+            return EltwiseSumGPU(coeffs=self.coeffs)
+        return EltwiseMaxGPU()

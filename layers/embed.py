@@ -6,6 +6,7 @@ Indices have no gradient; the weight gradient adds each top row's diff into the 
 """
 import numpy as np
 
+from nvcaffe_py.conformance import Case, labels
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -14,6 +15,12 @@ from nvcaffe_py.registry import register_layer
 class EmbedLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case('embed_param { num_output: 4 input_dim: 5 weight_filler { type: "gaussian" } '
+             'bias_filler { type: "gaussian" } }', [labels((2, 3), 5)]),
+        Case('embed_param { num_output: 3 input_dim: 7 bias_term: false weight_filler { type: "gaussian" } }',
+             [labels((6,), 7)]),
+    ]
 
     def allow_force_backward(self, bottom_index):
         return False
@@ -35,7 +42,7 @@ class EmbedLayer(Layer):
         top[0].reshape(bottom[0].shape + (self.num_output,))
 
     def _indices(self, bottom):
-        values = bottom[0].data.reshape(-1)
+        values = bottom[0].data_readonly().reshape(-1)
         indices = values.astype(np.int64)
         bad = (indices != values) | (indices < 0) | (indices >= self.input_dim)
         if bad.any():
@@ -45,15 +52,15 @@ class EmbedLayer(Layer):
     def forward_cpu(self, bottom, top):
         out = top[0].data.reshape(-1, self.num_output)
         # Indices are checked already; "clip" spares take()'s buffered copy for out-of-range ones.
-        np.take(self.blobs[0].data, self._indices(bottom), axis=0, out=out, mode="clip")
+        np.take(self.blobs[0].data_readonly(), self._indices(bottom), axis=0, out=out, mode="clip")
         if self.bias_term:
-            out += self.blobs[1].data
+            out += self.blobs[1].data_readonly()
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
             raise self.error("cannot backpropagate to the indices")
-        dy = top[0].diff.reshape(-1, self.num_output)
-        if self.param_propagate_down[0]:
+        dy = top[0].diff_readonly().reshape(-1, self.num_output)
+        if self.param_gradient_wanted(0):
             np.add.at(self.blobs[0].diff, self._indices(bottom), dy)
-        if self.bias_term and self.param_propagate_down[1]:
+        if self.bias_term and self.param_gradient_wanted(1):
             self.blobs[1].diff[...] += dy.sum(axis=0)

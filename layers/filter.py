@@ -2,6 +2,7 @@
 forwarded with only the items (along axis 0) whose selector is non-zero, one top per bottom."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case, fixed
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -10,6 +11,9 @@ from nvcaffe_py.registry import register_layer
 class FilterLayer(Layer):
     min_bottom = 2
     min_top = 1
+    cases = [Case("", [(5, 2, 3), (5, 4), fixed(np.array([0, 1, 0, 2.5, 1]).reshape(5, 1, 1, 1))], tops=2),
+             Case("", [(4, 3), fixed([1, 1, 0, 1])]),
+             Case("", [(3, 2), fixed([0, 0, 0])])]  # selects nothing
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != self.selector_index  # the selector has no gradient
@@ -30,7 +34,7 @@ class FilterLayer(Layer):
             if b.num_axes == 0 or b.shape[0] != selector.shape[0]:
                 raise self.error(f"bottom[{i}] of shape {b.shape} and the selector of shape {selector.shape} "
                                  f"must agree on axis 0")
-        self.indices = np.flatnonzero(selector.data.reshape(-1))
+        self.indices = np.flatnonzero(selector.data_readonly().reshape(-1))
         # At set-up the selector holds no data yet: keep the whole batch so later layers set up
         # on a non-empty shape (as Caffe); every reshape before a forward uses the real count.
         num = selector.shape[0] if self.first_reshape else len(self.indices)
@@ -40,7 +44,7 @@ class FilterLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         for t, b in zip(top, bottom):
-            np.take(b.data, self.indices, axis=0, out=t.data)
+            np.take(b.data_readonly(), self.indices, axis=0, out=t.data)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[-1]:
@@ -49,4 +53,4 @@ class FilterLayer(Layer):
             if need:
                 diff = b.diff
                 diff[...] = 0
-                diff[self.indices] = t.diff
+                diff[self.indices] = t.diff_readonly()

@@ -5,15 +5,18 @@
     WITHIN_CHANNEL:  scale = 1 + alpha * (AVE pooling of x^2 over n x n, pad (n-1)/2)
 
 Within a channel Caffe builds the scale from Power and Pooling layers whose shift is 1, so `k`
-is not used there, and the pooling's divisor counts the padding (always n^2).
+is not used there, and the pooling's divisor counts the padding (always n^2). The GPU half
+(across channels; within a channel the CPU code runs) is lrn_gpu.py with lrn.cu.
 """
 import numpy as np
 
+from nvcaffe_py.backends.cpu.pooling import AVE, Pool2D
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
-from nvcaffe_py.backends.cpu.pooling import AVE, Pool2D
+from .lrn_gpu import LRNGPU
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
 
@@ -22,6 +25,13 @@ ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
 class LRNLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 2 }", [(2, 7, 3, 4)]),
+        Case("lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 k: 2 }", [(2, 7, 3, 4)]),
+        Case("lrn_param { local_size: 9 }", [(2, 3, 2, 2)]),  # the window is wider than the channels
+        Case("lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL }", [(2, 3, 5, 4)]),
+        Case("lrn_param { local_size: 5 alpha: 2 norm_region: WITHIN_CHANNEL }", [(2, 2, 6, 5)]),
+    ]
 
     def setup(self, bottom, top):
         p = self.layer_param.lrn_param
@@ -54,7 +64,7 @@ class LRNLayer(Layer):
         return out
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data
+        x = bottom[0].data_readonly()
         squares = x * x
         if self.across:
             scale = self._channel_window_sum(squares)
@@ -74,7 +84,7 @@ class LRNLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        x, top_diff = bottom[0].data, top[0].diff
+        x, top_diff = bottom[0].data_readonly(), top[0].diff_readonly()
         # d(top_j)/d(scale_j) * top_diff_j = -beta * top_diff_j * top_j / scale_j, with top_j
         # recomputed from x so that a later in-place layer may change top's data.
         ratio = top_diff * x * self.scale_power / self.scale
@@ -89,12 +99,7 @@ class LRNLayer(Layer):
         np.multiply(top_diff, self.scale_power, out=bottom[0].diff)
         bottom[0].diff[...] -= spread
 
-    def forward_gpu(self, bottom, top):
-        from . import lrn_gpu
-
-        lrn_gpu.forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import lrn_gpu
-
-        lrn_gpu.backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        if not self.across:
+            return None  # within a channel: no kernel, the CPU code runs
+        return LRNGPU(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k, dtype=self.dtype)

@@ -2,6 +2,7 @@
 the top keeps the axes before `axis` (axis 0: a scalar)."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
@@ -20,6 +21,14 @@ OPERATIONS = {
 class ReductionLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("reduction_param { operation: SUM }", [(2, 3, 4)]),
+        Case("reduction_param { operation: SUM axis: 1 coeff: -0.5 }", [(2, 3, 4)]),
+        Case("reduction_param { operation: ASUM axis: 1 coeff: 2 }", [(2, 3, 4)], kink=0, kink_range=1e-3),
+        Case("reduction_param { operation: SUMSQ axis: -1 }", [(2, 3, 4)]),
+        Case("reduction_param { operation: MEAN axis: 2 coeff: 3 }", [(2, 3, 4, 2)]),
+        Case("reduction_param { operation: MEAN }", [(6,)]),
+    ]
 
     def setup(self, bottom, top):
         op = self.layer_param.reduction_param.operation
@@ -37,13 +46,13 @@ class ReductionLayer(Layer):
         top[0].reshape(shape[:axis])
 
     def forward_cpu(self, bottom, top):
-        rows = bottom[0].data.reshape(self.num, self.dim)
+        rows = bottom[0].data_readonly().reshape(self.num, self.dim)
         top[0].data[...] = (self.coeff * self.reduce(rows)).reshape(top[0].shape)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        grad = self.coeff * top[0].diff.reshape(self.num, 1)
+        grad = self.coeff * top[0].diff_readonly().reshape(self.num, 1)
         if self.derivative is not None:
-            grad = grad * self.derivative(bottom[0].data.reshape(self.num, self.dim))
+            grad = grad * self.derivative(bottom[0].data_readonly().reshape(self.num, self.dim))
         bottom[0].diff.reshape(self.num, self.dim)[...] = grad

@@ -1,7 +1,9 @@
 """Flatten and Reshape: a new shape over the same memory. The top shares the bottom's data AND
-diff, so forward and backward have nothing to do."""
+diff, so forward and backward have nothing to do, on either backend."""
 import numpy as np
 
+from nvcaffe_py.backends.cuda.gpu_half import ViewOnly
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -35,14 +37,16 @@ class _ViewLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         pass
 
-    # The top aliases the bottom's data and diff on the device too: nothing to do there either.
-    forward_gpu = forward_cpu
-    backward_gpu = backward_cpu
+    def make_gpu(self):
+        return ViewOnly()  # the top aliases the bottom on the device too
 
 
 @register_layer("Flatten")
 class FlattenLayer(_ViewLayer):
     """Axes axis..end_axis (inclusive, negative from the end) become one."""
+    cases = [Case("", [(2, 3, 4, 5)]),
+             Case("flatten_param { axis: 2 }", [(2, 3, 4, 5)]),
+             Case("flatten_param { axis: -3 end_axis: -2 }", [(2, 3, 4, 5)])]
 
     def top_shape(self, blob):
         p = self.layer_param.flatten_param
@@ -57,6 +61,10 @@ class FlattenLayer(_ViewLayer):
 class ReshapeLayer(_ViewLayer):
     """reshape_param.shape replaces input axes [axis, axis + num_axes) (num_axes -1: to the end);
     a 0 copies the input's dimension at that position, a single -1 is inferred from the count."""
+    cases = [Case("reshape_param { shape { dim: 0 dim: -1 } }", [(2, 3, 4)]),
+             Case("reshape_param { shape { dim: 6 dim: 2 dim: 2 } }", [(2, 3, 4)]),
+             Case("reshape_param { shape { dim: -1 } axis: 1 num_axes: 2 }", [(2, 3, 4, 2)]),
+             Case("reshape_param { shape { dim: 1 } axis: -1 num_axes: 0 }", [(2, 3)])]
 
     def setup(self, bottom, top):
         dims = list(self.layer_param.reshape_param.shape.dim)

@@ -1,4 +1,5 @@
 """Silence: consumes blobs nobody else reads, so they are not net outputs; their gradient is zero."""
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -7,6 +8,7 @@ from nvcaffe_py.registry import register_layer
 class SilenceLayer(Layer):
     min_bottom = 1
     exact_num_top = 0
+    cases = [Case("", [(2, 3), (4,)], tops=0)]
 
     def forward_cpu(self, bottom, top):
         pass

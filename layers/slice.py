@@ -1,11 +1,14 @@
 """Slice: cuts its input along one axis (`axis`, or the legacy `slice_dim`) at `slice_point`s,
-or into equal parts, one per top."""
+or into equal parts, one per top. A single top shares the input. The GPU half is concat_gpu.py."""
 import numpy as np
 
+from nvcaffe_py.backends.cuda.gpu_half import ViewOnly
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
 from .concat import boundaries, join_axis
+from .concat_gpu import SliceGPU
 from .reshape import alias
 
 
@@ -13,6 +16,18 @@ from .reshape import alias
 class SliceLayer(Layer):
     exact_num_bottom = 1
     min_top = 1
+    cases = [
+        Case("slice_param { axis: 0 slice_point: 2 slice_point: 5 }", [(9, 5, 6)], tops=3),
+        Case("slice_param { axis: 1 slice_point: 2 slice_point: 5 }", [(4, 9, 6)], tops=3),
+        Case("slice_param { axis: 2 slice_point: 2 slice_point: 5 }", [(4, 5, 9)], tops=3),
+        Case("slice_param { axis: -1 }", [(2, 3, 6)], tops=2),
+        Case("", [(2, 6, 3)], tops=3),  # equal parts along axis 1
+        Case("slice_param { slice_dim: 0 slice_point: 1 }", [(3, 2, 2)], tops=2),
+        Case("", [(2, 3)]),  # a single top shares the input
+    ]
+
+    def setup(self, bottom, top):
+        self.shares_its_input = len(top) == 1
 
     def reshape(self, bottom, top):
         self.axis = axis = join_axis(self, bottom[0], self.layer_param.slice_param, "slice_dim")
@@ -34,24 +49,17 @@ class SliceLayer(Layer):
             shape[axis] = int(size)
             t.reshape(shape)
         self.points = boundaries(sizes)
-        if len(top) == 1:
+        if self.shares_its_input:
             alias(top[0], bottom[0])
 
     def forward_cpu(self, bottom, top):
-        if len(top) > 1:
-            for t, part in zip(top, np.split(bottom[0].data, self.points, axis=self.axis)):
+        if not self.shares_its_input:
+            for t, part in zip(top, np.split(bottom[0].data_readonly(), self.points, axis=self.axis)):
                 t.data[...] = part
 
     def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0] and len(top) > 1:
-            np.concatenate([t.diff for t in top], axis=self.axis, out=bottom[0].diff)
+        if propagate_down[0] and not self.shares_its_input:
+            np.concatenate([t.diff_readonly() for t in top], axis=self.axis, out=bottom[0].diff)
 
-    def forward_gpu(self, bottom, top):
-        from . import concat_gpu
-
-        concat_gpu.slice_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import concat_gpu
-
-        concat_gpu.slice_backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return ViewOnly() if self.shares_its_input else SliceGPU(layer=self)

@@ -1,13 +1,20 @@
 """Split: one input read by several layers (the Net inserts these automatically). Every top shares
-the bottom's data; each keeps its own diff, and backward sums them into the bottom's."""
+the bottom's data; each keeps its own diff, and backward sums them into the bottom's (on the
+device, split_gpu.py)."""
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
+
+from .split_gpu import SplitGPU
 
 
 @register_layer("Split")
 class SplitLayer(Layer):
     exact_num_bottom = 1
     min_top = 1
+    cases = [Case("", [(3, 4)], tops=3),
+             Case("", [(2, 3, 2)], tops=2),
+             Case("", [(5,)])]
 
     def reshape(self, bottom, top):
         for t in top:
@@ -23,18 +30,9 @@ class SplitLayer(Layer):
         if not propagate_down[0]:
             return
         diff = bottom[0].diff
-        diff[...] = top[0].diff
+        diff[...] = top[0].diff_readonly()
         for t in top[1:]:
-            diff += t.diff
+            diff += t.diff_readonly()
 
-    forward_gpu = forward_cpu  # the tops share the bottom's data: nothing to do
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from nvcaffe_py.backends.cuda import math_functions, memory
-
-        if not propagate_down[0]:
-            return
-        diff = bottom[0].gpu_diff
-        memory.copy(diff, top[0].gpu_diff_readonly())
-        for t in top[1:]:
-            math_functions.axpy(1.0, t.gpu_diff_readonly(), diff)
+    def make_gpu(self):
+        return SplitGPU()

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 
+from nvcaffe_py.backends.cpu.pooling import STOCHASTIC, Pool2D
+from nvcaffe_py.conformance import Case, uniform
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
-
-from nvcaffe_py.backends.cpu.pooling import STOCHASTIC, Pool2D
 
 
 def level_geometry(level, size):
@@ -27,6 +27,15 @@ def level_geometry(level, size):
 class SPPLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("spp_param { pyramid_height: 1 pool: MAX }", [(2, 3, 5, 4)]),
+        Case("spp_param { pyramid_height: 2 pool: MAX }", [(2, 3, 6, 7)]),
+        Case("spp_param { pyramid_height: 3 pool: MAX }", [(2, 2, 6, 7)]),
+        Case("spp_param { pyramid_height: 3 pool: AVE }", [(2, 2, 6, 7)]),
+        Case("spp_param { pyramid_height: 2 pool: STOCHASTIC }", [uniform((2, 2, 8, 8), 0.1, 1.0)]),
+        Case("spp_param { pyramid_height: 2 pool: STOCHASTIC }", [uniform((2, 2, 8, 8), 0.1, 1.0)],
+             phase=caffe_pb2.TEST),
+    ]
 
     def setup(self, bottom, top):
         p = self.layer_param.spp_param
@@ -63,9 +72,9 @@ class SPPLayer(Layer):
         return Pool2D(height, width, (kh, kw), (kh, kw), (ph, pw), self.method,
                       train=self.phase == caffe_pb2.TRAIN)
 
-    def _level_outputs(self, blob, field):
+    def _level_outputs(self, array):
         """Each level's (N, C, PH, PW) view into the concatenated top data or diff."""
-        flat = getattr(blob, field).reshape(blob.shape[0], -1)
+        flat = array.reshape(array.shape[0], -1)
         num, channels = self._bottom_nc
         start = 0
         for lv in self.levels:
@@ -74,8 +83,8 @@ class SPPLayer(Layer):
             start += size
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data
-        for lv, out in self._level_outputs(top[0], "data"):
+        x = bottom[0].data_readonly()
+        for lv, out in self._level_outputs(top[0].data):
             # A column slice of the concatenation is not contiguous; pool into a scratch array.
             pooled = np.empty(out.shape, x.dtype)
             lv.forward(x, pooled)
@@ -84,6 +93,7 @@ class SPPLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        bottom[0].diff[...] = 0
-        for lv, grad in self._level_outputs(top[0], "diff"):
-            lv.backward(bottom[0].data, np.ascontiguousarray(grad), bottom[0].diff)
+        x, dx = bottom[0].data_readonly(), bottom[0].diff
+        dx[...] = 0
+        for lv, grad in self._level_outputs(top[0].diff_readonly()):
+            lv.backward(x, np.ascontiguousarray(grad), dx)

@@ -1,6 +1,7 @@
 """Tile: repeats the block of axes from `axis` on `tiles` times (numpy's tile along that axis)."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -9,6 +10,9 @@ from nvcaffe_py.registry import register_layer
 class TileLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [Case("tile_param { tiles: 3 }", [(2, 3, 4)]),
+             Case("tile_param { axis: 0 tiles: 2 }", [(2, 3)]),
+             Case("tile_param { axis: -1 tiles: 4 }", [(2, 3, 2)])]
 
     def setup(self, bottom, top):
         p = self.layer_param.tile_param
@@ -29,9 +33,9 @@ class TileLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         top[0].data.reshape(self.outer, self.tiles, self.inner)[...] = \
-            bottom[0].data.reshape(self.outer, 1, self.inner)
+            bottom[0].data_readonly().reshape(self.outer, 1, self.inner)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            np.sum(top[0].diff.reshape(self.outer, self.tiles, self.inner), axis=1,
+            np.sum(top[0].diff_readonly().reshape(self.outer, self.tiles, self.inner), axis=1,
                    out=bottom[0].diff.reshape(self.outer, self.inner))

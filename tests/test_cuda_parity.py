@@ -157,28 +157,6 @@ def test_pooling_mask_top(device):
                 num_tops=2)
 
 
-@pytest.mark.parametrize("size", [3, 5])
-def test_lrn(device, size):
-    check_layer(f'type: "LRN" lrn_param {{ local_size: {size} alpha: 0.5 beta: 0.75 k: 2 }}', [rand(2, 7, 3, 4)])
-
-
-@pytest.mark.parametrize("phase", [caffe_pb2.TRAIN, caffe_pb2.TEST])
-def test_batch_norm(device, phase):
-    text = 'type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.9 }'
-    x = rand(4, 3, 5, 2) * 3 + 1
-    if phase == caffe_pb2.TEST:  # stored statistics: give the blobs some
-        text = 'type: "BatchNorm" batch_norm_param { use_global_stats: true }'
-    check_layer(text, [x], phase=phase)
-
-
-def test_scale_and_bias(device):
-    check_layer('type: "Scale" scale_param { bias_term: true filler { type: "gaussian" } '
-                'bias_filler { type: "gaussian" } }', [rand(2, 3, 4, 5)])
-    check_layer('type: "Scale" scale_param { axis: 0 }', [rand(2, 3, 4), rand(2, 3)])
-    check_layer('type: "Bias" bias_param { filler { type: "gaussian" } }', [rand(2, 3, 4, 5)])
-    check_layer('type: "Scale" scale_param { filler { type: "gaussian" } }', [rand(2, 3, 4)], in_place=True)
-
-
 # -- activations ----------------------------------------------------------------------------------
 NEURONS = [
     'type: "ReLU"', 'type: "ReLU" relu_param { negative_slope: 0.1 }', 'type: "Sigmoid"', 'type: "TanH"',
@@ -242,30 +220,6 @@ def test_softmax_with_loss(device, loss_param):
 def test_accuracy(device, param):
     check_layer(f'type: "Accuracy" {param}', [rand(20, 6), labels(20, 6)], labels=(0, 1))
     check_layer(f'type: "Accuracy" {param}', [rand(2, 5, 3, 2), labels(12, 5).reshape(2, 3, 2)], labels=(0, 1))
-
-
-# -- structure ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("op", ["operation: PROD", "operation: PROD stable_prod_grad: false",
-                                "operation: SUM coeff: 0.5 coeff: -2 coeff: 1.5", "operation: MAX"])
-def test_eltwise(device, op):
-    check_layer(f'type: "Eltwise" eltwise_param {{ {op} }}', [rand(2, 3, 4), rand(2, 3, 4, seed=1),
-                                                              rand(2, 3, 4, seed=2)])
-
-
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_concat_and_slice(device, axis):
-    shapes = [[2, 3, 4], [2, 3, 4], [2, 3, 4]]
-    for k, s in enumerate(shapes):
-        s[axis] += k
-    check_layer(f'type: "Concat" concat_param {{ axis: {axis} }}', [rand(*s, seed=k) for k, s in enumerate(shapes)])
-    whole = rand(*(s if i != axis else 9 for i, s in enumerate((4, 5, 6))))
-    check_layer(f'type: "Slice" slice_param {{ axis: {axis} slice_point: 2 slice_point: 5 }}', [whole], num_tops=3)
-
-
-def test_split_and_views(device):
-    check_layer('type: "Split"', [rand(3, 4)], num_tops=3)
-    check_layer('type: "Flatten"', [rand(2, 3, 4)])
-    check_layer('type: "Reshape" reshape_param { shape { dim: 0 dim: -1 } }', [rand(2, 3, 4)])
 
 
 # -- GEMM, GEMV and the vector primitives ---------------------------------------------------------
