@@ -88,6 +88,8 @@ class Case:
                  arrays, say)
     no_gradient  why the gradient check does not apply to this case (None: it does, when the
                  type has a backward)
+    check_params False where the parameters get no gradient by design (BatchNorm's stored
+                 statistics): the gradient check then covers the bottoms only
     no_parity    why CPU and GPU cannot agree here (a device RNG, say); None: they must
     kink, kink_range, step, threshold   passed to the gradient check (ReLU's kink at 0, ...)
     rtol         the parity tolerance
@@ -99,6 +101,7 @@ class Case:
     phase: int = caffe_pb2.TRAIN
     prepare: object = None
     no_gradient: str = None
+    check_params: bool = True
     no_parity: str = None
     kink: float = None
     kink_range: float = -1.0
@@ -151,7 +154,8 @@ def check_gradient(type_name: str, case: Case, seed=1701):
     if not layer_class(type_name).has_backward():
         return f"{type_name} has no backward"
     check_layer_gradient(case.layer_param(type_name), case.arrays(seed), num_tops=case.tops,
-                         check_bottoms=case.differentiable_bottoms(), phase=case.phase, prepare=case.prepare,
+                         check_bottoms=case.differentiable_bottoms(), check_params=case.check_params,
+                         phase=case.phase, prepare=case.prepare,
                          kink=case.kink, kink_range=case.kink_range, step=case.step, threshold=case.threshold,
                          seed=seed)
     return None
