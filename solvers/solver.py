@@ -1,11 +1,11 @@
 """Solver: the training loop every update rule shares (Caffe's Solver with SGDSolver's plumbing).
 
-A subclass gives the update rule: `compute_update_value(i, param, local_rate)` turns the gradient
-in `param.blob.diff` (already clipped, averaged over iter_size and regularized) into the step that
-`apply_update` subtracts from the weights, keeping its state in `self.history` (Caffe's history_:
-`history_per_param` Blobs per learnable parameter, all first blobs, then all second blobs).
-In GPU mode the whole update runs on the device instead (solvers/updates_gpu.py, the rule chosen
-by `type_name`), so weights, gradients and history stay there between iterations.
+A registered subclass (registry.py) gives the update rule twice, `update_cpu` on host arrays and
+`update_gpu` on device arrays: it turns one parameter's gradient (already clipped, averaged over
+iter_size and regularized) into the step that `apply_update` subtracts from the weights, keeping its
+state in `self.history` (Caffe's history_: `history_per_param` Blobs per learnable parameter, all
+first blobs, then all second blobs). `apply_update` is the one pipeline around the rule; in GPU
+mode every step of it runs on the device, so weights, gradients and history stay there.
 
 Paths follow Caffe: net files and snapshot_prefix are relative to the current directory; a solver
 read from a file without snapshot_prefix snapshots beside it, under the file's name.
@@ -22,7 +22,7 @@ from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
 
-from . import lr_policy
+from . import device_update, host_update, lr_policy
 
 # What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
 NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
@@ -60,7 +60,7 @@ def load_solver_param(solver):
 
 
 class Solver:
-    type_name = None
+    type_name = None  # set by register_solver
     history_per_param = 1
 
     def __init__(self, solver, dtype=np.float32, source=None):
@@ -323,80 +323,51 @@ class Solver:
 
     # -- the update ---------------------------------------------------------------------------
     def apply_update(self):
+        """Caffe's ApplyUpdate, in its order on either backend: clip all gradients together, then
+        per parameter normalise by iter_size, regularise, and let the rule turn the gradient into
+        the step; then subtract every step from its weights. Where the arrays live decides only who
+        does each step's arithmetic (host_update or device_update), never which steps run."""
         p = self.param
         self.lr, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
         if p.display and self.iter % p.display == 0:
             log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
+        arrays = device_update if mode.gpu_mode() else host_update
         params = self.net.learnable_params
-        if mode.gpu_mode():
-            self._apply_update_gpu(params)
-            return
-        self._clip_gradients(params)
-        for i, param in enumerate(params):
-            self._normalize(param)
-            self._regularize(param)
-            self.compute_update_value(i, param, self.lr * param.lr_mult)
-        for param in params:
-            param.blob.data[...] -= param.blob.diff
-
-    def _apply_update_gpu(self, params):
-        """The same steps as the host path, each on the device arrays."""
-        from nvcaffe_py.backends.cuda import math_functions as mf
-
-        from . import updates_gpu
-
-        p = self.param
-        scale = self._clip_scale(params, lambda blob: mf.sumsq(blob.gpu_diff_readonly()))
-        if p.iter_size > 1:
-            scale *= 1.0 / p.iter_size  # one pass for clipping and averaging
+        self._clip_gradients(params, arrays)
         for i, param in enumerate(params):
             blob = param.blob
-            diff = blob.gpu_diff
-            if scale != 1.0:
-                mf.scale(scale, diff)
+            if p.iter_size > 1:
+                arrays.scale_gradient(blob, 1.0 / p.iter_size)
             decay = p.weight_decay * param.decay_mult
             if decay:
-                updates_gpu.regularize(blob.gpu_data_readonly(), diff, decay, p.regularization_type)
-            updates_gpu.compute_update_value(self.type_name, p, diff, [h.gpu_data for h in self.param_history(i)],
-                                             self.lr * param.lr_mult, self.iter)
-            updates_gpu.apply(blob.gpu_data, diff)
+                arrays.regularize(blob, decay, p.regularization_type)
+            arrays.compute_step(self, blob, self.param_history(i), self.lr * param.lr_mult)
+        for param in params:
+            arrays.apply_step(param.blob)
 
-    def _clip_gradients(self, params):
-        scale = self._clip_scale(params, lambda blob: float(np.vdot(blob.diff, blob.diff)))
-        if scale != 1.0:
-            for p in params:
-                p.blob.diff[...] *= scale
-
-    def _clip_scale(self, params, sumsq):
-        """The factor that scales all gradients down together when their global L2 norm exceeds
-        clip_gradients, else 1; `sumsq(blob)` is one gradient's sum of squares. As in Caffe this
-        applies before the iter_size averaging, so it sees the summed gradient."""
+    def _clip_gradients(self, params, arrays):
+        """Scale all gradients down together when their global L2 norm exceeds clip_gradients. As
+        in Caffe this comes before the iter_size averaging, so it sees the summed gradient."""
         threshold = self.param.clip_gradients
         if threshold < 0:
-            return 1.0
-        norm = math.sqrt(sum(sumsq(p.blob) for p in params))
+            return
+        norm = math.sqrt(sum(arrays.gradient_sumsq(p.blob) for p in params))
         if norm <= threshold:
-            return 1.0
+            return
         scale = threshold / norm
         log.info(f"Gradient clipping: scaling down gradients (L2 norm {log.number(norm)} > "
                  f"{log.number(threshold)}) by scale factor {log.number(scale)}")
-        return scale
+        for p in params:
+            arrays.scale_gradient(p.blob, scale)
 
-    def _normalize(self, param):
-        if self.param.iter_size > 1:
-            param.blob.diff[...] *= 1.0 / self.param.iter_size
+    def update_cpu(self, diff, histories, rate):
+        """The rule: turn the gradient `diff` (a host array, already clipped, normalised and
+        regularised) into the step in place, updating `histories` (this parameter's history
+        arrays, history_per_param of them); `rate` is the parameter's learning rate."""
+        raise NotImplementedError
 
-    def _regularize(self, param):
-        decay = self.param.weight_decay * param.decay_mult
-        if not decay:
-            return
-        data, diff = param.blob.data, param.blob.diff
-        if self.param.regularization_type == "L2":
-            diff += decay * data
-        else:
-            diff += decay * np.sign(data)
-
-    def compute_update_value(self, i, param, local_rate):
+    def update_gpu(self, diff, histories, rate):
+        """update_cpu on device arrays, with the rule's kernel from updates.cu."""
         raise NotImplementedError
 
     def param_history(self, i):

@@ -15,6 +15,7 @@ from nvcaffe_py.backends import cuda_unavailable_reason
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.gradient_check import layer_param_from_text, make_layer
 from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.solvers import solver_class, solver_types
 
 import cuda_emulator
 
@@ -357,36 +358,27 @@ def test_device_rng_matches_host_philox(device):
 
 
 # -- solvers --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("solver_type", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
+@pytest.mark.parametrize("solver_type", solver_types())
 def test_solver_update_step(device, solver_type):
-    """One step of each rule on the device equals the solver's own NumPy step."""
-    import types
-
+    """One step of every registered rule: its update_gpu on device arrays equals its update_cpu."""
     from nvcaffe_py.backends.cuda import memory
-    from nvcaffe_py.solvers import SOLVER_TYPES
-    from nvcaffe_py.solvers import updates_gpu
 
-    cls = SOLVER_TYPES[solver_type]
-    solver = cls.__new__(cls)
-    solver.param = caffe_pb2.SolverParameter(momentum=0.9 if solver_type not in ("AdaGrad", "RMSProp") else 0,
-                                             momentum2=0.999, delta=1e-6, rms_decay=0.95)
+    cls = solver_class(solver_type)
+    solver = cls.__new__(cls)  # the rule alone, without a net; it reads only param and iter
+    solver.param = caffe_pb2.SolverParameter(momentum=0.9, momentum2=0.999, delta=1e-6, rms_decay=0.95)
     solver.iter = 4
     histories = [np.abs(rand(3, 17, seed=20 + k)) for k in range(cls.history_per_param)]
     grad = rand(3, 17, seed=30)
-    solver.history = [Blob((3, 17), dtype=np.float32) for _ in histories]
-    for blob, h in zip(solver.history, histories):
-        blob.data[...] = h
-    blob = Blob((3, 17), dtype=np.float32)
-    blob.diff[...] = grad
-    solver.compute_update_value(0, types.SimpleNamespace(blob=blob), 0.01)
+    host_diff, host_histories = grad.copy(), [h.copy() for h in histories]
+    solver.update_cpu(host_diff, host_histories, 0.01)
 
     nvcaffe_py.set_mode_gpu()
     diff = memory.to_device(grad)
     device_histories = [memory.to_device(h) for h in histories]
-    updates_gpu.compute_update_value(solver_type, solver.param, diff, device_histories, 0.01, solver.iter)
-    assert_close(memory.to_host(diff), blob.diff, f"{solver_type} step")
-    for k, (d, h) in enumerate(zip(device_histories, solver.history)):
-        assert_close(memory.to_host(d), h.data, f"{solver_type} history {k}")
+    solver.update_gpu(diff, device_histories, 0.01)
+    assert_close(memory.to_host(diff), host_diff, f"{solver_type} step")
+    for k, (d, h) in enumerate(zip(device_histories, host_histories)):
+        assert_close(memory.to_host(d), h, f"{solver_type} history {k}")
 
 
 # A two-layer classifier whose every layer but the input has GPU code, so in GPU mode weights,

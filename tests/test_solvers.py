@@ -301,7 +301,7 @@ def test_example_mnist_solver_runs(name, tmp_path, monkeypatch):
 # -- bad solver input ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("text,message", [
     ('net: "net.prototxt" type: "Adamm" base_lr: 0.1 lr_policy: "fixed"',
-     r"unknown solver type 'Adamm' \(known: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam\); did you mean 'Adam'"),
+     r"unknown solver type 'Adamm' \(known: AdaDelta, AdaGrad, Adam, Nesterov, RMSProp, SGD\); did you mean 'Adam'"),
     ('net: "net.prototxt" base_lr: 0.1 lr_policy: "cyclic"', "unknown lr_policy 'cyclic'"),
     ('net: "net.prototxt" base_lr: 0.1 lr_policy: "step" gamma: 0.1', "lr_policy 'step' needs a positive stepsize"),
     ('train_net: "net.prototxt" test_iter: 10 test_interval: 5 base_lr: 0.1 lr_policy: "fixed"',
