@@ -34,6 +34,14 @@ class NonFiniteError(CaffeError):
     """Training hit a NaN or infinite loss or weight; the message names the iteration and the layer."""
 
 
+class _NonFiniteOutput(Exception):
+    """Ends the NaN diagnosis's re-run at the first layer whose output is not finite; says which."""
+
+
+def _finite(blob) -> bool:
+    return bool(np.isfinite(blob.data_readonly()).all())
+
+
 def load_solver_param(solver):
     """(SolverParameter, source name) from a prototxt path or a SolverParameter (copied, upgraded)."""
     from nvcaffe_py import upgrade
@@ -268,21 +276,30 @@ class Solver:
                 k += 1
 
     def _non_finite_loss(self, loss):
-        """Name the first layer whose output is not finite (re-running the layers that have inputs on
-        the same batch, in order), then stop: no update is applied and no snapshot written."""
+        """Name the first layer whose output is not finite, then stop: no update is applied and no
+        snapshot written. The layers that produced this batch (the data layers, before the first
+        layer with bottoms) are checked as they are; the net's forward pass re-runs the others on
+        it, each checked as it finishes."""
         net = self.net
-        culprit = "no layer output was non-finite on a re-run"
-        for i, layer in enumerate(net.layers):
-            bottoms, tops = net.bottom_vecs[i], net.top_vecs[i]
-            if bottoms:
-                layer.reshape(bottoms, tops)
-                layer.forward(bottoms, tops)
-            bad = [n for n, t in zip(net.top_names[layer.name], tops) if not np.isfinite(t.data).all()]
+
+        def check(i):
+            layer = net.layers[i]
+            bad = [name for name, top in zip(net.top_names[layer.name], net.top_vecs[i]) if not _finite(top)]
             if bad:
-                params_bad = any(not np.isfinite(b.data).all() for b in layer.blobs)
-                culprit = (f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') is not "
-                           f"finite" + (" (its parameters already are not)" if params_bad else ""))
-                break
+                params_bad = not all(map(_finite, layer.blobs))
+                raise _NonFiniteOutput(f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') "
+                                       f"is not finite" + (" (its parameters already are not)" if params_bad else ""))
+
+        first_computed = next((i for i, bottoms in enumerate(net.bottom_vecs) if bottoms), len(net.layers))
+        try:
+            for i in range(first_computed):
+                check(i)
+            if first_computed < len(net.layers):
+                with net.after_forward(check):
+                    net.forward_from_to(first_computed)
+            culprit = "no layer output was non-finite on a re-run"
+        except _NonFiniteOutput as found:
+            culprit = str(found)
         raise NonFiniteError(f"iteration {self.iter}: loss is {loss}; {culprit}. Training stopped; {self._kept()}")
 
     def _kept(self):
