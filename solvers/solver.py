@@ -239,7 +239,7 @@ class Solver:
                          f"iters), loss = {log.number(self.smoothed_loss)}")
                 timer, iter_last = time.perf_counter(), self.iter
                 self._log_outputs(self.net, "Train", [b for name in self.net.outputs
-                                                      for b in self.net.blobs[name].data.ravel()])
+                                                      for b in self.net.blobs[name].data_readonly().ravel()])
             self.apply_update()
             self.iter += 1
             log.progress(f"Iteration {self.iter}/{stop_iter}, loss = {self.smoothed_loss:.4g}, "
@@ -329,7 +329,7 @@ class Solver:
                 return
             iter_loss = net.forward_from_to()
             loss += iter_loss
-            values = np.concatenate([net.blobs[n].data.ravel().astype(np.float64) for n in net.outputs]
+            values = np.concatenate([net.blobs[n].data_readonly().ravel().astype(np.float64) for n in net.outputs]
                                     or [np.zeros(0)])
             scores = values if scores is None else scores + values
         if self.param.test_compute_loss:
@@ -400,7 +400,7 @@ class Solver:
         and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths.
         Weights that are no longer finite are never written over a good snapshot."""
         for p in self.net.learnable_params:
-            if not np.isfinite(p.blob.data).all():
+            if not _finite(p.blob):
                 raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
                                      f"finite; not snapshotting. Training stopped; {self._kept()}")
         if self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
@@ -412,7 +412,7 @@ class Solver:
         save_net(model, write_diff=self.param.snapshot_diff)
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
         for h in self.history:
-            formats.blob_to_proto(h.data, proto=state.history.add(), double=self.dtype == np.float64)
+            formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
         state_file = self.snapshot_filename(".solverstate" + suffix)
         log.info(f"Snapshotting solver state to {kind} file {state_file}")
         write_state(state_file, state)

@@ -410,14 +410,14 @@ TRAIN_CASES = {
 }
 
 
-def train_solver(text, gpu, prefix=""):
-    """The TRAIN_NET solver of `text` in CPU or GPU mode, with the same weights every time."""
+def train_solver(text, gpu, prefix="", net=TRAIN_NET):
+    """The solver of `text` on `net` in CPU or GPU mode, with the same weights every time."""
     from google.protobuf import text_format
 
     from nvcaffe_py.solvers import get_solver
 
     param = text_format.Merge(TRAIN_COMMON + text, caffe_pb2.SolverParameter(snapshot_prefix=prefix))  # later wins
-    param.net_param.CopyFrom(text_format.Parse(TRAIN_NET, caffe_pb2.NetParameter()))
+    param.net_param.CopyFrom(text_format.Parse(net, caffe_pb2.NetParameter()))
     (nvcaffe_py.set_mode_gpu if gpu else nvcaffe_py.set_mode_cpu)()
     solver = get_solver(param)
     for k, p in enumerate(solver.net.learnable_params):
@@ -495,6 +495,30 @@ def test_snapshot_and_resume_from_device_history(device, case, tmp_path):
     for kind, got_arrays, want_arrays in zip(("param", "history"), got, expected):
         for k, (g, w) in enumerate(zip(got_arrays, want_arrays)):
             np.testing.assert_array_equal(g, w, err_msg=f"{case} {kind} {k}")
+
+
+def test_display_and_snapshot_leave_the_device_copies_valid(device, tmp_path):
+    """Showing the outputs and writing a snapshot read blobs on the host without making their
+    device copies stale (so the next iteration uploads nothing back)."""
+    from nvcaffe_py.synced_array import AT_HOST
+
+    # A second output, from a layer whose GPU half writes it on the device.
+    net = TRAIN_NET + """
+layer { name: "image" type: "Input" top: "image" input_param { shape { dim: 2 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "pool" type: "Pooling" bottom: "image" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }"""
+    at_host = {}  # blobs whose device copy is stale, without and with the display
+    for display in (0, 1):
+        solver = train_solver(TRAIN_CASES["Adam"] + f" display: {display}", gpu=True, prefix=str(tmp_path / "gpu"),
+                              net=net)
+        train_steps(solver, 0, 1)
+        at_host[display] = {name for name, blob in solver.net.blobs.items() if blob._data.head == AT_HOST}
+    solver.snapshot()
+    stale = [f"param {k}" for k, p in enumerate(solver.net.learnable_params) if p.blob._data.head == AT_HOST]
+    stale += [f"history {k}" for k, h in enumerate(solver.history) if h._data.head == AT_HOST]
+    nvcaffe_py.set_mode_cpu()
+    assert at_host[1] == at_host[0], "showing the outputs made device copies stale"
+    assert not stale, f"the snapshot made device copies stale: {stale}"
 
 
 # -- end to end -----------------------------------------------------------------------------------
