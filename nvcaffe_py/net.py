@@ -453,8 +453,8 @@ class Net:
             lp.CopyFrom(layer.layer_param)
             del lp.blobs[:]
             for blob in layer.blobs:
-                formats.blob_to_proto(blob.data, blob.diff if write_diff else None, lp.blobs.add(),
-                                      double=self.dtype == np.float64)
+                formats.blob_to_proto(blob.data_readonly(), blob.diff_readonly() if write_diff else None,
+                                      lp.blobs.add(), double=self.dtype == np.float64)
         return out
 
     def save(self, filename, write_diff=False):

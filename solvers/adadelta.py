@@ -6,20 +6,23 @@
 History holds every Eg, then every Edx, as Caffe stores them."""
 import numpy as np
 
+from . import device_update
+from .moving_average import update_moving_average
+from .registry import register_solver
 from .solver import Solver
 
 
+@register_solver("AdaDelta")
 class AdaDeltaSolver(Solver):
-    type_name = "AdaDelta"
     history_per_param = 2
 
-    def compute_update_value(self, i, param, local_rate):
+    def update_cpu(self, diff, histories, rate):
         momentum, delta = self.param.momentum, self.param.delta
-        grad_sq, update_sq = (h.data for h in self.param_history(i))
-        diff = param.blob.diff
-        grad_sq *= momentum
-        grad_sq += (1 - momentum) * np.square(diff)
+        grad_sq, update_sq = histories
+        update_moving_average(grad_sq, momentum, np.square(diff))
         diff *= np.sqrt((update_sq + delta) / (grad_sq + delta))
-        update_sq *= momentum
-        update_sq += (1 - momentum) * np.square(diff)
-        diff *= local_rate
+        update_moving_average(update_sq, momentum, np.square(diff))
+        diff *= rate
+
+    def update_gpu(self, diff, histories, rate):
+        device_update.launch("adadelta_update", diff, *histories, self.param.momentum, self.param.delta, rate)

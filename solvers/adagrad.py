@@ -1,17 +1,21 @@
 """AdaGrad (Caffe's AdaGradSolver): G += g^2; w -= lr * g / (sqrt(G) + delta)."""
 import numpy as np
 
+from . import device_update
+from .registry import register_solver
 from .solver import Solver
 
 
+@register_solver("AdaGrad")
 class AdaGradSolver(Solver):
-    type_name = "AdaGrad"
-
     def check_param(self):
         if self.param.momentum != 0:
             self._fail("momentum cannot be used with AdaGrad; remove it or set it to 0")
 
-    def compute_update_value(self, i, param, local_rate):
-        history, diff = self.history[i].data, param.blob.diff
+    def update_cpu(self, diff, histories, rate):
+        (history,) = histories
         history += np.square(diff)
-        diff[...] = local_rate * (diff / (np.sqrt(history) + self.param.delta))
+        diff[...] = rate * (diff / (np.sqrt(history) + self.param.delta))
+
+    def update_gpu(self, diff, histories, rate):
+        device_update.launch("adagrad_update", diff, *histories, self.param.delta, rate)

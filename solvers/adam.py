@@ -7,21 +7,27 @@ import math
 
 import numpy as np
 
+from . import device_update
+from .moving_average import update_moving_average
+from .registry import register_solver
 from .solver import Solver
 
 
+@register_solver("Adam")
 class AdamSolver(Solver):
-    type_name = "Adam"
     history_per_param = 2
 
-    def compute_update_value(self, i, param, local_rate):
-        beta1, beta2 = self.param.momentum, self.param.momentum2
-        t = self.iter + 1
-        correction = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        m, v = (h.data for h in self.param_history(i))
-        diff = param.blob.diff
-        m *= beta1
-        m += (1 - beta1) * diff
-        v *= beta2
-        v += (1 - beta2) * np.square(diff)
-        diff[...] = (local_rate * correction) * (m / (np.sqrt(v) + self.param.delta))
+    def _corrected_rate(self, rate):
+        beta1, beta2, t = self.param.momentum, self.param.momentum2, self.iter + 1
+        return rate * (math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t))
+
+    def update_cpu(self, diff, histories, rate):
+        m, v = histories
+        update_moving_average(m, self.param.momentum, diff)
+        update_moving_average(v, self.param.momentum2, np.square(diff))
+        diff[...] = self._corrected_rate(rate) * (m / (np.sqrt(v) + self.param.delta))
+
+    def update_gpu(self, diff, histories, rate):
+        p = self.param
+        device_update.launch("adam_update", diff, *histories, p.momentum, p.momentum2, p.delta,
+                             self._corrected_rate(rate))

@@ -1,15 +1,19 @@
 """Nesterov's accelerated gradient (Caffe's NesterovSolver), in the form that steps the current
 weights: v' = momentum * v + lr * g; w -= (1 + momentum) * v' - momentum * v."""
+from . import device_update
+from .registry import register_solver
 from .solver import Solver
 
 
+@register_solver("Nesterov")
 class NesterovSolver(Solver):
-    type_name = "Nesterov"
-
-    def compute_update_value(self, i, param, local_rate):
+    def update_cpu(self, diff, histories, rate):
         momentum = self.param.momentum
-        history, diff = self.history[i].data, param.blob.diff
+        (history,) = histories
         previous = history.copy()
         history *= momentum
-        history += local_rate * diff
+        history += rate * diff
         diff[...] = (1 + momentum) * history - momentum * previous
+
+    def update_gpu(self, diff, histories, rate):
+        device_update.launch("nesterov_update", diff, *histories, self.param.momentum, rate)

@@ -2,21 +2,24 @@
 w -= lr * g / (sqrt(E) + delta)."""
 import numpy as np
 
+from . import device_update
+from .moving_average import update_moving_average
+from .registry import register_solver
 from .solver import Solver
 
 
+@register_solver("RMSProp")
 class RMSPropSolver(Solver):
-    type_name = "RMSProp"
-
     def check_param(self):
         if self.param.momentum != 0:
             self._fail("momentum cannot be used with RMSProp; remove it or set it to 0")
         if not 0 <= self.param.rms_decay <= 1:
             self._fail(f"rms_decay must lie in [0, 1] (got {self.param.rms_decay})")
 
-    def compute_update_value(self, i, param, local_rate):
-        decay = self.param.rms_decay
-        history, diff = self.history[i].data, param.blob.diff
-        history *= decay
-        history += (1 - decay) * np.square(diff)
-        diff[...] = local_rate * (diff / (np.sqrt(history) + self.param.delta))
+    def update_cpu(self, diff, histories, rate):
+        (history,) = histories
+        update_moving_average(history, self.param.rms_decay, np.square(diff))
+        diff[...] = rate * (diff / (np.sqrt(history) + self.param.delta))
+
+    def update_gpu(self, diff, histories, rate):
+        device_update.launch("rmsprop_update", diff, *histories, self.param.rms_decay, self.param.delta, rate)

@@ -1,11 +1,11 @@
 """Solver: the training loop every update rule shares (Caffe's Solver with SGDSolver's plumbing).
 
-A subclass gives the update rule: `compute_update_value(i, param, local_rate)` turns the gradient
-in `param.blob.diff` (already clipped, averaged over iter_size and regularized) into the step that
-`apply_update` subtracts from the weights, keeping its state in `self.history` (Caffe's history_:
-`history_per_param` Blobs per learnable parameter, all first blobs, then all second blobs).
-In GPU mode the whole update runs on the device instead (solvers/updates_gpu.py, the rule chosen
-by `type_name`), so weights, gradients and history stay there between iterations.
+A registered subclass (registry.py) gives the update rule twice, `update_cpu` on host arrays and
+`update_gpu` on device arrays: it turns one parameter's gradient (already clipped, averaged over
+iter_size and regularized) into the step that `apply_update` subtracts from the weights, keeping its
+state in `self.history` (Caffe's history_: `history_per_param` Blobs per learnable parameter, all
+first blobs, then all second blobs). `apply_update` is the one pipeline around the rule; in GPU
+mode every step of it runs on the device, so weights, gradients and history stay there.
 
 Paths follow Caffe: net files and snapshot_prefix are relative to the current directory; a solver
 read from a file without snapshot_prefix snapshots beside it, under the file's name.
@@ -22,7 +22,7 @@ from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
 
-from . import lr_policy
+from . import device_update, host_update, lr_policy
 
 # What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
 NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
@@ -32,6 +32,14 @@ _TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
 
 class NonFiniteError(CaffeError):
     """Training hit a NaN or infinite loss or weight; the message names the iteration and the layer."""
+
+
+class _NonFiniteOutput(Exception):
+    """Ends the NaN diagnosis's re-run at the first layer whose output is not finite; says which."""
+
+
+def _finite(blob) -> bool:
+    return bool(np.isfinite(blob.data_readonly()).all())
 
 
 def load_solver_param(solver):
@@ -60,7 +68,7 @@ def load_solver_param(solver):
 
 
 class Solver:
-    type_name = None
+    type_name = None  # set by register_solver
     history_per_param = 1
 
     def __init__(self, solver, dtype=np.float32, source=None):
@@ -231,7 +239,7 @@ class Solver:
                          f"iters), loss = {log.number(self.smoothed_loss)}")
                 timer, iter_last = time.perf_counter(), self.iter
                 self._log_outputs(self.net, "Train", [b for name in self.net.outputs
-                                                      for b in self.net.blobs[name].data.ravel()])
+                                                      for b in self.net.blobs[name].data_readonly().ravel()])
             self.apply_update()
             self.iter += 1
             log.progress(f"Iteration {self.iter}/{stop_iter}, loss = {self.smoothed_loss:.4g}, "
@@ -268,21 +276,30 @@ class Solver:
                 k += 1
 
     def _non_finite_loss(self, loss):
-        """Name the first layer whose output is not finite (re-running the layers that have inputs on
-        the same batch, in order), then stop: no update is applied and no snapshot written."""
+        """Name the first layer whose output is not finite, then stop: no update is applied and no
+        snapshot written. The layers that produced this batch (the data layers, before the first
+        layer with bottoms) are checked as they are; the net's forward pass re-runs the others on
+        it, each checked as it finishes."""
         net = self.net
-        culprit = "no layer output was non-finite on a re-run"
-        for i, layer in enumerate(net.layers):
-            bottoms, tops = net.bottom_vecs[i], net.top_vecs[i]
-            if bottoms:
-                layer.reshape(bottoms, tops)
-                layer.forward(bottoms, tops)
-            bad = [n for n, t in zip(net.top_names[layer.name], tops) if not np.isfinite(t.data).all()]
+
+        def check(i):
+            layer = net.layers[i]
+            bad = [name for name, top in zip(net.top_names[layer.name], net.top_vecs[i]) if not _finite(top)]
             if bad:
-                params_bad = any(not np.isfinite(b.data).all() for b in layer.blobs)
-                culprit = (f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') is not "
-                           f"finite" + (" (its parameters already are not)" if params_bad else ""))
-                break
+                params_bad = not all(map(_finite, layer.blobs))
+                raise _NonFiniteOutput(f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') "
+                                       f"is not finite" + (" (its parameters already are not)" if params_bad else ""))
+
+        first_computed = next((i for i, bottoms in enumerate(net.bottom_vecs) if bottoms), len(net.layers))
+        try:
+            for i in range(first_computed):
+                check(i)
+            if first_computed < len(net.layers):
+                with net.after_forward(check):
+                    net.forward_from_to(first_computed)
+            culprit = "no layer output was non-finite on a re-run"
+        except _NonFiniteOutput as found:
+            culprit = str(found)
         raise NonFiniteError(f"iteration {self.iter}: loss is {loss}; {culprit}. Training stopped; {self._kept()}")
 
     def _kept(self):
@@ -312,7 +329,7 @@ class Solver:
                 return
             iter_loss = net.forward_from_to()
             loss += iter_loss
-            values = np.concatenate([net.blobs[n].data.ravel().astype(np.float64) for n in net.outputs]
+            values = np.concatenate([net.blobs[n].data_readonly().ravel().astype(np.float64) for n in net.outputs]
                                     or [np.zeros(0)])
             scores = values if scores is None else scores + values
         if self.param.test_compute_loss:
@@ -323,80 +340,51 @@ class Solver:
 
     # -- the update ---------------------------------------------------------------------------
     def apply_update(self):
+        """Caffe's ApplyUpdate, in its order on either backend: clip all gradients together, then
+        per parameter normalise by iter_size, regularise, and let the rule turn the gradient into
+        the step; then subtract every step from its weights. Where the arrays live decides only who
+        does each step's arithmetic (host_update or device_update), never which steps run."""
         p = self.param
         self.lr, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
         if p.display and self.iter % p.display == 0:
             log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
+        arrays = device_update if mode.gpu_mode() else host_update
         params = self.net.learnable_params
-        if mode.gpu_mode():
-            self._apply_update_gpu(params)
-            return
-        self._clip_gradients(params)
-        for i, param in enumerate(params):
-            self._normalize(param)
-            self._regularize(param)
-            self.compute_update_value(i, param, self.lr * param.lr_mult)
-        for param in params:
-            param.blob.data[...] -= param.blob.diff
-
-    def _apply_update_gpu(self, params):
-        """The same steps as the host path, each on the device arrays."""
-        from nvcaffe_py.backends.cuda import math_functions as mf
-
-        from . import updates_gpu
-
-        p = self.param
-        scale = self._clip_scale(params, lambda blob: mf.sumsq(blob.gpu_diff_readonly()))
-        if p.iter_size > 1:
-            scale *= 1.0 / p.iter_size  # one pass for clipping and averaging
+        self._clip_gradients(params, arrays)
         for i, param in enumerate(params):
             blob = param.blob
-            diff = blob.gpu_diff
-            if scale != 1.0:
-                mf.scale(scale, diff)
+            if p.iter_size > 1:
+                arrays.scale_gradient(blob, 1.0 / p.iter_size)
             decay = p.weight_decay * param.decay_mult
             if decay:
-                updates_gpu.regularize(blob.gpu_data_readonly(), diff, decay, p.regularization_type)
-            updates_gpu.compute_update_value(self.type_name, p, diff, [h.gpu_data for h in self.param_history(i)],
-                                             self.lr * param.lr_mult, self.iter)
-            updates_gpu.apply(blob.gpu_data, diff)
+                arrays.regularize(blob, decay, p.regularization_type)
+            arrays.compute_step(self, blob, self.param_history(i), self.lr * param.lr_mult)
+        for param in params:
+            arrays.apply_step(param.blob)
 
-    def _clip_gradients(self, params):
-        scale = self._clip_scale(params, lambda blob: float(np.vdot(blob.diff, blob.diff)))
-        if scale != 1.0:
-            for p in params:
-                p.blob.diff[...] *= scale
-
-    def _clip_scale(self, params, sumsq):
-        """The factor that scales all gradients down together when their global L2 norm exceeds
-        clip_gradients, else 1; `sumsq(blob)` is one gradient's sum of squares. As in Caffe this
-        applies before the iter_size averaging, so it sees the summed gradient."""
+    def _clip_gradients(self, params, arrays):
+        """Scale all gradients down together when their global L2 norm exceeds clip_gradients. As
+        in Caffe this comes before the iter_size averaging, so it sees the summed gradient."""
         threshold = self.param.clip_gradients
         if threshold < 0:
-            return 1.0
-        norm = math.sqrt(sum(sumsq(p.blob) for p in params))
+            return
+        norm = math.sqrt(sum(arrays.gradient_sumsq(p.blob) for p in params))
         if norm <= threshold:
-            return 1.0
+            return
         scale = threshold / norm
         log.info(f"Gradient clipping: scaling down gradients (L2 norm {log.number(norm)} > "
                  f"{log.number(threshold)}) by scale factor {log.number(scale)}")
-        return scale
+        for p in params:
+            arrays.scale_gradient(p.blob, scale)
 
-    def _normalize(self, param):
-        if self.param.iter_size > 1:
-            param.blob.diff[...] *= 1.0 / self.param.iter_size
+    def update_cpu(self, diff, histories, rate):
+        """The rule: turn the gradient `diff` (a host array, already clipped, normalised and
+        regularised) into the step in place, updating `histories` (this parameter's history
+        arrays, history_per_param of them); `rate` is the parameter's learning rate."""
+        raise NotImplementedError
 
-    def _regularize(self, param):
-        decay = self.param.weight_decay * param.decay_mult
-        if not decay:
-            return
-        data, diff = param.blob.data, param.blob.diff
-        if self.param.regularization_type == "L2":
-            diff += decay * data
-        else:
-            diff += decay * np.sign(data)
-
-    def compute_update_value(self, i, param, local_rate):
+    def update_gpu(self, diff, histories, rate):
+        """update_cpu on device arrays, with the rule's kernel from updates.cu."""
         raise NotImplementedError
 
     def param_history(self, i):
@@ -412,7 +400,7 @@ class Solver:
         and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths.
         Weights that are no longer finite are never written over a good snapshot."""
         for p in self.net.learnable_params:
-            if not np.isfinite(p.blob.data).all():
+            if not _finite(p.blob):
                 raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
                                      f"finite; not snapshotting. Training stopped; {self._kept()}")
         if self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
@@ -424,7 +412,7 @@ class Solver:
         save_net(model, write_diff=self.param.snapshot_diff)
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
         for h in self.history:
-            formats.blob_to_proto(h.data, proto=state.history.add(), double=self.dtype == np.float64)
+            formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
         state_file = self.snapshot_filename(".solverstate" + suffix)
         log.info(f"Snapshotting solver state to {kind} file {state_file}")
         write_state(state_file, state)

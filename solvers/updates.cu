@@ -1,6 +1,7 @@
-// The six update rules on the device, one fused pass each: each turns the gradient g (the
-// parameter's diff, already clipped, normalised and regularised) into the step, in place, and
-// updates the history exactly as solvers/<rule>.py does on the host.
+// The update rules on the device, one fused pass each, launched by their solver's update_gpu
+// (solvers/<rule>.py): each turns the gradient g (the parameter's diff, already clipped,
+// normalised and regularised) into the step, in place, and updates the history exactly as the
+// same class's update_cpu does on the host.
 #include "common.cuh"
 
 extern "C" __global__ void sgd_update(int n, Dtype* g, Dtype* h, Dtype momentum, Dtype rate) {
@@ -62,6 +63,6 @@ extern "C" __global__ void adam_update(int n, Dtype* g, Dtype* m, Dtype* v, Dtyp
 }
 
 // L1 weight decay: diff += decay * sign(data) (L2 is an axpy).
-extern "C" __global__ void l1_regularize(int n, Dtype decay, const Dtype* data, Dtype* diff) {
+extern "C" __global__ void l1_regularize(int n, Dtype* diff, const Dtype* data, Dtype decay) {
   CUDA_KERNEL_LOOP(i, n) diff[i] += decay * Dtype((data[i] > 0) - (data[i] < 0));
 }

@@ -15,6 +15,7 @@ from nvcaffe_py.backends import cuda_unavailable_reason
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.gradient_check import layer_param_from_text, make_layer
 from nvcaffe_py.proto import caffe_pb2
+from nvcaffe_py.solvers import solver_class, solver_types
 
 import cuda_emulator
 
@@ -311,36 +312,27 @@ def test_device_rng_matches_host_philox(device):
 
 
 # -- solvers --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("solver_type", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
+@pytest.mark.parametrize("solver_type", solver_types())
 def test_solver_update_step(device, solver_type):
-    """One step of each rule on the device equals the solver's own NumPy step."""
-    import types
-
+    """One step of every registered rule: its update_gpu on device arrays equals its update_cpu."""
     from nvcaffe_py.backends.cuda import memory
-    from nvcaffe_py.solvers import SOLVER_TYPES
-    from nvcaffe_py.solvers import updates_gpu
 
-    cls = SOLVER_TYPES[solver_type]
-    solver = cls.__new__(cls)
-    solver.param = caffe_pb2.SolverParameter(momentum=0.9 if solver_type not in ("AdaGrad", "RMSProp") else 0,
-                                             momentum2=0.999, delta=1e-6, rms_decay=0.95)
+    cls = solver_class(solver_type)
+    solver = cls.__new__(cls)  # the rule alone, without a net; it reads only param and iter
+    solver.param = caffe_pb2.SolverParameter(momentum=0.9, momentum2=0.999, delta=1e-6, rms_decay=0.95)
     solver.iter = 4
     histories = [np.abs(rand(3, 17, seed=20 + k)) for k in range(cls.history_per_param)]
     grad = rand(3, 17, seed=30)
-    solver.history = [Blob((3, 17), dtype=np.float32) for _ in histories]
-    for blob, h in zip(solver.history, histories):
-        blob.data[...] = h
-    blob = Blob((3, 17), dtype=np.float32)
-    blob.diff[...] = grad
-    solver.compute_update_value(0, types.SimpleNamespace(blob=blob), 0.01)
+    host_diff, host_histories = grad.copy(), [h.copy() for h in histories]
+    solver.update_cpu(host_diff, host_histories, 0.01)
 
     nvcaffe_py.set_mode_gpu()
     diff = memory.to_device(grad)
     device_histories = [memory.to_device(h) for h in histories]
-    updates_gpu.compute_update_value(solver_type, solver.param, diff, device_histories, 0.01, solver.iter)
-    assert_close(memory.to_host(diff), blob.diff, f"{solver_type} step")
-    for k, (d, h) in enumerate(zip(device_histories, solver.history)):
-        assert_close(memory.to_host(d), h.data, f"{solver_type} history {k}")
+    solver.update_gpu(diff, device_histories, 0.01)
+    assert_close(memory.to_host(diff), host_diff, f"{solver_type} step")
+    for k, (d, h) in enumerate(zip(device_histories, host_histories)):
+        assert_close(memory.to_host(d), h, f"{solver_type} history {k}")
 
 
 # A two-layer classifier whose every layer but the input has GPU code, so in GPU mode weights,
@@ -372,14 +364,14 @@ TRAIN_CASES = {
 }
 
 
-def train_solver(text, gpu, prefix=""):
-    """The TRAIN_NET solver of `text` in CPU or GPU mode, with the same weights every time."""
+def train_solver(text, gpu, prefix="", net=TRAIN_NET):
+    """The solver of `text` on `net` in CPU or GPU mode, with the same weights every time."""
     from google.protobuf import text_format
 
     from nvcaffe_py.solvers import get_solver
 
     param = text_format.Merge(TRAIN_COMMON + text, caffe_pb2.SolverParameter(snapshot_prefix=prefix))  # later wins
-    param.net_param.CopyFrom(text_format.Parse(TRAIN_NET, caffe_pb2.NetParameter()))
+    param.net_param.CopyFrom(text_format.Parse(net, caffe_pb2.NetParameter()))
     (nvcaffe_py.set_mode_gpu if gpu else nvcaffe_py.set_mode_cpu)()
     solver = get_solver(param)
     for k, p in enumerate(solver.net.learnable_params):
@@ -457,6 +449,30 @@ def test_snapshot_and_resume_from_device_history(device, case, tmp_path):
     for kind, got_arrays, want_arrays in zip(("param", "history"), got, expected):
         for k, (g, w) in enumerate(zip(got_arrays, want_arrays)):
             np.testing.assert_array_equal(g, w, err_msg=f"{case} {kind} {k}")
+
+
+def test_display_and_snapshot_leave_the_device_copies_valid(device, tmp_path):
+    """Showing the outputs and writing a snapshot read blobs on the host without making their
+    device copies stale (so the next iteration uploads nothing back)."""
+    from nvcaffe_py.synced_array import AT_HOST
+
+    # A second output, from a layer whose GPU half writes it on the device.
+    net = TRAIN_NET + """
+layer { name: "image" type: "Input" top: "image" input_param { shape { dim: 2 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "pool" type: "Pooling" bottom: "image" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }"""
+    at_host = {}  # blobs whose device copy is stale, without and with the display
+    for display in (0, 1):
+        solver = train_solver(TRAIN_CASES["Adam"] + f" display: {display}", gpu=True, prefix=str(tmp_path / "gpu"),
+                              net=net)
+        train_steps(solver, 0, 1)
+        at_host[display] = {name for name, blob in solver.net.blobs.items() if blob._data.head == AT_HOST}
+    solver.snapshot()
+    stale = [f"param {k}" for k, p in enumerate(solver.net.learnable_params) if p.blob._data.head == AT_HOST]
+    stale += [f"history {k}" for k, h in enumerate(solver.history) if h._data.head == AT_HOST]
+    nvcaffe_py.set_mode_cpu()
+    assert at_host[1] == at_host[0], "showing the outputs made device copies stale"
+    assert not stale, f"the snapshot made device copies stale: {stale}"
 
 
 # -- end to end -----------------------------------------------------------------------------------

@@ -301,7 +301,7 @@ def test_example_mnist_solver_runs(name, tmp_path, monkeypatch):
 # -- bad solver input ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("text,message", [
     ('net: "net.prototxt" type: "Adamm" base_lr: 0.1 lr_policy: "fixed"',
-     r"unknown solver type 'Adamm' \(known: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam\); did you mean 'Adam'"),
+     r"unknown solver type 'Adamm' \(known: AdaDelta, AdaGrad, Adam, Nesterov, RMSProp, SGD\); did you mean 'Adam'"),
     ('net: "net.prototxt" base_lr: 0.1 lr_policy: "cyclic"', "unknown lr_policy 'cyclic'"),
     ('net: "net.prototxt" base_lr: 0.1 lr_policy: "step" gamma: 0.1', "lr_policy 'step' needs a positive stepsize"),
     ('train_net: "net.prototxt" test_iter: 10 test_interval: 5 base_lr: 0.1 lr_policy: "fixed"',
@@ -344,12 +344,32 @@ def test_nan_loss_stops_naming_iteration_and_layer_and_keeps_last_snapshot(tmp_p
     solver = get_solver(path)
     solver.net.params["w"][0].data[...] = 1.0  # log(1) = 0; the target -1 pulls w below zero
     solver.net.blobs["t"].data[...] = -1.0
+    forwarded = []
+    solver.net.before_forward(forwarded.append)
     with pytest.raises(NonFiniteError) as info:
         solver.solve()
     message = str(info.value)
     assert message.startswith("iteration 1: loss is nan")
     assert "layer 'log' (Log) is the first whose output ('y') is not finite" in message
+    # The diagnosis is a pass of the net (its callbacks run) from the first layer with bottoms,
+    # ending at the culprit.
+    assert forwarded == [0, 1, 2, 3] * 2 + [2]
     assert message.endswith(f"last good snapshot: {tmp_path / 'solver'}_iter_1.solverstate")
     assert sorted(os.listdir(tmp_path)) == ["net.prototxt", "solver.prototxt", "solver_iter_1.caffemodel",
                                             "solver_iter_1.solverstate"]
     assert solver.iter == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_non_finite_batch_is_blamed_on_its_data_layer_without_rerunning_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    solver = get_solver(write_solver(tmp_path, 'net: "net.prototxt" base_lr: 1 lr_policy: "fixed" max_iter: 10',
+                                     NAN_NET))
+    solver.net.params["w"][0].data[...] = 1.0
+    solver.net.blobs["t"].data[...] = np.nan
+    forwarded = []
+    solver.net.before_forward(forwarded.append)
+    with pytest.raises(NonFiniteError, match=r"iteration 0: loss is nan; layer 't' \(Input\) is the first whose "
+                                             r"output \('t'\) is not finite"):
+        solver.step(1)
+    assert forwarded == [0, 1, 2, 3]  # the training pass only: no layer ran again
