@@ -8,6 +8,9 @@ and a wrong argument count is an error naming the kernel, not a corrupted launch
 
     _kernels = kernels.Source(__file__, "conv.cu")
     _kernels.get("im2col", dtype).launch(n, n, x, ...)   # n threads, grid-stride, then the arguments
+
+`_kernels.get(name, dtype)` on the module's `Source` is the one way to look a kernel up (no
+per-module wrappers): the call names the kernel and its element type where it is launched.
 """
 import functools
 import os
