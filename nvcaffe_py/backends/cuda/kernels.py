@@ -157,7 +157,7 @@ class Source:
 
     def _module(self, dtype):
         if dtype not in self._modules:
-            from pycuda.compiler import SourceModule
+            from pycuda.compiler import SourceModule  # optional: loaded on first GPU use only
 
             context.ensure_active()
             with open(self.path) as f:
