@@ -13,6 +13,7 @@ import time
 from . import backends, log, mode
 from .backends.cuda import context
 from .errors import CaffeError
+from .layer_timer import LayerTimer
 from .net import Net
 from .proto import caffe_pb2
 from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
@@ -238,22 +239,8 @@ def _benchmark(net, iterations):
     net.backward_from_to()
     log.info("*** Benchmark begins ***")
     log.info(f"Testing for {iterations} iterations.")
-    n = len(net.layers)
-    forward, backward, started = [0.0] * n, [0.0] * n, [0.0]
-
-    def start(i):
-        backends.synchronize()
-        started[0] = time.perf_counter()
-
-    def stop(totals):
-        def record(i):
-            backends.synchronize()
-            totals[i] += time.perf_counter() - started[0]
-        return record
-
     total_start = time.perf_counter()
-    with net.before_forward(start), net.after_forward(stop(forward)), \
-            net.before_backward(start), net.after_backward(stop(backward)):
+    with LayerTimer(net) as timer:
         for j in range(iterations):
             iter_start = time.perf_counter()
             net.forward_from_to()
@@ -262,8 +249,7 @@ def _benchmark(net, iterations):
             log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
     total = time.perf_counter() - total_start
     runs = max(iterations, 1)
-    forward_ms = [t * 1e3 / runs for t in forward]
-    backward_ms = [t * 1e3 / runs for t in backward]
+    forward_ms, backward_ms = timer.milliseconds(iterations)
     log.info("Average time per layer: ")
     for layer, f_ms, b_ms in zip(net.layers, forward_ms, backward_ms):
         log.info(f"{layer.name:>10}\tforward: {log.number(f_ms)} ms.")
