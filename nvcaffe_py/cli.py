@@ -94,7 +94,7 @@ def test(flags, given):
     totals, loss = None, 0.0
     for i in range(iterations):
         loss += net.forward_from_to()
-        scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data.ravel()]
+        scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data_readonly().ravel()]
         for name, value in scores:
             log.info(f"Batch {i}, {name} = {log.number(value)}")
         totals = [v for _, v in scores] if totals is None else [t + v for t, (_, v) in zip(totals, scores)]

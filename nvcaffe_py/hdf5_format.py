@@ -69,9 +69,9 @@ def write_weights(path, layers, write_diff=False):
             layer_diff = diff.require_group(name) if write_diff else None
             for k, blob in enumerate(blobs):
                 if owned[k]:
-                    layer_data.create_dataset(str(k), data=blob.data)
+                    layer_data.create_dataset(str(k), data=blob.data_readonly())
                 if write_diff:
-                    layer_diff.create_dataset(str(k), data=blob.diff)
+                    layer_diff.create_dataset(str(k), data=blob.diff_readonly())
 
     _write_file(path, fill)
 
