@@ -17,6 +17,12 @@ import time
 
 import numpy as np
 
+import nvcaffe_py as caffe
+from nvcaffe_py import formats
+from nvcaffe_py.net_state import filter_net, make_state
+from nvcaffe_py.net_surgery import data_layers_to_inputs
+from nvcaffe_py.proto import caffe_pb2
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETS = {
     # name: (prototxt, batch, per-item input shape, classes)
@@ -27,17 +33,12 @@ NETS = {
 
 
 def load_train_net_param(name):
-    from nvcaffe_py import formats
-    from nvcaffe_py.net_surgery import data_layers_to_inputs
-
     path, batch, shape, _ = NETS[name]
     param = formats.read_net_param(os.path.join(ROOT, path))
     return data_layers_to_inputs(param, lambda layer: shape, batch)
 
 
 def time_ours(name, iterations):
-    import nvcaffe_py as caffe
-
     caffe.set_random_seed(1)
     net = caffe.Net(load_train_net_param(name), caffe.TRAIN)
     rng = np.random.default_rng(0)
@@ -58,9 +59,6 @@ def torch_module(net_param):
     """A torch.nn.Module equivalent to the TRAIN net (the layer types these benchmark nets use)."""
     import torch
     import torch.nn.functional as F
-
-    from nvcaffe_py.net_state import filter_net, make_state
-    from nvcaffe_py.proto import caffe_pb2
 
     layers = filter_net(net_param, make_state(net_param, caffe_pb2.TRAIN)).layer
     shapes = {}

@@ -10,29 +10,28 @@ prototxt (benchmarks/cpu_nets.py builds it) with TF32 off and cuDNN autotuning o
 backend is slow at these sizes, so it runs only `--cpu-batches` for `--cpu-iterations`; the CPU
 figure the issue compares with is benchmarks/cpu_nets.py's on the 2-core machine (another machine:
 state both when quoting the ratio). Per-layer forward/backward times of our GPU backend at the
-largest batch are listed too, with the layers that ran their CPU code marked.
+largest batch are listed too (timed through the Net's callbacks, as `nvcaffe time` does), with
+the layers that ran their CPU code marked.
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-
-import cpu_nets  # noqa: E402  (the AlexNet prototxt loader and its PyTorch port)
+import cpu_nets  # the AlexNet prototxt loader and its PyTorch port (this script's folder)
+import nvcaffe_py as caffe
+from nvcaffe_py import backends, formats
+from nvcaffe_py.backends.cuda import context
+from nvcaffe_py.layer_timer import LayerTimer
+from nvcaffe_py.net_surgery import data_layers_to_inputs
+from nvcaffe_py.proto import caffe_pb2
 
 SHAPE, CLASSES = (3, 227, 227), 1000
 
 
 def alexnet(batch):
-    from nvcaffe_py import formats
-    from nvcaffe_py.net_surgery import data_layers_to_inputs
-
     param = formats.read_net_param(os.path.join(cpu_nets.ROOT, cpu_nets.NETS["alexnet"][0]))
     return data_layers_to_inputs(param, lambda layer: SHAPE, batch)
 
@@ -40,9 +39,6 @@ def alexnet(batch):
 def ours(batch, iterations, gpu):
     """Times the real solver: `solver.step(1)` is forward + backward + SGD update (on the device in
     GPU mode, where parameters, gradients and history stay)."""
-    import nvcaffe_py as caffe
-    from nvcaffe_py.proto import caffe_pb2
-
     (caffe.set_mode_gpu if gpu else caffe.set_mode_cpu)()
     solver_param = caffe_pb2.SolverParameter(
         base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=10 ** 6, display=0, random_seed=1,
@@ -57,10 +53,7 @@ def ours(batch, iterations, gpu):
 
     def step():
         solver.step(1)
-        if gpu:
-            from nvcaffe_py.backends.cuda import context
-
-            context.synchronize()
+        backends.synchronize()
 
     step()  # warm-up: kernel compilation, memory pool, first allocations
     times = []
@@ -73,23 +66,15 @@ def ours(batch, iterations, gpu):
     return times, layer_times
 
 
-def per_layer(net):
-    """(name, type, on GPU?, forward ms, backward ms) per layer, each synchronised."""
-    from nvcaffe_py.backends.cuda import context
-
-    rows = []
-    for i, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
-        context.synchronize()
-        start = time.perf_counter()
-        layer.forward(net.bottom_vecs[i], net.top_vecs[i])
-        context.synchronize()
-        forward = time.perf_counter() - start
-        start = time.perf_counter()
-        if net.layer_need_backward[i]:
-            layer.backward(net.top_vecs[i], net.bottom_need_backward[i], net.bottom_vecs[i])
-        context.synchronize()
-        rows.append((name, layer.type, layer.uses_gpu(), 1000 * forward, 1000 * (time.perf_counter() - start)))
-    return rows
+def per_layer(net, passes=3):
+    """(name, type, on GPU?, forward ms, backward ms) per layer, averaged over `passes` forward +
+    backward passes of the Net, each layer synchronised on both sides."""
+    with LayerTimer(net) as timer:
+        for _ in range(passes):
+            net.forward_backward()
+    forward_ms, backward_ms = timer.milliseconds(passes)
+    return [(name, layer.type, layer.uses_gpu(), forward, backward)
+            for name, layer, forward, backward in zip(net.layer_names, net.layers, forward_ms, backward_ms)]
 
 
 def torch_gpu(batch, iterations):
@@ -128,13 +113,9 @@ def main():
     parser.add_argument("--cpu-iterations", type=int, default=1)
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
-    from nvcaffe_py.backends.cuda import context
-
-    import nvcaffe_py
-
-    nvcaffe_py.set_mode_gpu()
+    caffe.set_mode_gpu()
     device = context.describe(0)
-    nvcaffe_py.set_mode_cpu()
+    caffe.set_mode_cpu()
     print(f"AlexNet training iteration (forward + backward + SGD update), median ms, on {device['name']} "
           f"and {os.cpu_count()} CPU cores")
     rows, layers = [], None

@@ -9,12 +9,12 @@ weight gradient NT, data gradient TN). Each result is also checked against cuBLA
 """
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import nvcaffe_py
+from nvcaffe_py.backends.cuda import context, memory
+from nvcaffe_py.backends.cuda.sgemm import gemm
 
 SHAPES = [
     # (label, trans_a, trans_b, M, N, K)
@@ -55,7 +55,7 @@ def cublas():
 
 
 def time_it(run, repeat):
-    import pycuda.driver as cuda
+    import pycuda.driver as cuda  # optional dependency: imported once a GPU is in use
 
     run()  # warm-up (and compilation)
     start, end = cuda.Event(), cuda.Event()
@@ -72,11 +72,6 @@ def main():
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-
-    import nvcaffe_py
-    from nvcaffe_py.backends.cuda import context, memory
-    from nvcaffe_py.backends.cuda.sgemm import gemm
-
     nvcaffe_py.set_mode_gpu()  # our context is the primary one, which CuPy and PyTorch share
     device = context.describe(0)
     name, matmul, to_device, to_host, synchronize = cublas()

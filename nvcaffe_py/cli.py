@@ -11,7 +11,14 @@ import sys
 import time
 
 from . import backends, log, mode
+from .backends.cuda import context
 from .errors import CaffeError
+from .layer_timer import LayerTimer
+from .net import Net
+from .proto import caffe_pb2
+from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
+from .tools import TOOLS
+from .tools.gflags import GflagsParser
 
 PROG = "nvcaffe"
 
@@ -40,8 +47,6 @@ FLAGS = {
 
 # -- the commands --------------------------------------------------------------------------
 def train(flags, given):
-    from .solvers import SNAPSHOT, STOP, NONE, get_solver, load_solver_param
-
     if not flags["solver"]:
         raise UsageError("train needs -solver (the solver definition)")
     if flags["snapshot"] and flags["weights"]:
@@ -76,8 +81,6 @@ def train(flags, given):
 
 
 def test(flags, given):
-    from .net import Net
-
     if not flags["model"]:
         raise UsageError("test needs -model (the net to score)")
     if not flags["weights"]:
@@ -91,7 +94,7 @@ def test(flags, given):
     totals, loss = None, 0.0
     for i in range(iterations):
         loss += net.forward_from_to()
-        scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data.ravel()]
+        scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data_readonly().ravel()]
         for name, value in scores:
             log.info(f"Batch {i}, {name} = {log.number(value)}")
         totals = [v for _, v in scores] if totals is None else [t + v for t, (_, v) in zip(totals, scores)]
@@ -106,8 +109,6 @@ def test(flags, given):
 
 
 def time_command(flags, given):
-    from .net import Net
-
     if not flags["model"]:
         raise UsageError("time needs -model (the net to benchmark)")
     compared = [b.strip().lower() for b in flags["compare"].split(",")] if flags["compare"] else None
@@ -130,19 +131,10 @@ def time_command(flags, given):
 
 
 def device_query(flags, given):
-    from .backends import cuda_unavailable_reason
-
-    reason = cuda_unavailable_reason()
+    reason = backends.cuda_unavailable_reason()
     if reason is not None:
         raise CaffeError(f"no usable GPU: {reason}")
-    from .backends.cuda import context
-
-    if flags["gpu"] == "all":
-        import pycuda.driver as drv
-
-        ids = range(drv.Device.count())
-    else:
-        ids = _gpu_ids(flags["gpu"] or "0")
+    ids = range(context.device_count()) if flags["gpu"] == "all" else _gpu_ids(flags["gpu"] or "0")
     for device_id in ids:
         for key, value in context.describe(device_id).items():
             log.info(f"{key.replace('_', ' ').capitalize() + ':':<22}{value}")
@@ -166,8 +158,6 @@ def _stages(flags):
 
 
 def _phase(flags, default):
-    from .proto import caffe_pb2
-
     phase = flags["phase"] or default
     if phase not in ("TRAIN", "TEST"):
         raise UsageError(f"-phase must be TRAIN or TEST (got '{phase}')")
@@ -201,9 +191,7 @@ def _set_mode(flags):
 
 def _gpu_from_solver(param, source):
     """solver_mode: GPU (Caffe's default) uses device_id when a GPU is usable, else the CPU."""
-    from .backends import cuda_unavailable_reason
-
-    reason = cuda_unavailable_reason()
+    reason = backends.cuda_unavailable_reason()
     if reason is None:
         _use_gpu(str(param.device_id))
     else:
@@ -226,8 +214,6 @@ class _SignalActions:
         self.pending.append(self.effects[signum])
 
     def __call__(self):
-        from .solvers import NONE, STOP
-
         requests, self.pending = self.pending, []
         if STOP in requests:
             return STOP
@@ -253,22 +239,8 @@ def _benchmark(net, iterations):
     net.backward_from_to()
     log.info("*** Benchmark begins ***")
     log.info(f"Testing for {iterations} iterations.")
-    n = len(net.layers)
-    forward, backward, started = [0.0] * n, [0.0] * n, [0.0]
-
-    def start(i):
-        backends.synchronize()
-        started[0] = time.perf_counter()
-
-    def stop(totals):
-        def record(i):
-            backends.synchronize()
-            totals[i] += time.perf_counter() - started[0]
-        return record
-
     total_start = time.perf_counter()
-    with net.before_forward(start), net.after_forward(stop(forward)), \
-            net.before_backward(start), net.after_backward(stop(backward)):
+    with LayerTimer(net) as timer:
         for j in range(iterations):
             iter_start = time.perf_counter()
             net.forward_from_to()
@@ -277,8 +249,7 @@ def _benchmark(net, iterations):
             log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
     total = time.perf_counter() - total_start
     runs = max(iterations, 1)
-    forward_ms = [t * 1e3 / runs for t in forward]
-    backward_ms = [t * 1e3 / runs for t in backward]
+    forward_ms, backward_ms = timer.milliseconds(iterations)
     log.info("Average time per layer: ")
     for layer, f_ms, b_ms in zip(net.layers, forward_ms, backward_ms):
         log.info(f"{layer.name:>10}\tforward: {log.number(f_ms)} ms.")
@@ -295,10 +266,10 @@ def _benchmark(net, iterations):
     return forward_ms, backward_ms
 
 
-def _log_comparison(net, backends, results):
+def _log_comparison(net, backend_names, results):
     """One row per layer: both backends' forward and backward ms and the speed-up of the second."""
     (f0, b0), (f1, b1) = results
-    a, b = backends
+    a, b = backend_names
 
     def speedup(x, y):
         return f"{x / y:.2f}x" if y > 0 else "-"
@@ -314,23 +285,17 @@ def _log_comparison(net, backends, results):
 
 # -- data tools (nvcaffe_py/tools/<name>.py with main(argv) -> int) ----------------------------
 def _tool(name):
-    """The tool module called `name`, or None (imported only when asked for)."""
+    """The tool module called `name`, or None: found by name (any module of nvcaffe_py.tools
+    with a main), imported only when asked for."""
     if not name.isidentifier() or name.startswith("_"):
         return None
-    try:
-        if importlib.util.find_spec(f"{__package__}.tools.{name}") is None:
-            return None
-    except ModuleNotFoundError:  # no tools package at all
+    if importlib.util.find_spec(f"{__package__}.tools.{name}") is None:
         return None
     module = importlib.import_module(f"{__package__}.tools.{name}")
     return module if callable(getattr(module, "main", None)) else None
 
 
 def _tool_names():
-    try:
-        from .tools import TOOLS
-    except ImportError:
-        return ()
     return TOOLS
 
 
@@ -345,8 +310,6 @@ def usage() -> str:
 
 
 def _parser(command):
-    from .tools.gflags import GflagsParser
-
     _, text, names = COMMANDS[command]
     parser = GflagsParser(command, text)
     for name in names:

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import rng
 from .errors import CaffeError
+from .proto import caffe_pb2
 
 
 def _fans(blob):
@@ -18,8 +19,6 @@ def _fans(blob):
 
 
 def _variance_denominator(blob, filler_param):
-    from .proto import caffe_pb2
-
     fan_in, fan_out = _fans(blob)
     norm = filler_param.variance_norm
     if norm == caffe_pb2.FillerParameter.AVERAGE:

@@ -10,6 +10,8 @@ import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
+from . import upgrade
+from .blob import Blob
 from .errors import CaffeError
 from .proto import caffe_pb2
 
@@ -50,13 +52,8 @@ def _read_binary_file(path: str) -> bytes:
 
 
 def _upgraded_net(net_param, source):
-    from . import upgrade
-
     if upgrade.net_needs_upgrade(net_param):
-        try:
-            return upgrade.upgrade_net(net_param, source)
-        except ValueError as exc:
-            raise CaffeError(str(exc)) from None
+        return upgrade.upgrade_net(net_param, source)
     return net_param
 
 
@@ -74,15 +71,10 @@ def net_param_from_text(text: str, source="<string>"):
 
 
 def read_solver_param(path):
-    from . import upgrade
-
     path = os.fspath(path)
     param = parse_text(_read_text_file(path), caffe_pb2.SolverParameter(), path)
     if upgrade.solver_needs_upgrade(param):
-        try:
-            param = upgrade.upgrade_solver(param, path)
-        except ValueError as exc:
-            raise CaffeError(str(exc)) from None
+        param = upgrade.upgrade_solver(param, path)
     return param
 
 
@@ -155,8 +147,6 @@ def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
 
 
 def blob_from_proto(proto, dtype=np.float32):
-    from .blob import Blob
-
     blob = Blob(blob_proto_shape(proto), dtype=dtype)
     blob.data[...] = array_from_blob_proto(proto, dtype)
     if len(proto.diff) or len(proto.double_diff):

@@ -24,16 +24,14 @@ For solvers, the legacy ``solver_type`` enum becomes the ``type`` string.
 
 The semantics follow BVLC Caffe's ``src/caffe/util/upgrade_proto.cpp``.  Where
 Caffe aborts (unknown layer type, dangling blob, conflicting fields) we raise
-``ValueError`` with a one-line message naming the source and the layer; where
+``CaffeError`` with a one-line message naming the source and the layer; where
 Caffe only logs an error and carries on (a V0 setting that does not apply to
-the layer's type) we log a warning and carry on too.
-
-This module depends only on the compiled schema, so it can be used on its own.
+the layer's type) we log a warning (nvcaffe_py.log) and carry on too.
 """
 
-import logging
-
-from nvcaffe_py.proto import caffe_pb2
+from . import log
+from .errors import CaffeError
+from .proto import caffe_pb2
 
 __all__ = [
     "net_needs_upgrade",
@@ -44,8 +42,6 @@ __all__ = [
     "V1_TO_CURRENT_TYPE",
     "SOLVER_TYPE_NAMES",
 ]
-
-log = logging.getLogger(__name__)
 
 _V1 = caffe_pb2.V1LayerParameter
 
@@ -144,9 +140,9 @@ _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 
 
 def _fail(source, layer, what):
-    """Raise the one-line ValueError used for every fatal upgrade problem."""
+    """Raise the one-line CaffeError used for every fatal upgrade problem."""
     where = f"{source}: layer '{layer}'" if layer is not None else f"{source}"
-    raise ValueError(f"{where}: {what}")
+    raise CaffeError(f"{where}: {what}")
 
 
 def _layer_label(name, index):
@@ -321,8 +317,8 @@ def _upgrade_v0_layer(conn, source, index):
             continue
         route = routes.get(kind)
         if route is None:
-            log.warning("%s: layer '%s': V0 setting '%s' does not apply to "
-                        "layer type '%s'; ignored", source, label, v0_field, kind)
+            log.warning(f"{source}: layer '{label}': V0 setting '{v0_field}' does not "
+                        f"apply to layer type '{kind}'; ignored")
             continue
         param_field, target, how = route
         sub = getattr(out, param_field)
@@ -427,15 +423,14 @@ def _upgrade_v1_layer(v1, source, index):
         if v1.HasField(field):
             getattr(out, field).CopyFrom(getattr(v1, field))
     if v1.HasField("layer"):
-        log.warning("%s: layer '%s': leftover V0 layer definition ignored",
-                    source, label)
+        log.warning(f"{source}: layer '{label}': leftover V0 layer definition ignored")
     return out
 
 
 def _upgrade_v1_net(net, source):
     if len(net.layer) > 0:
-        log.warning("%s: net mixes 'layers' (V1) and 'layer' entries; the "
-                    "'layer' entries are dropped by the upgrade", source)
+        log.warning(f"{source}: net mixes 'layers' (V1) and 'layer' entries; the "
+                    "'layer' entries are dropped by the upgrade")
     out = caffe_pb2.NetParameter()
     out.CopyFrom(net)
     del out.layers[:]
@@ -503,25 +498,24 @@ def upgrade_net(net_param, source_name="<net>"):
     """Return an upgraded copy of ``net_param`` (the argument is untouched).
 
     ``source_name`` (usually the file name) is used in messages.  Raises
-    ``ValueError`` on definitions Caffe itself would refuse.
+    ``CaffeError`` on definitions Caffe itself would refuse.
     """
     net = caffe_pb2.NetParameter()
     net.CopyFrom(net_param)
     if _needs_v0_upgrade(net):
-        log.info("%s: upgrading V0 layer definitions", source_name)
+        log.info(f"{source_name}: upgrading V0 layer definitions")
         net = _upgrade_v0_net(net, source_name)
     if _needs_data_upgrade(net):
-        log.info("%s: moving data transformation fields into transform_param",
-                 source_name)
+        log.info(f"{source_name}: moving data transformation fields into transform_param")
         _upgrade_data_transformation(net)
     if _needs_v1_upgrade(net):
-        log.info("%s: upgrading V1 layer definitions", source_name)
+        log.info(f"{source_name}: upgrading V1 layer definitions")
         net = _upgrade_v1_net(net, source_name)
     if _needs_input_upgrade(net):
-        log.info("%s: turning net inputs into an Input layer", source_name)
+        log.info(f"{source_name}: turning net inputs into an Input layer")
         _upgrade_input(net, source_name)
     if _needs_batch_norm_upgrade(net):
-        log.info("%s: zeroing BatchNorm parameter multipliers", source_name)
+        log.info(f"{source_name}: zeroing BatchNorm parameter multipliers")
         _upgrade_batch_norm(net)
     return net
 

@@ -51,10 +51,7 @@ def load_solver_param(solver):
             param = caffe_pb2.SolverParameter()
             param.CopyFrom(solver)
             return param, "<solver>"
-        try:
-            return upgrade.upgrade_solver(solver), "<solver>"
-        except ValueError as exc:
-            raise CaffeError(str(exc)) from None
+        return upgrade.upgrade_solver(solver), "<solver>"
     path = os.fspath(solver)
     param = formats.read_solver_param(path)
     # Caffe's UpgradeSnapshotPrefixProperty: no prefix -> the solver file's name without extension;

@@ -1,6 +1,7 @@
 """The CUDA backend's plumbing: a clear reason where no GPU is usable, no PyCUDA import on
 `import nvcaffe_py`, GPU mode refused with that reason, the launcher's argument checks, the
 host Philox reference, and (on the CPU emulator) the lazy host/device synchronisation of blobs."""
+import os
 import subprocess
 import sys
 
@@ -11,8 +12,10 @@ import nvcaffe_py
 from nvcaffe_py import mode
 from nvcaffe_py.backends import cuda_unavailable_reason
 from nvcaffe_py.backends.cuda import context, kernels, rng
+from nvcaffe_py.backends.cuda import math_functions as mf
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.synced_array import AT_DEVICE, AT_HOST, SYNCED
 
 import cuda_emulator
 
@@ -68,7 +71,7 @@ def test_kernel_packs_arguments_as_declared():
 
 
 def test_unknown_kernel_names_the_file():
-    if not __import__("os").path.exists(kernels.nvcc()):
+    if not os.path.exists(kernels.nvcc()):
         pytest.skip("nvcc not found")
     source = kernels.Source(kernels.__file__, "math_functions.cu")
     with pytest.raises(CaffeError, match="no extern \"C\" kernel named nonexistent"):
@@ -99,8 +102,6 @@ def test_device_stream_restarts_with_the_host_seed():
 def test_blob_syncs_lazily_between_host_and_device():
     if cuda_emulator.available():
         pytest.skip(cuda_emulator.available())
-    from nvcaffe_py.backends.cuda import math_functions as mf
-    from nvcaffe_py.synced_array import AT_DEVICE, AT_HOST, SYNCED
 
     with cuda_emulator.installed():
         nvcaffe_py.set_mode_gpu()
@@ -123,8 +124,6 @@ def test_zero_diff_stays_on_the_side_in_use():
     """Net.clear_param_diffs in GPU mode zeros the device copy without a host round trip."""
     if cuda_emulator.available():
         pytest.skip(cuda_emulator.available())
-    from nvcaffe_py.backends.cuda import math_functions as mf
-    from nvcaffe_py.synced_array import AT_DEVICE, AT_HOST
 
     with cuda_emulator.installed():
         nvcaffe_py.set_mode_gpu()

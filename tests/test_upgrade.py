@@ -3,6 +3,7 @@
 import pytest
 from google.protobuf import text_format
 
+from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.upgrade import (net_needs_upgrade, solver_needs_upgrade,
                                 upgrade_net, upgrade_solver)
@@ -460,7 +461,7 @@ def test_v0_unknown_type_is_an_error_naming_source_and_layer():
     net = net_from_text("""
         layers { layer { name: "weird" type: "frobnicate" } top: "a" }
     """)
-    with pytest.raises(ValueError, match=r"bad\.prototxt.*weird.*frobnicate"):
+    with pytest.raises(CaffeError, match=r"bad\.prototxt.*weird.*frobnicate"):
         upgrade_net(net, "bad.prototxt")
 
 
@@ -468,7 +469,7 @@ def test_v0_unknown_bottom_is_an_error():
     net = net_from_text("""
         layers { layer { name: "c" type: "conv" num_output: 1 kernelsize: 1 } bottom: "nope" top: "c" }
     """)
-    with pytest.raises(ValueError, match=r"<net>.*'c'.*nope"):
+    with pytest.raises(CaffeError, match=r"<net>.*'c'.*nope"):
         upgrade_net(net)
 
 
@@ -478,13 +479,13 @@ def test_v0_padding_into_non_conv_is_an_error():
         layers { layer { name: "pad" type: "padding" pad: 1 } bottom: "x" top: "p" }
         layers { layer { name: "act" type: "relu" } bottom: "p" top: "r" }
     """)
-    with pytest.raises(ValueError, match=r"'act'.*padding"):
+    with pytest.raises(CaffeError, match=r"'act'.*padding"):
         upgrade_net(net, "pad.prototxt")
 
 
 def test_error_messages_are_one_line():
     net = net_from_text('layers { layer { name: "w" type: "nope" } }')
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(CaffeError) as info:
         upgrade_net(net, "f.prototxt")
     assert "\n" not in str(info.value)
 
@@ -534,7 +535,7 @@ def test_input_without_shape_is_just_dropped():
 
 def test_input_dim_count_mismatch_is_an_error():
     net = net_from_text('input: "data" input_dim: 1 input_dim: 3')
-    with pytest.raises(ValueError, match=r"m\.prototxt.*input"):
+    with pytest.raises(CaffeError, match=r"m\.prototxt.*input"):
         upgrade_net(net, "m.prototxt")
 
 
@@ -607,5 +608,5 @@ def test_solver_without_solver_type_is_unchanged():
 
 def test_solver_with_both_type_fields_is_an_error():
     solver = solver_from_text('type: "Adam" solver_type: NESTEROV')
-    with pytest.raises(ValueError, match=r"s\.prototxt.*solver_type"):
+    with pytest.raises(CaffeError, match=r"s\.prototxt.*solver_type"):
         upgrade_solver(solver, "s.prototxt")

@@ -74,6 +74,13 @@ def synchronize():
     cuda.Context.synchronize()
 
 
+def device_count() -> int:
+    """How many CUDA devices there are (after unavailable_reason() found the driver usable)."""
+    import pycuda.driver as cuda
+
+    return cuda.Device.count()
+
+
 def multiprocessor_count() -> int:
     if _state["sm_count"] is None:
         import pycuda.driver as cuda
@@ -91,8 +98,9 @@ def describe(device_id: int = 0) -> dict:
         raise CaffeError(f"GPU {device_id} is not usable: {reason}")
     import pycuda.driver as cuda
 
-    if not 0 <= device_id < cuda.Device.count():
-        raise CaffeError(f"there is no GPU {device_id}: this machine has {cuda.Device.count()}")
+    count = device_count()
+    if not 0 <= device_id < count:
+        raise CaffeError(f"there is no GPU {device_id}: this machine has {count}")
     device = cuda.Device(device_id)
     major, minor = device.compute_capability()
     return {

@@ -8,6 +8,9 @@ and a wrong argument count is an error naming the kernel, not a corrupted launch
 
     _kernels = kernels.Source(__file__, "conv.cu")
     _kernels.get("im2col", dtype).launch(n, n, x, ...)   # n threads, grid-stride, then the arguments
+
+`_kernels.get(name, dtype)` on the module's `Source` is the one way to look a kernel up (no
+per-module wrappers): the call names the kernel and its element type where it is launched.
 """
 import functools
 import os
@@ -154,7 +157,7 @@ class Source:
 
     def _module(self, dtype):
         if dtype not in self._modules:
-            from pycuda.compiler import SourceModule
+            from pycuda.compiler import SourceModule  # optional: loaded on first GPU use only
 
             context.ensure_active()
             with open(self.path) as f:

@@ -12,25 +12,21 @@ _kernels = kernels.Source(__file__, "math_functions.cu")
 _SUM, _ASUM, _SUMSQ, _DOT = 0, 1, 2, 3
 
 
-def _k(name, array):
-    return _kernels.get(name, array.dtype)
-
-
 def set_value(y, alpha, n=None):
     n = y.size if n is None else n
-    _k("set_value", y).launch(n, n, alpha, y)
+    _kernels.get("set_value", y.dtype).launch(n, n, alpha, y)
 
 
 def axpy(alpha, x, y, n=None):
     """y += alpha * x"""
     n = y.size if n is None else n
-    _k("axpy", y).launch(n, n, alpha, x, y)
+    _kernels.get("axpy", y.dtype).launch(n, n, alpha, x, y)
 
 
 def axpby(alpha, x, beta, y, n=None):
     """y = alpha * x + beta * y (y is not read when beta is 0)"""
     n = y.size if n is None else n
-    _k("axpby", y).launch(n, n, alpha, x, beta, y)
+    _kernels.get("axpby", y.dtype).launch(n, n, alpha, x, beta, y)
 
 
 def scale(alpha, x, y=None, n=None):
@@ -40,17 +36,17 @@ def scale(alpha, x, y=None, n=None):
 
 def add_scalar(alpha, y, n=None):
     n = y.size if n is None else n
-    _k("add_scalar", y).launch(n, n, alpha, y)
+    _kernels.get("add_scalar", y.dtype).launch(n, n, alpha, y)
 
 
 def multiply(a, b, y, n=None):
     n = y.size if n is None else n
-    _k("multiply", y).launch(n, n, a, b, y)
+    _kernels.get("multiply", y.dtype).launch(n, n, a, b, y)
 
 
 def divide(a, b, y, n=None):
     n = y.size if n is None else n
-    _k("divide", y).launch(n, n, a, b, y)
+    _kernels.get("divide", y.dtype).launch(n, n, a, b, y)
 
 
 def copy(dst, src, n=None):
@@ -64,8 +60,8 @@ def _reduce(op, x, y=None, n=None) -> float:
     blocks = kernels.grid_blocks(n)
     partial = memory.empty(blocks, np.float64)
     total = memory.empty(1, np.float64)
-    _k("reduce_partial", x)((blocks, 1, 1), (kernels.BLOCK, 1, 1), n, op, x, y, partial)
-    _k("reduce_final", x)((1, 1, 1), (kernels.BLOCK, 1, 1), blocks, partial, total)
+    _kernels.get("reduce_partial", x.dtype)((blocks, 1, 1), (kernels.BLOCK, 1, 1), n, op, x, y, partial)
+    _kernels.get("reduce_final", x.dtype)((1, 1, 1), (kernels.BLOCK, 1, 1), blocks, partial, total)
     return float(memory.to_host(total)[0])
 
 
@@ -88,7 +84,7 @@ def dot(x, y, n=None) -> float:
 def channel_affine(x, channels, inner, scale=None, bias=None, out=None):
     """out[o, c, i] = x[o, c, i] * scale[c] + bias[c] (either may be None; in place by default)."""
     out = x if out is None else out
-    _k("channel_affine", out).launch(x.size, x.size, channels, inner, x, scale, bias, out)
+    _kernels.get("channel_affine", out.dtype).launch(x.size, x.size, channels, inner, x, scale, bias, out)
 
 
 def channel_reduce(a, outer, channels, inner, out, b=None, beta=0.0):
@@ -96,11 +92,11 @@ def channel_reduce(a, outer, channels, inner, out, b=None, beta=0.0):
     if channels == 0:
         return
     blocks = min(channels, kernels.grid_blocks(channels * kernels.BLOCK))
-    _k("channel_reduce", out)((blocks, 1, 1), (kernels.BLOCK, 1, 1), outer, channels, inner, a, b,
-                              beta, out)
+    _kernels.get("channel_reduce", out.dtype)((blocks, 1, 1), (kernels.BLOCK, 1, 1), outer, channels, inner,
+                                              a, b, beta, out)
 
 
 def swap_axes01(x, A, B, inner, y, bias=None):
     """y[b, a, i] = x[a, b, i] (+ bias[a]): x is A x B x inner, y is B x A x inner."""
     n = A * B * inner
-    _k("swap_axes01", y).launch(n, n, A, B, inner, x, bias, y)
+    _kernels.get("swap_axes01", y.dtype).launch(n, n, A, B, inner, x, bias, y)

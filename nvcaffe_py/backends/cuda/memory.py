@@ -3,6 +3,8 @@ freed by one layer (a temporary, a reshaped blob) is reused by the next instead 
 the driver. Device arrays are PyCUDA GPUArrays.
 
 The first five functions are what SyncedArray and Blob call; the rest serve the kernels' wrappers.
+PyCUDA, an optional dependency, is imported inside the functions, so that importing this module
+(which Blob does, on every `import nvcaffe_py`) never loads it.
 """
 import atexit
 
