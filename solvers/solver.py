@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from nvcaffe_py import formats, hdf5_format, log, mode, rng
+from nvcaffe_py import formats, hdf5_format, log, mode, rng, upgrade
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
@@ -44,8 +44,6 @@ def _finite(blob) -> bool:
 
 def load_solver_param(solver):
     """(SolverParameter, source name) from a prototxt path or a SolverParameter (copied, upgraded)."""
-    from nvcaffe_py import upgrade
-
     if isinstance(solver, caffe_pb2.SolverParameter):
         if not upgrade.solver_needs_upgrade(solver):
             param = caffe_pb2.SolverParameter()
