@@ -132,13 +132,6 @@ def test_deconvolution(device, shape, conv):
     check_layer(f'type: "Deconvolution" convolution_param {{ {conv} {filler} }}', [rand(*shape)])
 
 
-def test_inner_product(device):
-    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
-    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 7 {filler} }}', [rand(5, 3, 2, 3)])
-    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 3 transpose: true axis: 2 {filler} }}',
-                [rand(2, 3, 4, 5)])
-
-
 # -- pooling, LRN, normalisation ------------------------------------------------------------------
 @pytest.mark.parametrize("pool", [
     "pool: MAX kernel_size: 3 stride: 2",

@@ -41,3 +41,10 @@ PER_IMAGE_GEMM_COLUMNS = 512
 # rows M (2 cores, K = 800: 145 GFLOPS at M = 32, 226 at 64, 279 at 160).
 SHORT_GEMM_COST = 25
 
+# -- inner product (layers/inner_product.py) --------------------------------------------------
+# Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
+# ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
+MIN_PART_MULTIPLY_ADDS = 1 << 24
+# The weight gradient is summed a block of output rows at a time, so that its temporary stays
+# this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
+GRADIENT_BLOCK_BYTES = 16 << 20
