@@ -7,12 +7,15 @@ stride_h/_w spellings. Every axis after `axis` is spatial, so 1-D and 3-D convol
 Both layers see a "convolution view" of their blobs: an image side, which im2col turns into
 columns (Convolution: the bottom; Deconvolution: the top), and an output side (the other one),
 related by output = W * columns. Deconvolution's forward is then Convolution's backward-data pass
-and vice versa, as in Caffe. The CPU engine is backends/cpu/convolution.py (on im2col.py there).
+and vice versa, as in Caffe. The CPU engine is backends/cpu/convolution.py (on im2col.py there);
+the GPU half, for 2-D, is conv_gpu.py with conv.cu.
 """
 from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine, add_bias_gradient
 from nvcaffe_py.backends.cpu.im2col import output_size
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
+
+from .conv_gpu import ConvolutionGPU
 
 
 def spatial_params(layer, param, num_spatial):
@@ -145,21 +148,18 @@ class BaseConvolution(Layer):
                 else:
                     self.engine.convolve_transposed(weights, top_diff, b.diff)
 
+    def make_gpu(self):
+        if self.num_spatial != 2:
+            return None  # the kernels are 2-D: N-d convolution runs the CPU code
+        return ConvolutionGPU(layer=self, axis=self.channel_axis, channels=self.channels, num_output=self.num_output,
+                              kernel=self.kernel, pad=self.pad, stride=self.stride, dilation=self.dilation,
+                              group=self.group, bias_term=self.bias_term, transposed=self.reverse_dimensions)
+
 
 @register_layer("Convolution")
 class ConvolutionLayer(BaseConvolution):
     def compute_output_shape(self, spatial):
         return convolved_shape(self, spatial, self.kernel, self.pad, self.stride, self.dilation)
-
-    def forward_gpu(self, bottom, top):
-        from . import conv_gpu
-
-        conv_gpu.convolution_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import conv_gpu
-
-        conv_gpu.convolution_backward(self, top, propagate_down, bottom)
 
 
 @register_layer("Deconvolution")
@@ -173,16 +173,6 @@ class DeconvolutionLayer(BaseConvolution):
             if o < 1:
                 raise self.error(f"pad {self.pad[axis]} leaves no output on spatial axis {axis}")
         return out
-
-    def forward_gpu(self, bottom, top):
-        from . import conv_gpu
-
-        conv_gpu.deconvolution_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import conv_gpu
-
-        conv_gpu.deconvolution_backward(self, top, propagate_down, bottom)
 
 
 @register_layer("Im2col")
