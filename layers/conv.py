@@ -12,10 +12,18 @@ the GPU half, for 2-D, is conv_gpu.py with conv.cu.
 """
 from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine, add_bias_gradient
 from nvcaffe_py.backends.cpu.im2col import output_size
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
 from .conv_gpu import ConvolutionGPU
+
+FILLERS = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
+
+
+def _params(text):
+    """A conformance case's convolution_param, with random weights and bias."""
+    return f"convolution_param {{ {text} {FILLERS} }}"
 
 
 def spatial_params(layer, param, num_spatial):
@@ -158,6 +166,30 @@ class BaseConvolution(Layer):
 
 @register_layer("Convolution")
 class ConvolutionLayer(BaseConvolution):
+    cases = [
+        # On the CPU: shifted-row columns, and the data gradient by the flipped kernel.
+        Case(_params("num_output: 4 kernel_size: 3"), [(2, 3, 7, 6)]),
+        Case(_params("num_output: 6 kernel_size: 3 pad: 1 stride: 2 group: 2"), [(2, 4, 9, 8)]),
+        Case(_params("num_output: 5 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 0 stride_h: 1 stride_w: 3 dilation: 2"),
+             [(1, 3, 11, 10)]),
+        Case(_params("num_output: 6 group: 3 kernel_size: 2 kernel_size: 3 pad: 1 pad: 2 stride: 1 stride: 2 "
+                     "dilation: 2 dilation: 1"), [(2, 6, 6, 7)]),
+        # 1x1 with stride 1 and no pad: a batched GEMM on the GPU, no columns on the CPU.
+        Case(_params("num_output: 4 kernel_size: 1 group: 2"), [(3, 6, 5, 5)]),
+        Case(_params("num_output: 3 kernel_size: 1"), [(2, 4, 3, 3)]),
+        Case(_params("num_output: 3 kernel_size: 1 stride: 2 bias_term: false"), [(2, 5, 6, 7)]),
+        Case(_params("num_output: 3 kernel_size: 3 pad: 1 bias_term: false"), [(2, 2, 5, 4)]),
+        Case(_params("num_output: 3 kernel_size: 3 pad: 1 stride: 2"), [(2, 2, 5, 5), (2, 2, 5, 5)], tops=2),
+        Case(_params("num_output: 3 kernel_size: 2 axis: 2"), [(2, 3, 2, 5, 4)]),  # leading axes are the batch
+        # On the CPU: image-major columns (rows of 24 or more), and then a GEMM per image (512 outputs or more).
+        Case(_params("num_output: 3 kernel_size: 3 pad: 1"), [(2, 2, 4, 28)]),
+        Case(_params("num_output: 3 kernel_size: 3 pad: 1"), [(2, 1, 20, 26)]),
+        # N-d: the CPU code in GPU mode too
+        Case(_params("num_output: 3 kernel_size: 2 kernel_size: 3 kernel_size: 2 pad: 1 stride: 2"),
+             [(2, 2, 4, 5, 6)]),
+        Case(_params("num_output: 2 kernel_size: 3 dilation: 2"), [(3, 2, 9)]),
+    ]
+
     def compute_output_shape(self, spatial):
         return convolved_shape(self, spatial, self.kernel, self.pad, self.stride, self.dilation)
 
@@ -165,6 +197,18 @@ class ConvolutionLayer(BaseConvolution):
 @register_layer("Deconvolution")
 class DeconvolutionLayer(BaseConvolution):
     reverse_dimensions = True
+    cases = [
+        Case(_params("num_output: 4 kernel_size: 3"), [(2, 3, 7, 6)]),
+        Case(_params("num_output: 6 kernel_size: 3 pad: 1 stride: 2 group: 2"), [(2, 4, 9, 8)]),
+        Case(_params("num_output: 5 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 0 stride_h: 1 stride_w: 3 dilation: 2"),
+             [(1, 3, 11, 10)]),
+        Case(_params("num_output: 4 group: 2 kernel_size: 3 pad: 1"), [(3, 4, 5, 6)]),  # flipped kernel on the CPU
+        Case(_params("num_output: 2 kernel_size: 1"), [(2, 3, 2, 3)]),  # pointwise
+        Case(_params("num_output: 4 group: 2 kernel_size: 3 stride: 2 pad: 1 bias_term: false"), [(2, 2, 3, 3)]),
+        Case(_params("num_output: 3 kernel_size: 4 stride: 2"), [(2, 2, 3, 3), (2, 2, 3, 3)], tops=2),
+        Case(_params("num_output: 2 kernel_size: 3 pad: 1"), [(2, 3, 2, 26)]),  # image-major columns on the CPU
+        Case(_params("num_output: 2 kernel_size: 2 stride: 2"), [(2, 3, 3, 2, 3)]),  # N-d
+    ]
 
     def compute_output_shape(self, spatial):
         out = tuple(s * (size - 1) + d * (k - 1) + 1 - 2 * p
@@ -180,6 +224,14 @@ class Im2colLayer(Layer):
     """The column matrix itself as a blob: (..., C * prod(kernel), *output spatial), as Caffe's."""
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case("convolution_param { kernel_h: 3 kernel_w: 2 pad: 1 stride: 2 }", [(2, 3, 6, 5)]),
+        Case("convolution_param { kernel_size: 3 pad: 1 stride: 2 dilation: 2 }", [(2, 2, 7, 6)]),
+        Case("convolution_param { kernel_size: 3 pad: 1 }", [(2, 2, 3, 26)]),  # image-major columns
+        Case("convolution_param { kernel_size: 1 }", [(2, 3, 4, 5)]),
+        Case("convolution_param { kernel_size: 2 axis: 2 }", [(2, 2, 3, 4, 3)]),  # leading axes are the batch
+        Case("convolution_param { kernel_size: 2 stride: 1 pad: 1 }", [(2, 2, 3, 4, 3)]),  # 3-D
+    ]
 
     def setup(self, bottom, top):
         param = self.layer_param.convolution_param
