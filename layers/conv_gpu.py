@@ -4,12 +4,15 @@ A chunk of images is turned into one column matrix (C*kh*kw rows, images*pixels 
 group is a single large GEMM; swap_axes01 moves the (channels, images, pixels) result into the
 blob's (images, channels, pixels) layout, adding the bias on the way. A 1x1 convolution with
 stride 1 and no pad needs no columns: its forward and data gradient are one batched GEMM over
-the images. Arrays here are device arrays; `Geometry` says what the convolution is.
+the images. Deconvolution runs the same passes the other way round: its forward is the
+convolution's data gradient, with its top as the image side. Arrays here are device arrays;
+`Geometry` says what the convolution is.
 """
 from typing import NamedTuple
 
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
+from nvcaffe_py.backends.cuda.gpu_half import GPUHalf
 from nvcaffe_py.backends.cuda.sgemm import gemm
 
 _kernels = kernels.Source(__file__, "conv.cu")
@@ -68,7 +71,7 @@ def _col2im(col, start, count, g, dx):
         n, n, col, count, g.channels, g.height, g.width, *g._args(), memory.pointer(dx, start * image))
 
 
-def forward(x, w, bias, y, num, g):
+def _convolve(x, w, bias, y, num, g):
     """y = conv(x, w) (+ bias per output channel) for `num` images."""
     M, K, S = g.out_channels // g.group, g.rows, g.pixels
     if g.pointwise:
@@ -91,7 +94,7 @@ def forward(x, w, bias, y, num, g):
                        bias)
 
 
-def backward(dy, x, w, dw, dx, num, g):
+def _convolve_gradients(dy, x, w, dw, dx, num, g):
     """dw += dconv/dw (when dw is given) and dx = dconv/dx (when dx is given) for `num` images."""
     M, K, S = g.out_channels // g.group, g.rows, g.pixels
     if dw is None and dx is None:
@@ -120,75 +123,56 @@ def backward(dy, x, w, dw, dx, num, g):
             _col2im(col, start, count, g, dx)
 
 
-def bias_gradient(dy, db, num, channels, pixels):
-    """db[c] += sum over images and pixels of dy."""
-    mf.channel_reduce(dy, num, channels, pixels, db, beta=1.0)
+class ConvolutionGPU(GPUHalf):
+    """Convolution (bottom: image side, top: output side) or, `transposed`, Deconvolution (the
+    other way round) of 2-D images on the channel axis `axis`; the weights and bias are the
+    layer's parameter blobs. The batch and image sizes are read from the blobs of each call."""
 
+    def __init__(self, *, layer, axis, channels, num_output, kernel, pad, stride, dilation, group, bias_term,
+                 transposed):
+        self.layer, self.axis = layer, axis
+        self.image_channels, self.output_channels = (num_output, channels) if transposed else (channels, num_output)
+        self.kernel, self.pad, self.stride, self.dilation = kernel, pad, stride, dilation
+        self.group, self.bias_term, self.transposed = group, bias_term, transposed
 
-# -- the layers ---------------------------------------------------------------------------------
-def geometry(layer):
-    """The layer's convolution view (image side: Convolution's bottom, Deconvolution's top) as a
-    Geometry, or None when it is not 2-D: the kernels are 2-D only, N-d runs the CPU code."""
-    im = layer.im2col
-    if len(im.spatial) != 2:
-        return None
-    return Geometry(im.channels, *im.spatial, layer.conv_out_channels, *im.out_spatial, im.kernel, im.pad, im.stride,
-                    im.dilation, layer.group)
+    def _geometry(self, bottom, top):
+        """(Geometry, number of images) of these blobs."""
+        image_side, output_side = (top[0], bottom[0]) if self.transposed else (bottom[0], top[0])
+        g = Geometry(self.image_channels, *image_side.shape[self.axis + 1:], self.output_channels,
+                     *output_side.shape[self.axis + 1:], self.kernel, self.pad, self.stride, self.dilation, self.group)
+        return g, bottom[0].count(0, self.axis)
 
+    def forward(self, bottom, top):
+        g, num = self._geometry(bottom, top)
+        params = self.layer.blobs
+        w = params[0].gpu_data_readonly()
+        bias = params[1].gpu_data_readonly() if self.bias_term else None
+        for b, t in zip(bottom, top):
+            x, y = b.gpu_data_readonly(), t.gpu_data
+            if self.transposed:  # the convolution's data gradient, the bottom as the output side
+                _convolve_gradients(x, None, w, None, y, num, g)
+                if bias is not None:
+                    mf.channel_affine(y, self.image_channels, g.height * g.width, bias=bias)
+            else:
+                _convolve(x, w, bias, y, num, g)
 
-def _params(layer):
-    weights = layer.blobs[0].gpu_data_readonly()
-    bias = layer.blobs[1].gpu_data_readonly() if layer.bias_term else None
-    return weights, bias
-
-
-def convolution_forward(layer, bottom, top):
-    g = geometry(layer)
-    if g is None:
-        return layer.forward_cpu(bottom, top)
-    w, bias = _params(layer)
-    for b, t in zip(bottom, top):
-        forward(b.gpu_data_readonly(), w, bias, t.gpu_data, layer.num, g)
-
-
-def convolution_backward(layer, top, propagate_down, bottom):
-    g = geometry(layer)
-    if g is None:
-        return layer.backward_cpu(top, propagate_down, bottom)
-    need_weight, need_bias = layer._need_param_gradients()
-    w, _ = _params(layer)
-    for i, (b, t) in enumerate(zip(bottom, top)):
-        dy = t.gpu_diff_readonly()
-        if need_bias:
-            bias_gradient(dy, layer.blobs[1].gpu_diff, layer.num, layer.num_output, g.pixels)
-        backward(dy, b.gpu_data_readonly() if need_weight else None, w, layer.blobs[0].gpu_diff if need_weight else None,
-                 b.gpu_diff if propagate_down[i] else None, layer.num, g)
-
-
-def deconvolution_forward(layer, bottom, top):
-    """Convolution's data gradient, with the deconvolution's bottom as the output side."""
-    g = geometry(layer)
-    if g is None:
-        return layer.forward_cpu(bottom, top)
-    w, bias = _params(layer)
-    for b, t in zip(bottom, top):
-        y = t.gpu_data
-        backward(b.gpu_data_readonly(), None, w, None, y, layer.num, g)
-        if bias is not None:
-            mf.channel_affine(y, layer.num_output, g.height * g.width, bias=bias)
-
-
-def deconvolution_backward(layer, top, propagate_down, bottom):
-    g = geometry(layer)
-    if g is None:
-        return layer.backward_cpu(top, propagate_down, bottom)
-    need_weight, need_bias = layer._need_param_gradients()
-    w, _ = _params(layer)
-    for i, (b, t) in enumerate(zip(bottom, top)):
-        dy = t.gpu_diff_readonly()
-        if need_bias:
-            bias_gradient(dy, layer.blobs[1].gpu_diff, layer.num, layer.num_output, g.height * g.width)
-        if need_weight:
-            backward(b.gpu_data_readonly(), dy, w, layer.blobs[0].gpu_diff, None, layer.num, g)
-        if propagate_down[i]:
-            forward(dy, w, None, b.gpu_diff, layer.num, g)
+    def backward(self, top, propagate_down, bottom):
+        g, num = self._geometry(bottom, top)
+        params = self.layer.blobs
+        need_weight = self.layer.param_gradient_wanted(0)
+        need_bias = self.bias_term and self.layer.param_gradient_wanted(1)
+        w = params[0].gpu_data_readonly()
+        dw = params[0].gpu_diff if need_weight else None
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = t.gpu_diff_readonly()
+            if need_bias:  # db[c] += sum over images and pixels of dy
+                mf.channel_reduce(dy, num, t.shape[self.axis], t.count(self.axis + 1), params[1].gpu_diff, beta=1.0)
+            x = b.gpu_data_readonly() if need_weight else None
+            dx = b.gpu_diff if propagate_down[i] else None
+            if self.transposed:  # the top is the image side
+                if need_weight:
+                    _convolve_gradients(x, dy, w, dw, None, num, g)
+                if dx is not None:
+                    _convolve(dy, w, None, dx, num, g)
+            else:
+                _convolve_gradients(dy, x, w, dw, dx, num, g)

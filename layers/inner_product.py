@@ -4,28 +4,34 @@ The bottom is read as a matrix (M, K): M = the count of the axes before `axis`, 
 `axis` and after. The weights are (N, K), or (K, N) with `transpose`; top = bottom W^T + bias, of
 shape bottom.shape[:axis] + (N,).
 
-Each product is split among the CPU threads (nvcaffe_py/backends/cpu/threads.py) along an axis of the weights
-(output units for forward and the weight gradient, inputs for the data gradient), so that each
-thread reads only its share of the weights.
+Each product is split among the CPU threads (nvcaffe_py/backends/cpu/threads.py) along an axis
+of the weights (output units for forward and the weight gradient, inputs for the data gradient),
+so that each thread reads only its share of the weights. The GPU half is inner_product_gpu.py.
 """
 import numpy as np
 
 from nvcaffe_py.backends.cpu import threads as parallel
+from nvcaffe_py.backends.cpu.tuning import GRADIENT_BLOCK_BYTES, MIN_PART_MULTIPLY_ADDS
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
-# Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
-# ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
-MIN_PART_MULTIPLY_ADDS = 1 << 24
-# The weight gradient is summed a block of output rows at a time, so that its temporary stays
-# this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
-GRADIENT_BLOCK_BYTES = 16 << 20
+from .inner_product_gpu import InnerProductGPU
+
+FILLERS = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
 
 
 @register_layer("InnerProduct")
 class InnerProductLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [
+        Case(f"inner_product_param {{ num_output: 7 {FILLERS} }}", [(5, 3, 2, 3)]),
+        Case(f"inner_product_param {{ num_output: 3 transpose: true axis: 2 {FILLERS} }}", [(2, 3, 4, 5)]),
+        Case(f"inner_product_param {{ num_output: 4 axis: -1 {FILLERS} }}", [(2, 3, 5)]),
+        Case(f"inner_product_param {{ num_output: 5 axis: 0 bias_term: false {FILLERS} }}", [(2, 3, 2)]),
+        Case(f"inner_product_param {{ num_output: 4 transpose: true bias_term: false {FILLERS} }}", [(6, 5)]),
+    ]
 
     def setup(self, bottom, top):
         param = self.layer_param.inner_product_param
@@ -62,10 +68,10 @@ class InnerProductLayer(Layer):
         return parallel.parts(length, multiply_adds_per_item, MIN_PART_MULTIPLY_ADDS)
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data.reshape(self.rows, self.inputs)
+        x = bottom[0].data_readonly().reshape(self.rows, self.inputs)
         y = top[0].data.reshape(self.rows, self.num_output)
-        weights = self._weight_nk(self.blobs[0].data)
-        bias = self.blobs[1].data if self.bias_term else None
+        weights = self._weight_nk(self.blobs[0].data_readonly())
+        bias = self.blobs[1].data_readonly() if self.bias_term else None
 
         def outputs(part):
             np.matmul(x, weights[part].T, out=y[:, part])
@@ -75,9 +81,9 @@ class InnerProductLayer(Layer):
         parallel.run(outputs, self._parts(self.num_output, self.rows * self.inputs))
 
     def backward_cpu(self, top, propagate_down, bottom):
-        dy = top[0].diff.reshape(self.rows, self.num_output)
-        if self.param_propagate_down[0]:
-            x = bottom[0].data.reshape(self.rows, self.inputs)
+        dy = top[0].diff_readonly().reshape(self.rows, self.num_output)
+        if self.param_gradient_wanted(0):
+            x = bottom[0].data_readonly().reshape(self.rows, self.inputs)
             grad = self._weight_nk(self.blobs[0].diff)
             step = max(1, GRADIENT_BLOCK_BYTES // (self.inputs * x.itemsize))
 
@@ -87,20 +93,14 @@ class InnerProductLayer(Layer):
                     grad[block] += dy[:, block].T @ x
 
             parallel.run(weight_gradient, self._parts(self.num_output, self.rows * self.inputs))
-        if self.bias_term and self.param_propagate_down[1]:
+        if self.bias_term and self.param_gradient_wanted(1):
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.rows, self.inputs)
-            weights = self._weight_nk(self.blobs[0].data)
+            weights = self._weight_nk(self.blobs[0].data_readonly())
             parallel.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
                          self._parts(self.inputs, self.rows * self.num_output))
 
-    def forward_gpu(self, bottom, top):
-        from . import inner_product_gpu
-
-        inner_product_gpu.forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import inner_product_gpu
-
-        inner_product_gpu.backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return InnerProductGPU(layer=self, inputs=self.inputs, num_output=self.num_output, bias_term=self.bias_term,
+                               transpose=self.transpose)

@@ -1,14 +1,20 @@
 """Convolution, Deconvolution and Im2col (CPU): known values against naive loops, shapes, errors,
-gradient checks, chunking and the propagate_down / param_propagate_down switches."""
+gradient checks, chunking and the propagate_down / param_propagate_down switches; and the GPU
+half's chunking, which no conformance case reaches."""
+import contextlib
 import itertools
 
 import numpy as np
 import pytest
 
-from nvcaffe_py.layers import conv as conv_module
-from nvcaffe_py.layers import im2col as im2col_module
+import cuda_emulator
+from nvcaffe_py import conformance
+from nvcaffe_py.backends import cuda_unavailable_reason
+from nvcaffe_py.backends.cpu import convolution as convolution_engine
+from nvcaffe_py.backends.cpu import im2col as im2col_module
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import check_layer_gradient, setup_layer
+from nvcaffe_py.layers import conv_gpu
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 }'
 
@@ -102,11 +108,11 @@ def test_convolution_matches_naive_loops(params, shape, pad, stride, dilation, g
 def test_wide_rows_take_the_image_major_order():
     x = np.random.default_rng(17).standard_normal((2, 2, 4, 28))
     layer, bottom, top = forward(conv_text("num_output: 3 kernel_size: 3 pad: 1"), x)
-    assert layer.im2col.image_major
+    assert layer.engine.im2col.image_major
     w, b = params_of(layer)
     np.testing.assert_allclose(top[0].data, naive_conv(x, w, b, (1, 1), (1, 1), (1, 1), 1), atol=1e-12)
     narrow, _, _ = forward(conv_text("num_output: 3 kernel_size: 3 pad: 1"), x[..., :16])
-    assert not narrow.im2col.image_major
+    assert not narrow.engine.im2col.image_major
 
 
 def test_convolution_3d_and_1d(column_order):
@@ -182,11 +188,11 @@ def test_flipped_kernel_and_col2im_agree(kind, params, shape, column_order):
     with the flipped kernel instead of col2im; both must give the same result."""
     rng = np.random.default_rng(14)
     layer, bottom, top = forward(conv_text(params, kind), rng.standard_normal(shape))
-    assert layer.flipped is not None
+    assert layer.engine.flipped is not None
     top[0].diff[...] = rng.standard_normal(top[0].shape)
     results = []
-    for flipped in (layer.flipped, None):
-        layer.flipped = flipped
+    for flipped in (layer.engine.flipped, None):
+        layer.engine.flipped = flipped
         layer.forward_cpu(bottom, top)
         layer.backward_cpu(top, [True], bottom)
         results.append((top[0].data.copy(), bottom[0].diff.copy()))
@@ -196,11 +202,11 @@ def test_flipped_kernel_and_col2im_agree(kind, params, shape, column_order):
 
 def test_flipped_kernel_is_taken_only_when_cheaper():
     cifar_like, _, _ = forward(conv_text("num_output: 8 kernel_size: 5 pad: 2"), np.zeros((1, 8, 8, 8)))
-    assert cifar_like.flipped is not None
+    assert cifar_like.engine.flipped is not None
     lenet_like, _, _ = forward(conv_text("num_output: 50 kernel_size: 5"), np.zeros((1, 20, 12, 12)))
-    assert lenet_like.flipped is None
+    assert lenet_like.engine.flipped is None
     strided, _, _ = forward(conv_text("num_output: 8 kernel_size: 3 pad: 1 stride: 2"), np.zeros((1, 8, 8, 8)))
-    assert strided.flipped is None
+    assert strided.engine.flipped is None
 
 
 def test_deconvolution_is_the_transpose_of_convolution():
@@ -231,10 +237,10 @@ def test_force_nd_im2col_and_chunking_give_the_same_results(monkeypatch):
     x = rng.standard_normal((5, 4, 6, 6))
     params = "num_output: 4 group: 2 kernel_size: 3 pad: 1 stride: 2"
     reference, _, ref_top = forward(conv_text(params), x)
-    monkeypatch.setattr(conv_module, "COLUMN_BUFFER_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(convolution_engine, "COLUMN_BUFFER_BYTES", 1)  # one image per chunk
     for extra in ("", "force_nd_im2col: true"):
         layer, bottom, top = setup_layer(conv_text(f"{params} {extra}"), [x])
-        assert len(layer.chunks) == 5
+        assert len(layer.engine.chunks) == 5
         for mine, theirs in zip(layer.blobs, reference.blobs):
             mine.data[...] = theirs.data
         layer.forward_cpu(bottom, top)
@@ -243,18 +249,16 @@ def test_force_nd_im2col_and_chunking_give_the_same_results(monkeypatch):
 
 @pytest.mark.parametrize("tile", [1, 7, 1 << 20])
 def test_batch_transposes_in_every_tiling(monkeypatch, tile):
-    from nvcaffe_py.layers import im2col
-
-    monkeypatch.setattr(im2col, "BATCH_FIRST_TILE", tile)
-    monkeypatch.setattr(im2col, "BATCH_LAST_TILE", tile)
+    monkeypatch.setattr(im2col_module, "BATCH_FIRST_TILE", tile)
+    monkeypatch.setattr(im2col_module, "BATCH_LAST_TILE", tile)
     a = np.random.default_rng(16).standard_normal((3, 4, 5, 6))  # (n, C, H, W)
     padded = np.zeros((4, 7, 8, 3))
-    im2col.batch_last(a, padded[:, 1:6, 1:7])  # into a strided interior, as im2col does
+    im2col_module.batch_last(a, padded[:, 1:6, 1:7])  # into a strided interior, as im2col does
     np.testing.assert_array_equal(padded[:, 1:6, 1:7], np.moveaxis(a, 0, -1))
     assert not padded[:, 0].any() and not padded[:, :, 7].any()
     back = np.empty_like(a)
     bias = np.arange(4.0)
-    im2col.batch_first(padded[:, 1:6, 1:7], back, bias)
+    im2col_module.batch_first(padded[:, 1:6, 1:7], back, bias)
     np.testing.assert_array_equal(back, a + bias[:, None, None])
 
 
@@ -268,6 +272,29 @@ def test_float32_matches_float64():
     l32.forward_cpu(b32, top32)
     assert top32[0].data.dtype == np.float32
     np.testing.assert_allclose(top32[0].data, top64[0].data, rtol=1e-4, atol=1e-4)
+
+
+@contextlib.contextmanager
+def gpu_or_emulator():
+    """The GPU where one is usable, else the CUDA emulator (skipped where it cannot run)."""
+    if cuda_unavailable_reason() is None:
+        yield
+        return
+    missing = cuda_emulator.available()
+    if missing:
+        pytest.skip(missing)
+    with cuda_emulator.installed():
+        yield
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+def test_gpu_half_in_chunks_of_one_image(monkeypatch, kind):
+    """conv_gpu runs a batch in chunks of CHUNK_ELEMENTS column elements, 256 MB: the whole batch
+    of any conformance case. Forced to one image per chunk, it still agrees with the CPU."""
+    monkeypatch.setattr(conv_gpu, "CHUNK_ELEMENTS", 1)
+    params = f"num_output: 4 group: 2 kernel_size: 3 pad: 1 stride: 2 {FILLERS}"
+    with gpu_or_emulator():
+        conformance.check_gpu_parity(kind, conformance.Case(f"convolution_param {{ {params} }}", [(3, 4, 6, 5)]))
 
 
 # -- gradients ----------------------------------------------------------------------------------
@@ -289,7 +316,7 @@ def test_gradients(kind, params, shape, column_order):
 
 
 def test_gradients_with_several_bottoms_and_chunks(monkeypatch, column_order):
-    monkeypatch.setattr(conv_module, "COLUMN_BUFFER_BYTES", 1)
+    monkeypatch.setattr(convolution_engine, "COLUMN_BUFFER_BYTES", 1)
     rng = np.random.default_rng(10)
     arrays = [rng.standard_normal((3, 2, 4, 4)) for _ in range(2)]
     check_layer_gradient(conv_text("num_output: 2 kernel_size: 3 pad: 1 stride: 2"), arrays, num_tops=2)

@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import pytest
 
+from nvcaffe_py.backends.cpu import convolution as convolution_engine
 from nvcaffe_py.backends.cpu import threads as parallel
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import setup_layer
-from nvcaffe_py.layers import conv as conv_module
 from nvcaffe_py.layers import inner_product as inner_product_module
 from nvcaffe_py.backends.cpu import pooling as pooling_engine
 
@@ -140,7 +140,7 @@ def test_layers_give_the_same_results_on_several_threads(monkeypatch, text, shap
     x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
     if "STOCHASTIC" in text:
         x = np.abs(x)
-    monkeypatch.setattr(conv_module, "COLUMN_BUFFER_BYTES", 1)  # a chunk per image
+    monkeypatch.setattr(convolution_engine, "COLUMN_BUFFER_BYTES", 1)  # a chunk per image
     monkeypatch.setattr(pooling_engine, "POOLING_CHUNK_ELEMENTS", 64)  # a chunk per plane
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "1")
     expected = _run_layer(text, [x])

@@ -110,36 +110,6 @@ def rand(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
 
 
-# -- convolution ----------------------------------------------------------------------------------
-CONV_CASES = [
-    # (input shape, convolution_param)
-    ((2, 3, 7, 6), "num_output: 4 kernel_size: 3"),
-    ((2, 4, 9, 8), "num_output: 6 kernel_size: 3 pad: 1 stride: 2 group: 2"),
-    ((1, 3, 11, 10), "num_output: 5 kernel_h: 3 kernel_w: 2 pad_h: 2 pad_w: 0 stride_h: 1 stride_w: 3 dilation: 2"),
-    ((3, 6, 5, 5), "num_output: 4 kernel_size: 1 group: 2"),
-    ((2, 5, 6, 7), "num_output: 3 kernel_size: 1 stride: 2 bias_term: false"),
-]
-
-
-@pytest.mark.parametrize("shape,conv", CONV_CASES)
-def test_convolution(device, shape, conv):
-    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
-    check_layer(f'type: "Convolution" convolution_param {{ {conv} {filler} }}', [rand(*shape)])
-
-
-@pytest.mark.parametrize("shape,conv", CONV_CASES[:3])
-def test_deconvolution(device, shape, conv):
-    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
-    check_layer(f'type: "Deconvolution" convolution_param {{ {conv} {filler} }}', [rand(*shape)])
-
-
-def test_inner_product(device):
-    filler = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
-    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 7 {filler} }}', [rand(5, 3, 2, 3)])
-    check_layer(f'type: "InnerProduct" inner_product_param {{ num_output: 3 transpose: true axis: 2 {filler} }}',
-                [rand(2, 3, 4, 5)])
-
-
 # -- pooling, LRN, normalisation ------------------------------------------------------------------
 @pytest.mark.parametrize("pool", [
     "pool: MAX kernel_size: 3 stride: 2",

@@ -14,3 +14,37 @@ MIN_PART_ELEMENTS = 1 << 20
 # threads, fewer and longer NumPy calls contend less for the GIL; CIFAR-10 pool1 forward 8.0 ->
 # 6.9 ms against 1 MB, the same on one thread.)
 POOLING_CHUNK_ELEMENTS = 1 << 19
+
+# -- im2col (im2col.py) -----------------------------------------------------------------------
+# Elements per tile of the batch transposes (measured: scattered writes want smaller tiles than
+# scattered reads).
+BATCH_FIRST_TILE = 1 << 13
+BATCH_LAST_TILE = 1 << 16
+# Outputs per row from which the image-major column order is used: rows this long copy nearly as
+# fast as batch-last stretches, and the order saves the batch transposes of input and output
+# (measured per training iteration: LeNet conv1, 24 wide, and CIFAR-10 conv1, 32 wide, ~10%
+# faster, AlexNet conv1 2x; CIFAR-10 conv2, 16 wide, slower).
+IMAGE_MAJOR_ROW = 24
+
+# -- convolution (convolution.py) -------------------------------------------------------------
+# The working memory of one chunk (its column matrix or GEMM product): bounded whatever the batch,
+# as Caffe's one-image column buffer is, yet thousands of GEMM columns per chunk.
+COLUMN_BUFFER_BYTES = 16 << 20
+# What moving one element through im2col costs, in GEMM multiply-adds (OpenBLAS, calibrated on
+# the LeNet, CIFAR10-quick and AlexNet layer shapes).
+MOVE_COST = 16
+# Output positions per image from which a GEMM per image (image-major columns, the bias folded
+# in) beats one GEMM for the chunk and a copy of its product (measured per forward: 14x14 1x1
+# 13% slower; LeNet conv1, 24x24, 35% faster; CIFAR-10 conv1, 32x32, 15%; AlexNet conv1 10%).
+PER_IMAGE_GEMM_COLUMNS = 512
+# OpenBLAS's time per multiply-add grows as (1 + SHORT_GEMM_COST / M) for a product with few
+# rows M (2 cores, K = 800: 145 GFLOPS at M = 32, 226 at 64, 279 at 160).
+SHORT_GEMM_COST = 25
+
+# -- inner product (layers/inner_product.py) --------------------------------------------------
+# Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
+# ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
+MIN_PART_MULTIPLY_ADDS = 1 << 24
+# The weight gradient is summed a block of output rows at a time, so that its temporary stays
+# this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
+GRADIENT_BLOCK_BYTES = 16 << 20

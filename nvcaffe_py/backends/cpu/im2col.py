@@ -1,7 +1,8 @@
 """im2col / col2im: the column matrices behind Convolution, Deconvolution and Im2col (CPU).
 
-The layers work on a chunk of n images at a time, (n, C, *spatial). A chunk is first copied
-"batch-last" into (C, *padded spatial, n) with zero borders, and its column matrix is
+The convolution engine (convolution.py) works on a chunk of n images at a time, (n, C, *spatial).
+A chunk is first copied "batch-last" into (C, *padded spatial, n) with zero borders, and its
+column matrix is
 
     rows    (c, k_1, ..., k_d)        as Caffe's: C * prod(kernel)
     columns (o_1, ..., o_d, image)    prod(output spatial) * n
@@ -27,23 +28,14 @@ along the columns, so the copy is kernel[0] times smaller and the GEMM kernel[0]
 Matrices on the output side of the GEMM (Co, columns) use the same column order; `matrix` and
 `outputs` convert them from and to (n, Co, *output spatial) arrays.
 
-Working buffers come from `nvcaffe_py.scratch` and are reused from call to call, one set per
-thread: the convolution layers hand whole chunks to the CPU threads (nvcaffe_py/backends/cpu/threads.py).
+Working buffers come from scratch.py and are reused from call to call, one set per thread: the
+convolution engine hands whole chunks to the CPU threads (threads.py).
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from nvcaffe_py.backends.cpu.scratch import scratch
-
-# Elements per tile of the batch transposes (measured: scattered writes want smaller tiles than
-# scattered reads).
-BATCH_FIRST_TILE = 1 << 13
-BATCH_LAST_TILE = 1 << 16
-# Outputs per row from which the image-major column order is used: rows this long copy nearly as
-# fast as batch-last stretches, and the order saves the batch transposes of input and output
-# (measured per training iteration: LeNet conv1, 24 wide, and CIFAR-10 conv1, 32 wide, ~10%
-# faster, AlexNet conv1 2x; CIFAR-10 conv2, 16 wide, slower).
-IMAGE_MAJOR_ROW = 24
+from .scratch import scratch
+from .tuning import BATCH_FIRST_TILE, BATCH_LAST_TILE, IMAGE_MAJOR_ROW
 
 
 def output_size(size, kernel, pad, stride, dilation):
@@ -96,7 +88,7 @@ class Im2col:
         self.rows = channels * int(np.prod(self.kernel, dtype=np.int64))
         self.out_count = int(np.prod(self.out_spatial, dtype=np.int64))
         # Shifted-row columns (see `shifted_columns`): possible batch-last with stride 1 on the
-        # first spatial axis; the layer chooses them with `use_shifted_rows`.
+        # first spatial axis; the convolution engine chooses them with `use_shifted_rows`.
         self.can_shift = not self.image_major and not self.is_1x1 and self.stride[0] == 1
         self.shifted = False
         self.shift_rows = self.rows // self.kernel[0]
