@@ -79,9 +79,12 @@ class PrefetchingDataLayer(Layer):
         top[0].reshape((batch_size,) + shape)
         if len(top) > 1:
             top[1].reshape((batch_size,))
-        # The thread starts on the first forward, so that merely building a net reads nothing.
-        self.prefetcher = Prefetcher(BatchLoader(self.source, self.transformer, batch_size, self.dtype, where),
-                                     depth=self.prefetch_depth(), name=f"{where} prefetch")
+        self.start_prefetching(BatchLoader(self.source, self.transformer, batch_size, self.dtype, where), where)
+
+    def start_prefetching(self, loader, where):
+        """Batches from loader() by a background thread, which starts on the first forward (so that
+        merely building a net reads nothing) and stops when the layer goes."""
+        self.prefetcher = Prefetcher(loader, depth=self.prefetch_depth(), name=f"{where} prefetch")
         weakref.finalize(self, self.prefetcher.close)
 
     def reshape(self, bottom, top):
@@ -94,9 +97,6 @@ class PrefetchingDataLayer(Layer):
         if len(top) > 1:
             top[1].reshape(labels.shape)
             top[1].data[...] = labels
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
 
     def close(self):
         """Stop the prefetch thread now (it also stops when the layer is garbage collected)."""

@@ -9,6 +9,7 @@ way forward (see nvcaffe_py.db).
 import logging
 
 from nvcaffe_py import db, rng
+from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.datum import parse_datum
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.proto import caffe_pb2
@@ -53,6 +54,8 @@ class LMDBSource:
 
 @register_layer("Data")
 class DataLayer(PrefetchingDataLayer):
+    cases = Exempt("reads an LMDB: tests/test_data_layer.py")
+
     def batch_size(self) -> int:
         return self.layer_param.data_param.batch_size
 

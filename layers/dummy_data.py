@@ -1,6 +1,7 @@
 """DummyData: tops of fixed shapes (`shape`, or legacy num/channels/height/width), filled by
 `data_filler` (none: zeros; one for all tops; or one per top). As Caffe, a top with a constant
-filler is filled once at set-up; the others are refilled on every forward."""
+filler is filled once, when the layer first shapes it; the others are refilled on every forward."""
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.filler import fill
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
@@ -13,6 +14,15 @@ LEGACY_FIELDS = ("num", "channels", "height", "width")
 class DummyDataLayer(Layer):
     exact_num_bottom = 0
     min_top = 1
+    cases = [
+        Case('dummy_data_param { shape { dim: 2 dim: 3 } data_filler { type: "gaussian" std: 2 } }', []),
+        Case('dummy_data_param { shape { dim: 2 dim: 3 } shape { dim: 4 } shape { dim: 1 dim: 1 dim: 2 } '
+             'data_filler { type: "constant" value: 1.5 } data_filler { type: "uniform" min: 2 max: 3 } '
+             'data_filler { } }', [], tops=3),
+        Case('dummy_data_param { num: 2 channels: 3 channels: 1 height: 4 width: 5 data_filler { type: "xavier" } }',
+             [], tops=2),
+        Case('dummy_data_param { shape { dim: 5 } }', [], tops=2),
+    ]
 
     def setup(self, bottom, top):
         p = self.layer_param.dummy_data_param
@@ -30,18 +40,23 @@ class DummyDataLayer(Layer):
                 if len(values) not in (1, n):
                     raise self.error(f"give '{f}' once, or once per top ({n} tops); got {len(values)}")
                 fields.append(values)
-            shapes = [tuple(v[0 if len(v) == 1 else i] for v in fields) for i in range(n)]
+            self.shapes = [tuple(v[0 if len(v) == 1 else i] for v in fields) for i in range(n)]
         else:
             if len(p.shape) not in (1, n):
                 raise self.error(f"give 'shape' once, or once per top ({n} tops); got {len(p.shape)}")
-            shapes = [tuple(p.shape[0 if len(p.shape) == 1 else i].dim) for i in range(n)]
+            self.shapes = [tuple(p.shape[0 if len(p.shape) == 1 else i].dim) for i in range(n)]
         self.refill = [f.type != "constant" for f in self.fillers]
-        for t, shape, filler, refill in zip(top, shapes, self.fillers, self.refill):
-            t.reshape(shape)
-            if not refill:
-                fill(t, filler)
+        self._filled_once = [None] * n  # the blob each constant top was filled in
+
+    def reshape(self, bottom, top):
+        for i, (blob, shape, filler, refill) in enumerate(zip(top, self.shapes, self.fillers, self.refill)):
+            blob.reshape(shape)
+            # Once per blob: set-up's tops, or tops handed to the layer later.
+            if not refill and blob is not self._filled_once[i]:
+                fill(blob, filler)
+                self._filled_once[i] = blob
 
     def forward_cpu(self, bottom, top):
-        for t, filler, refill in zip(top, self.fillers, self.refill):
+        for blob, filler, refill in zip(top, self.fillers, self.refill):
             if refill:
-                fill(t, filler)
+                fill(blob, filler)

@@ -9,6 +9,7 @@ line among the first `rand_skip`. Both tops (data, label) are required, as in Ca
 import numpy as np
 
 from nvcaffe_py import rng
+from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.datum import image_to_chw, read_image, read_image_list
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.registry import register_layer
@@ -61,6 +62,7 @@ class ImageDataLayer(PrefetchingDataLayer):
     min_top = None
     max_top = None
     exact_num_top = 2
+    cases = Exempt("reads image files: tests/test_image_data.py")
 
     def batch_size(self) -> int:
         return self.layer_param.image_data_param.batch_size

@@ -8,14 +8,24 @@ Unlike pycaffe, arrays of another dtype or memory order are converted instead of
 """
 import numpy as np
 
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
+
+
+def feed_numbered_rows(layer, bottoms):
+    """The conformance cases' arrays (their `prepare`): two batches whose values count up."""
+    rows = 2 * layer.batch
+    data = np.arange(rows * int(np.prod(layer.item_shape))).reshape((rows,) + layer.item_shape)
+    layer.reset(data, np.arange(rows))
 
 
 @register_layer("MemoryData")
 class MemoryDataLayer(Layer):
     exact_num_bottom = 0
     exact_num_top = 2
+    cases = [Case("memory_data_param { batch_size: 2 channels: 3 height: 2 width: 4 }", [], tops=2,
+                  prepare=feed_numbered_rows)]
 
     def setup(self, bottom, top):
         p = self.layer_param.memory_data_param
@@ -53,6 +63,3 @@ class MemoryDataLayer(Layer):
         top[0].data[...] = self._data[rows]
         top[1].data[...] = self._labels[rows]
         self._position = (self._position + self.batch) % len(self._data)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass

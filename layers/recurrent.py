@@ -22,6 +22,7 @@ so that .caffemodel weights load:
 """
 import numpy as np
 
+from nvcaffe_py.conformance import Case, fixed
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
@@ -62,6 +63,7 @@ class LSTMUnitLayer(Layer):
     """One LSTM step: bottoms c_prev (1, N, H), gates (1, N, 4H), cont (1, N); tops c, h (1, N, H)."""
     exact_num_bottom = 3
     exact_num_top = 2
+    cases = [Case("", [(1, 3, 2), (1, 3, 8), fixed([[1, 0, 1]])], tops=2)]
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != 2  # no gradient for the sequence indicators
@@ -79,18 +81,37 @@ class LSTMUnitLayer(Layer):
         top[1].reshape_like(c_prev)
 
     def forward_cpu(self, bottom, top):
-        c, h, self._cache = lstm_unit_forward(bottom[0].data[0], bottom[1].data[0], bottom[2].data[0])
+        c_prev, gates, cont = (blob.data_readonly()[0] for blob in bottom)
+        c, h, self._cache = lstm_unit_forward(c_prev, gates, cont)
         top[0].data[0] = c
         top[1].data[0] = h
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[2]:
             raise self.error("cannot backpropagate to the sequence indicators (bottom[2])")
-        c_prev_diff, gates_diff = lstm_unit_backward(top[0].diff[0], top[1].diff[0], self._cache)
+        c_prev_diff, gates_diff = lstm_unit_backward(top[0].diff_readonly()[0], top[1].diff_readonly()[0],
+                                                     self._cache)
         if propagate_down[0]:
             bottom[0].diff[0] = c_prev_diff
         if propagate_down[1]:
             bottom[1].diff[0] = gates_diff
+
+
+def recurrent_cases(num_states):
+    """The conformance cases of RNN (one state) and LSTM (two): with and without the static
+    input, and with expose_hidden. Without it, every stream starts a sequence at step 0: the
+    state one forward carries over would otherwise differ between the checks' forwards."""
+    uniform = 'type: "uniform" min: -0.5 max: 0.5'
+    fillers = f"weight_filler {{ {uniform} }} bias_filler {{ {uniform} }}"
+    carried = f"recurrent_param {{ num_output: 3 {fillers} }}"
+    exposed = f"recurrent_param {{ num_output: 3 expose_hidden: true {fillers} }}"
+    starting = fixed([[0, 0], [1, 1], [1, 0]])  # stream 1 starts a second sequence at step 2
+    continuing = fixed([[1, 0], [1, 1], [0, 1]])  # stream 0 goes on from h_0 (and c_0); stream 1 does not
+    x, static, initial = (3, 2, 4), (2, 2, 1), [(1, 2, 3)] * num_states
+    return [Case(carried, [x, starting]),
+            Case(carried, [(3, 2, 2, 2), starting, static]),
+            Case(exposed, [x, continuing, *initial], tops=1 + num_states),
+            Case(exposed, [x, continuing, static, *initial], tops=1 + num_states)]
 
 
 class RecurrentLayer(Layer):
@@ -155,23 +176,24 @@ class RecurrentLayer(Layer):
 
     def _inputs(self, bottom):
         """Each step's input transform, W x_t + b (+ W_static x_static): (T, N, rows)."""
-        x = bottom[0].data.reshape(self.timesteps, bottom[0].shape[1], -1)
-        inputs = x @ self.blobs[0].data.T + self.blobs[1].data
+        x = bottom[0].data_readonly().reshape(self.timesteps, bottom[0].shape[1], -1)
+        inputs = x @ self.blobs[0].data_readonly().T + self.blobs[1].data_readonly()
         if self.static_input:
-            static = bottom[2].data.reshape(bottom[2].shape[0], -1)
-            inputs += static @ self.blobs[2].data.T
+            static = bottom[2].data_readonly().reshape(bottom[2].shape[0], -1)
+            inputs += static @ self.blobs[2].data_readonly().T
         return inputs
 
     def _initial_state(self, bottom, num):
         if self.expose_hidden:
-            return [b.data[0] for b in bottom[len(bottom) - len(self.states):]]
+            return [b.data_readonly()[0] for b in bottom[len(bottom) - len(self.states):]]
         if self.state is None or self.state[0].shape != (num, self.hidden):
             self.state = [np.zeros((num, self.hidden), self.dtype) for _ in self.states]
         return self.state
 
     def forward_cpu(self, bottom, top):
         num = bottom[0].shape[1]
-        outputs, final, self._cache = self.steps(self._inputs(bottom), bottom[1].data, self._initial_state(bottom, num))
+        outputs, final, self._cache = self.steps(self._inputs(bottom), bottom[1].data_readonly(),
+                                                 self._initial_state(bottom, num))
         top[0].data[...] = outputs
         if self.expose_hidden:
             for blob, value in zip(top[1:], final):
@@ -183,24 +205,25 @@ class RecurrentLayer(Layer):
         if propagate_down[1]:
             raise self.error("cannot backpropagate to the sequence indicators (bottom[1])")
         num = bottom[0].shape[1]
-        final_diff = ([blob.diff[0] for blob in top[1:]] if self.expose_hidden
+        final_diff = ([blob.diff_readonly()[0] for blob in top[1:]] if self.expose_hidden
                       else [np.zeros((num, self.hidden), self.dtype) for _ in self.states])
-        input_diff, initial_diff = self.steps_backward(top[0].diff, final_diff, bottom[1].data, self._cache)
-        x = bottom[0].data.reshape(self.timesteps, num, -1)
+        input_diff, initial_diff = self.steps_backward(top[0].diff_readonly(), final_diff, bottom[1].data_readonly(),
+                                                       self._cache)
+        x = bottom[0].data_readonly().reshape(self.timesteps, num, -1)
         flat_diff = input_diff.reshape(-1, input_diff.shape[2])
-        if self.param_propagate_down[0]:
+        if self.param_gradient_wanted(0):
             self.blobs[0].diff[...] += flat_diff.T @ x.reshape(-1, x.shape[2])
-        if self.param_propagate_down[1]:
+        if self.param_gradient_wanted(1):
             self.blobs[1].diff[...] += flat_diff.sum(axis=0)
         if propagate_down[0]:
-            bottom[0].diff[...] = (input_diff @ self.blobs[0].data).reshape(bottom[0].shape)
+            bottom[0].diff[...] = (input_diff @ self.blobs[0].data_readonly()).reshape(bottom[0].shape)
         if self.static_input:
-            static = bottom[2].data.reshape(num, -1)
+            static = bottom[2].data_readonly().reshape(num, -1)
             step_sum = input_diff.sum(axis=0)
-            if self.param_propagate_down[2]:
+            if self.param_gradient_wanted(2):
                 self.blobs[2].diff[...] += step_sum.T @ static
             if propagate_down[2]:
-                bottom[2].diff[...] = (step_sum @ self.blobs[2].data).reshape(bottom[2].shape)
+                bottom[2].diff[...] = (step_sum @ self.blobs[2].data_readonly()).reshape(bottom[2].shape)
         if self.expose_hidden:
             first = len(bottom) - len(self.states)
             for i, diff in enumerate(initial_diff):
@@ -208,9 +231,19 @@ class RecurrentLayer(Layer):
                     bottom[first + i].diff[0] = diff
 
     @property
+    def _first_recurrent_param(self) -> int:
+        """The index of the first blob after the input transform's (2, or 3 with a static input)."""
+        return 3 if self.static_input else 2
+
+    @property
     def _recurrent_blobs(self):
-        """The blobs after the input transform's (2, or 3 with a static input)."""
-        return self.blobs[3 if self.static_input else 2:]
+        return self.blobs[self._first_recurrent_param:]
+
+    def _recurrent_values(self):
+        return [blob.data_readonly() for blob in self._recurrent_blobs]
+
+    def _recurrent_gradient_wanted(self, k) -> bool:
+        return self.param_gradient_wanted(self._first_recurrent_param + k)
 
     def steps(self, inputs, cont, state):
         raise NotImplementedError
@@ -222,13 +255,14 @@ class RecurrentLayer(Layer):
 @register_layer("RNN")
 class RNNLayer(RecurrentLayer):
     states = ("h",)
+    cases = recurrent_cases(len(states))
 
     def recurrent_params(self, weight_filler, bias_filler):
         h = self.hidden
         return [("W_hh", (h, h), weight_filler), ("W_ho", (h, h), weight_filler), ("b_o", (h,), bias_filler)]
 
     def steps(self, inputs, cont, state):
-        w_hh, w_ho, b_o = (b.data for b in self._recurrent_blobs)
+        w_hh, w_ho, b_o = self._recurrent_values()
         (h,) = state
         conted, hidden = [], []
         for t in range(self.timesteps):
@@ -241,14 +275,13 @@ class RNNLayer(RecurrentLayer):
 
     def steps_backward(self, output_diff, final_diff, cont, cache):
         conted, hidden, outputs = cache
-        w_hh, w_ho, _ = (b.data for b in self._recurrent_blobs)
-        d_hh, d_ho, d_bo = (b.diff for b in self._recurrent_blobs)
+        w_hh, w_ho, _ = self._recurrent_values()
+        w_hh_blob, w_ho_blob, b_o_blob = self._recurrent_blobs
         pre_output = output_diff * (1 - outputs * outputs)
-        propagate = self.param_propagate_down[-3:]
-        if propagate[1]:
-            d_ho += pre_output.reshape(-1, self.hidden).T @ hidden.reshape(-1, self.hidden)
-        if propagate[2]:
-            d_bo += pre_output.reshape(-1, self.hidden).sum(axis=0)
+        if self._recurrent_gradient_wanted(1):
+            w_ho_blob.diff[...] += pre_output.reshape(-1, self.hidden).T @ hidden.reshape(-1, self.hidden)
+        if self._recurrent_gradient_wanted(2):
+            b_o_blob.diff[...] += pre_output.reshape(-1, self.hidden).sum(axis=0)
         hidden_diff = pre_output @ w_ho
         hidden_diff[-1] += final_diff[0]
         input_diff = np.empty_like(hidden)
@@ -259,8 +292,8 @@ class RNNLayer(RecurrentLayer):
                 hidden_diff[t - 1] += cont[t][:, None] * conted_diff
             else:
                 initial = cont[0][:, None] * conted_diff
-        if propagate[0]:
-            d_hh += input_diff.reshape(-1, self.hidden).T @ conted.reshape(-1, self.hidden)
+        if self._recurrent_gradient_wanted(0):
+            w_hh_blob.diff[...] += input_diff.reshape(-1, self.hidden).T @ conted.reshape(-1, self.hidden)
         return input_diff, [initial]
 
 
@@ -268,12 +301,13 @@ class RNNLayer(RecurrentLayer):
 class LSTMLayer(RecurrentLayer):
     states = ("h", "c")
     gate_multiple = 4
+    cases = recurrent_cases(len(states))
 
     def recurrent_params(self, weight_filler, bias_filler):
         return [("W_hc", (4 * self.hidden, self.hidden), weight_filler)]
 
     def steps(self, inputs, cont, state):
-        (w_hc,) = (b.data for b in self._recurrent_blobs)
+        (w_hc,) = self._recurrent_values()
         h, c = state
         conted, units, hidden = [], [], []
         for t in range(self.timesteps):
@@ -285,13 +319,13 @@ class LSTMLayer(RecurrentLayer):
 
     def steps_backward(self, output_diff, final_diff, cont, cache):
         conted, units = cache
-        (w_hc,) = (b.data for b in self._recurrent_blobs)
+        (w_hc,) = self._recurrent_values()
         h_diff, c_diff = final_diff[0].copy(), final_diff[1].copy()
         gates_diff = np.empty((self.timesteps,) + conted.shape[1:2] + (4 * self.hidden,), conted.dtype)
         for t in reversed(range(self.timesteps)):
             c_diff, gates_diff[t] = lstm_unit_backward(c_diff, h_diff + output_diff[t], units[t])
             h_diff = cont[t][:, None] * (gates_diff[t] @ w_hc)
-        if self.param_propagate_down[-1]:
+        if self._recurrent_gradient_wanted(0):
             self._recurrent_blobs[0].diff[...] += (gates_diff.reshape(-1, 4 * self.hidden).T
                                                    @ conted.reshape(-1, self.hidden))
         return gates_diff, [h_diff, c_diff]

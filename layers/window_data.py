@@ -24,16 +24,15 @@ its mean subtracted and multiplied by window_data_param.scale (Caffe reads the s
 from transform_param). As our other data layers, it mirrors only in the TRAIN phase.
 """
 import math
-import weakref
 
 import cv2
 import numpy as np
 
 from nvcaffe_py import rng
+from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.log import logger
-from nvcaffe_py.prefetch import Prefetcher
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
@@ -209,6 +208,7 @@ class WindowDataLayer(PrefetchingDataLayer):
     min_top = None
     max_top = None
     exact_num_top = 2
+    cases = Exempt("reads a window file and images: tests/test_window_data.py")
 
     def setup(self, bottom, top):
         p = self.layer_param.window_data_param
@@ -251,8 +251,7 @@ class WindowDataLayer(PrefetchingDataLayer):
             loader = WindowBatchLoader(windows, settings, mean, mean_values, self.dtype, where)
         except CaffeError as exc:
             raise self.error(str(exc)) from None
-        self.prefetcher = Prefetcher(loader, name=f"{where} prefetch")
-        weakref.finalize(self, self.prefetcher.close)
+        self.start_prefetching(loader, where)
 
     def _mean(self, t):
         """(mean image (3, H, W) or None, per-channel mean values (3, 1, 1) or None), read as

@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+import nvcaffe_py as caffe
 from nvcaffe_py import formats, rng
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import setup_layer
@@ -207,8 +208,6 @@ def test_bad_parameters_are_named(tmp_path):
 
 
 def test_window_data_in_a_net_feeds_a_classifier(tmp_path):
-    import nvcaffe_py as caffe
-
     write_images(tmp_path)
     (tmp_path / "windows.txt").write_text(WINDOWS)
     net_text = f"""
