@@ -11,6 +11,8 @@ from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
+from .neuron import sigmoid
+
 FULL = caffe_pb2.LossParameter.FULL
 VALID = caffe_pb2.LossParameter.VALID
 BATCH_SIZE = caffe_pb2.LossParameter.BATCH_SIZE
@@ -234,8 +236,8 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         self.refuse_label_gradient(propagate_down)
         if propagate_down[0]:
             target, valid = self._valid(bottom)
-            sigmoid = 0.5 * np.tanh(0.5 * bottom[0].data) + 0.5  # no overflow for large |x|
-            bottom[0].diff[...] = (sigmoid - target) * valid * (top[0].diff.flat[0] * self.scale)
+            probability = sigmoid(bottom[0].data)
+            bottom[0].diff[...] = (probability - target) * valid * (top[0].diff.flat[0] * self.scale)
 
 
 class _PerItemLabelLoss(LossLayer):

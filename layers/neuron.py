@@ -108,12 +108,14 @@ def leaky_rectify_derivative(x, negative_slope):
     return slope
 
 
-def sigmoid(x, y):
-    """y = 1 / (1 + exp(-x)), through tanh as Caffe does: no overflow for large |x|."""
-    np.multiply(x, 0.5, out=y)
-    np.tanh(y, out=y)
-    y *= 0.5
-    y += 0.5
+def sigmoid(x, out=None):
+    """1 / (1 + exp(-x)), through tanh as Caffe does: no overflow for large |x|. Written into
+    `out` (which may be x) when given, else into a new array; returns it."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 @register_layer("ReLU")
@@ -231,7 +233,7 @@ class SigmoidLayer(NeuronLayer):
     gpu_kernel = "sigmoid"
 
     def activate(self, x, y):
-        sigmoid(x, y)
+        sigmoid(x, out=y)
 
     def derivative(self, x, y):
         return y * (1 - y)
@@ -422,7 +424,7 @@ class SwishLayer(NeuronLayer):
         if self._sigmoid is None or self._sigmoid.shape != x.shape:
             self._sigmoid = np.empty_like(x)
         np.multiply(x, self.beta, out=self._sigmoid)
-        sigmoid(self._sigmoid, self._sigmoid)
+        sigmoid(self._sigmoid, out=self._sigmoid)
         np.multiply(x, self._sigmoid, out=y)
 
     def derivative(self, x, y):
