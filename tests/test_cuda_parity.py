@@ -179,46 +179,6 @@ def test_scale_and_bias(device):
     check_layer('type: "Scale" scale_param { filler { type: "gaussian" } }', [rand(2, 3, 4)], in_place=True)
 
 
-# -- activations ----------------------------------------------------------------------------------
-NEURONS = [
-    'type: "ReLU"', 'type: "ReLU" relu_param { negative_slope: 0.1 }', 'type: "Sigmoid"', 'type: "TanH"',
-    'type: "AbsVal"', 'type: "BNLL"', 'type: "ELU" elu_param { alpha: 0.5 }',
-    'type: "Power" power_param { power: 2 scale: 0.5 shift: 3 }', 'type: "Exp" exp_param { base: 2 scale: 0.5 }',
-    'type: "Log" log_param { scale: 0.5 shift: 5 }', 'type: "Clip" clip_param { min: -0.5 max: 0.7 }',
-    'type: "PReLU"',
-]
-
-
-@pytest.mark.parametrize("text", NEURONS)
-@pytest.mark.parametrize("in_place", [False, True])
-def test_neuron(device, text, in_place):
-    check_layer(text, [rand(2, 3, 4, 5)], in_place=in_place)
-
-
-def test_threshold(device):
-    check_layer('type: "Threshold" threshold_param { threshold: 0.2 }', [rand(3, 4, 5)], labels=(0,))
-
-
-def test_dropout_mask_and_scaling(device):
-    from nvcaffe_py.backends.cuda import rng
-
-    x = rand(4, 5, 6) + 3  # nonzero everywhere, so a zero output marks a dropped value
-    layer, _, (y,), (dx,), _ = run_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }', [x], gpu=True)
-    kept = y != 0
-    np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
-    seed, stream = rng._state["seed"], rng._state["stream"]
-    expected = rng.host_bits(x.size, seed, stream) > np.uint32(int(0.3 * 2 ** 32))
-    np.testing.assert_array_equal(kept.reshape(-1), expected)
-    assert 0.6 < kept.mean() < 0.8
-    # backward: the same mask and scale on the top diff
-    dy = np.random.default_rng(11).standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_allclose(dx, np.where(kept, dy / 0.7, 0), rtol=1e-6)
-
-
-def test_dropout_test_phase_is_identity(device):
-    check_layer('type: "Dropout"', [rand(3, 4)], phase=caffe_pb2.TEST)
-
-
 # -- softmax, losses, accuracy ----------------------------------------------------------------
 def labels(n, classes, seed=3):
     return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
