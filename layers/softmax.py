@@ -1,11 +1,9 @@
-"""Softmax over one axis, and SoftmaxWithLoss: the softmax's cross-entropy against integer labels
-(Caffe's multinomial logistic loss of a softmax, in one numerically stable step)."""
+"""Softmax over one axis, and log_softmax, its numerically stable logarithm (which the softmax
+losses of softmax_loss.py build on)."""
 import numpy as np
 
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
-
-from .loss import ClassAxisLoss
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -43,27 +41,3 @@ class SoftmaxLayer(Layer):
         from . import softmax_gpu
 
         softmax_gpu.softmax_backward(self, top, propagate_down, bottom)
-
-
-@register_layer("SoftmaxWithLoss")
-class SoftmaxWithLossLayer(ClassAxisLoss):
-    """-log softmax(x)[label] over `softmax_param.axis`, summed over the positions whose label is
-    not `loss_param.ignore_label`, divided as `loss_param.normalization` says (default VALID:
-    by the number of counted positions). A second top gets the probabilities."""
-
-    def class_axis_param(self) -> int:
-        return self.layer_param.softmax_param.axis
-
-    def target_weights(self, labels, valid, bottom):
-        classes = np.arange(self.num_classes).reshape(1, -1, 1)
-        return ((classes == labels) & valid).astype(bottom[0].dtype)
-
-    def forward_gpu(self, bottom, top):
-        from . import softmax_gpu
-
-        softmax_gpu.loss_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import softmax_gpu
-
-        softmax_gpu.loss_backward(self, top, propagate_down, bottom)
