@@ -4,14 +4,24 @@ SoftmaxWithLoss (the true class's -log p) and InfogainLoss (weighted by a row of
 They live apart from loss.py, whose LossLayer they extend, and from softmax.py, whose
 log_softmax they compute with, so that each of those two stands on its own.
 """
+import functools
+
 import numpy as np
 
+from nvcaffe_py.conformance import Case, labels, normal, uniform
 from nvcaffe_py.formats import array_from_blob_proto, read_binary
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .loss import VALID, LossLayer, class_labels
 from .softmax import log_softmax
+from .softmax_gpu import SoftmaxWithLossGPU
+
+# Each ignore_label and normalization branch (SoftmaxWithLoss also takes the legacy `normalize`).
+_LOSS_PARAMS = ["", "loss_param { ignore_label: 2 }", "loss_param { normalization: BATCH_SIZE }",
+                "loss_param { ignore_label: 0 normalization: FULL }", "loss_param { normalization: NONE }"]
+_PROBABILITIES_TOP = ("the gradient check weighs the probabilities top into its objective, which backward "
+                      "ignores, as Caffe's does")
 
 
 class ClassAxisLoss(LossLayer):
@@ -56,7 +66,7 @@ class ClassAxisLoss(LossLayer):
         return labels.reshape(shape), valid.reshape(shape)
 
     def forward_cpu(self, bottom, top):
-        scores = bottom[0].data.reshape(self.outer_num, self.num_classes, self.inner_num)
+        scores = bottom[0].data_readonly().reshape(self.outer_num, self.num_classes, self.inner_num)
         log_prob = log_softmax(scores, axis=1)
         labels, valid = self._labels(bottom)
         weights = self.target_weights(labels, valid, bottom)
@@ -73,7 +83,7 @@ class ClassAxisLoss(LossLayer):
         labels, valid = self._labels(bottom)
         weights = self.target_weights(labels, valid, bottom)
         grad = self.prob * weights.sum(axis=1, keepdims=True) - weights
-        bottom[0].diff[...] = (grad * (top[0].diff.flat[0] * self.scale)).reshape(bottom[0].shape)
+        bottom[0].diff[...] = (grad * (top[0].diff_readonly().flat[0] * self.scale)).reshape(bottom[0].shape)
 
 
 @register_layer("SoftmaxWithLoss")
@@ -82,12 +92,24 @@ class SoftmaxWithLossLayer(ClassAxisLoss):
     not `loss_param.ignore_label`, divided as `loss_param.normalization` says (default VALID:
     by the number of counted positions). A second top gets the probabilities."""
 
+    cases = ([Case(param, [normal((6, 5), scale=2), labels((6,), 5)])
+              for param in _LOSS_PARAMS + ["loss_param { normalize: false }"]]
+             + [Case(param, [normal((2, 4, 3, 2), scale=2), labels((2, 1, 3, 2), 4)], tops=2,
+                     no_gradient=_PROBABILITIES_TOP) for param in _LOSS_PARAMS]
+             + [Case("", [normal((2, 4, 3, 2), scale=2), labels((2, 1, 3, 2), 4)]),
+                Case("softmax_param { axis: -1 } loss_param { ignore_label: 1 }",
+                     [normal((2, 3, 4), scale=2), labels((2, 3), 4)])])
+
     def class_axis_param(self) -> int:
         return self.layer_param.softmax_param.axis
 
     def target_weights(self, labels, valid, bottom):
         classes = np.arange(self.num_classes).reshape(1, -1, 1)
         return ((classes == labels) & valid).astype(bottom[0].dtype)
+
+    def make_gpu(self):
+        return SoftmaxWithLossGPU(axis=self.layer_param.softmax_param.axis, ignore_label=self.ignore,
+                                  normalizer=functools.partial(self.normalizer, self.normalization), dtype=self.dtype)
 
 
 @register_layer("InfogainLoss")
@@ -100,6 +122,14 @@ class InfogainLossLayer(ClassAxisLoss):
     min_bottom = 2
     max_bottom = 3
     label_bottoms = (1, 2)
+    # H as a third bottom; tests/test_loss.py reads it from a source file.
+    cases = ([Case(param, [normal((6, 5), scale=2), labels((6,), 5), uniform((5, 5), 0, 1, differentiable=False)])
+              for param in _LOSS_PARAMS]
+             + [Case("infogain_loss_param { axis: 2 }",
+                     [normal((2, 3, 4), scale=2), labels((2, 3), 4), uniform((4, 4), 0, 1, differentiable=False)]),
+                Case("loss_param { ignore_label: 1 }",
+                     [normal((2, 4, 3, 2), scale=2), labels((2, 1, 3, 2), 4),
+                      uniform((4, 4), 0, 1, differentiable=False)], tops=2, no_gradient=_PROBABILITIES_TOP)])
 
     def class_axis_param(self) -> int:
         return self.layer_param.infogain_loss_param.axis
@@ -116,7 +146,7 @@ class InfogainLossLayer(ClassAxisLoss):
             self.infogain = array_from_blob_proto(read_binary(source, caffe_pb2.BlobProto()), self.dtype)
 
     def _matrix(self, bottom):
-        return bottom[2].data if len(bottom) > 2 else self.infogain
+        return bottom[2].data_readonly() if len(bottom) > 2 else self.infogain
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)

@@ -184,20 +184,6 @@ def labels(n, classes, seed=3):
     return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
 
 
-@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((2, 4, 3, 2), 1), ((3, 40), -1), ((2, 3, 4), 2)])
-def test_softmax(device, shape, axis):
-    check_layer(f'type: "Softmax" softmax_param {{ axis: {axis} }}', [rand(*shape) * 3])
-
-
-@pytest.mark.parametrize("loss_param", ["", "loss_param { ignore_label: 2 }",
-                                        "loss_param { normalization: BATCH_SIZE }",
-                                        "loss_param { ignore_label: 0 normalization: FULL }"])
-def test_softmax_with_loss(device, loss_param):
-    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(6, 5) * 2, labels(6, 5)], labels=(1,), loss=True)
-    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(2, 4, 3, 2) * 2, labels(12, 4).reshape(2, 1, 3, 2)],
-                labels=(1,), loss=True, num_tops=2)
-
-
 @pytest.mark.parametrize("param", ["", "accuracy_param { top_k: 3 }", "accuracy_param { ignore_label: 1 }"])
 def test_accuracy(device, param):
     check_layer(f'type: "Accuracy" {param}', [rand(20, 6), labels(20, 6)], labels=(0, 1))
