@@ -6,6 +6,7 @@ Every backward scales its gradient by `top[0].diff.flat[0]`, where the Net puts 
 """
 import numpy as np
 
+from nvcaffe_py.conformance import Case, fixed, labels, normal, uniform
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
@@ -67,7 +68,7 @@ def class_labels(layer, label_blob, num_classes, ignore_label):
     """Labels as ints (Caffe stores them as floats and truncates them) and the mask of those that
     count; ignored places get label 0 so that they can still index. A counted label outside
     [0, num_classes) is an error (Caffe only checks it in debug builds)."""
-    labels = label_blob.data.astype(np.int64)
+    labels = label_blob.data_readonly().astype(np.int64)
     valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
     bad = valid & ((labels < 0) | (labels >= num_classes))
     if bad.any():
@@ -80,6 +81,8 @@ class EuclideanLossLayer(LossLayer):
     """sum((a - b)^2) / (2 N); both inputs get gradients."""
 
     label_bottoms = ()
+    cases = [Case("", [(3, 4), (3, 4)]),
+             Case("", [(3, 4), (3, 2, 2)])]
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
@@ -87,14 +90,18 @@ class EuclideanLossLayer(LossLayer):
             raise self.error(f"inputs of shapes {bottom[0].shape} and {bottom[1].shape} must have the same dimension")
 
     def forward_cpu(self, bottom, top):
-        self.difference = bottom[0].data - bottom[1].data.reshape(bottom[0].shape)
+        self.difference = bottom[0].data_readonly() - bottom[1].data_readonly().reshape(bottom[0].shape)
         top[0].data[...] = np.sum(self.difference ** 2, dtype=np.float64) / bottom[0].num / 2
 
     def backward_cpu(self, top, propagate_down, bottom):
-        scale = top[0].diff.flat[0] / bottom[0].num
+        scale = top[0].diff_readonly().flat[0] / bottom[0].num
         for i, sign in enumerate((1.0, -1.0)):
             if propagate_down[i]:
                 bottom[i].diff[...] = (sign * scale * self.difference).reshape(bottom[i].shape)
+
+
+# Targets in [0, 1], and -1 (ignore_label in SigmoidCrossEntropyLoss's cases) at three places.
+_TARGETS_SOME_IGNORED = fixed([[[0.2, -1], [0.7, 1]], [[0, 0.5], [-1, 0.9]], [[-1, 0.3], [0.6, 0.1]]])
 
 
 @register_layer("SigmoidCrossEntropyLoss")
@@ -102,6 +109,11 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     """Cross-entropy of sigmoid(x) against targets t in [0, 1], computed from x without overflow:
     max(x, 0) - x t + log(1 + exp(-|x|)). Targets equal to ignore_label do not count. Without
     `normalization` or `normalize` the sum is divided by the batch size, as in Caffe."""
+    cases = [Case(f"loss_param {{ {ignore} {mode} }}", [normal((3, 2, 2), scale=3), targets])
+             for ignore, targets in [("", uniform((3, 2, 2), 0, 1, differentiable=False)),
+                                     ("ignore_label: -1", _TARGETS_SOME_IGNORED)]
+             for mode in ["", "normalization: VALID", "normalization: FULL", "normalization: NONE",
+                          "normalize: true", "normalize: false"]]
 
     def setup(self, bottom, top):
         self.ignore = self.ignore_label()
@@ -113,13 +125,13 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
             raise self.error(f"inputs of shapes {bottom[0].shape} and {bottom[1].shape} must have the same count")
 
     def _valid(self, bottom):
-        target = bottom[1].data.reshape(bottom[0].shape)
+        target = bottom[1].data_readonly().reshape(bottom[0].shape)
         if self.ignore is None:
             return target, np.ones(target.shape, bool)
         return target, target.astype(np.int64) != self.ignore
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data
+        x = bottom[0].data_readonly()
         target, valid = self._valid(bottom)
         loss = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
         outer, inner = bottom[0].num, bottom[0].count(1)
@@ -130,8 +142,8 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         self.refuse_label_gradient(propagate_down)
         if propagate_down[0]:
             target, valid = self._valid(bottom)
-            probability = sigmoid(bottom[0].data)
-            bottom[0].diff[...] = (probability - target) * valid * (top[0].diff.flat[0] * self.scale)
+            probability = sigmoid(bottom[0].data_readonly())
+            bottom[0].diff[...] = (probability - target) * valid * (top[0].diff_readonly().flat[0] * self.scale)
 
 
 class _PerItemLabelLoss(LossLayer):
@@ -143,7 +155,7 @@ class _PerItemLabelLoss(LossLayer):
             raise self.error(f"{bottom[1].count()} labels for {bottom[0].num} items; give one label per item")
 
     def _scores_and_labels(self, bottom):
-        scores = bottom[0].data.reshape(bottom[0].num, -1)
+        scores = bottom[0].data_readonly().reshape(bottom[0].num, -1)
         labels, _ = class_labels(self, bottom[1], scores.shape[1], None)
         return scores, labels.reshape(-1)
 
@@ -152,6 +164,9 @@ class _PerItemLabelLoss(LossLayer):
 class HingeLossLayer(_PerItemLabelLoss):
     """One-vs-all hinge: with t = +1 for the true class and -1 for the others,
     sum max(0, 1 - t x) (L1) or its square (L2), divided by N."""
+    cases = [Case("", [(4, 5), labels((4,), 5)]),
+             Case("hinge_loss_param { norm: L2 }", [(4, 5), labels((4,), 5)]),
+             Case("hinge_loss_param { norm: L2 }", [(4, 3, 2), labels((4, 1), 6)])]
 
     def _margins(self, bottom):
         scores, labels = self._scores_and_labels(bottom)
@@ -169,7 +184,7 @@ class HingeLossLayer(_PerItemLabelLoss):
         if propagate_down[0]:
             margins, sign = self._margins(bottom)
             grad = 2 * margins if self._squared() else np.sign(margins)
-            scale = top[0].diff.flat[0] / bottom[0].num
+            scale = top[0].diff_readonly().flat[0] / bottom[0].num
             bottom[0].diff[...] = (grad * sign * scale).reshape(bottom[0].shape)
 
     def _squared(self) -> bool:
@@ -183,6 +198,8 @@ LOG_THRESHOLD = 1e-20
 @register_layer("MultinomialLogisticLoss")
 class MultinomialLogisticLossLayer(_PerItemLabelLoss):
     """-log p[label] averaged over the N items, for inputs that are already probabilities."""
+    cases = [Case("", [uniform((4, 5), 0.05, 1), labels((4,), 5)]),
+             Case("", [uniform((4, 3, 2), 0.05, 1), labels((4, 1, 1, 1), 6)])]
 
     def _true_class_prob(self, bottom):
         prob, labels = self._scores_and_labels(bottom)
@@ -197,7 +214,7 @@ class MultinomialLogisticLossLayer(_PerItemLabelLoss):
         if propagate_down[0]:
             prob, labels = self._true_class_prob(bottom)
             grad = np.zeros((bottom[0].num, bottom[0].count() // bottom[0].num), bottom[0].dtype)
-            grad[np.arange(len(labels)), labels] = -top[0].diff.flat[0] / bottom[0].num / prob
+            grad[np.arange(len(labels)), labels] = -top[0].diff_readonly().flat[0] / bottom[0].num / prob
             bottom[0].diff[...] = grad.reshape(bottom[0].shape)
 
 
@@ -209,6 +226,13 @@ class ContrastiveLossLayer(LossLayer):
 
     exact_num_bottom = 3
     label_bottoms = (2,)
+    # Features at distances around the margin, so both sides of its hinge are checked. Caffe divides
+    # by (d + 1e-4), not d, in the non-legacy gradient: the checks allow for that.
+    cases = [Case("", [normal((6, 3), 0.3), normal((6, 3), 0.3), labels((6,), 2)], threshold=1e-3),
+             Case("contrastive_loss_param { margin: 0.8 }", [normal((6, 3, 1, 1), 0.3), normal((6, 3, 1, 1), 0.3),
+                                                             labels((6, 1, 1, 1), 2)], threshold=1e-3),
+             Case("contrastive_loss_param { legacy_version: true }",
+                  [normal((6, 3), 0.3), normal((6, 3), 0.3), labels((6,), 2)])]
     # Caffe's guard against dividing by a zero distance; kept, so gradients match Caffe's.
     DISTANCE_EPSILON = 1e-4
 
@@ -223,9 +247,9 @@ class ContrastiveLossLayer(LossLayer):
     def _terms(self, bottom):
         """Per pair: the difference a - b, d^2, similarity, and the dissimilar pairs' margin term."""
         p = self.layer_param.contrastive_loss_param
-        diff = (bottom[0].data - bottom[1].data).reshape(bottom[0].num, -1)
+        diff = (bottom[0].data_readonly() - bottom[1].data_readonly()).reshape(bottom[0].num, -1)
         dist_sq = np.sum(diff ** 2, axis=1)
-        similar = bottom[2].data.reshape(-1).astype(np.int64) != 0
+        similar = bottom[2].data_readonly().reshape(-1).astype(np.int64) != 0
         gap = p.margin - (dist_sq if p.legacy_version else np.sqrt(dist_sq))
         return diff, dist_sq, similar, gap
 
@@ -243,7 +267,7 @@ class ContrastiveLossLayer(LossLayer):
         else:
             dissimilar = -np.maximum(gap, 0) / (np.sqrt(dist_sq) + self.DISTANCE_EPSILON)
         coefficient = np.where(similar, 1.0, dissimilar)[:, None] * diff
-        scale = top[0].diff.flat[0] / bottom[0].num
+        scale = top[0].diff_readonly().flat[0] / bottom[0].num
         for i, sign in enumerate((1.0, -1.0)):
             if propagate_down[i]:
                 bottom[i].diff[...] = (sign * scale * coefficient).reshape(bottom[i].shape)
