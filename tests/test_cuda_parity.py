@@ -109,6 +109,10 @@ def rand(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
 
 
+def labels(n, classes, seed=3):
+    return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
+
+
 # -- convolution ----------------------------------------------------------------------------------
 CONV_CASES = [
     # (input shape, convolution_param)
@@ -177,17 +181,6 @@ def test_scale_and_bias(device):
     check_layer('type: "Scale" scale_param { axis: 0 }', [rand(2, 3, 4), rand(2, 3)])
     check_layer('type: "Bias" bias_param { filler { type: "gaussian" } }', [rand(2, 3, 4, 5)])
     check_layer('type: "Scale" scale_param { filler { type: "gaussian" } }', [rand(2, 3, 4)], in_place=True)
-
-
-# -- softmax, losses, accuracy ----------------------------------------------------------------
-def labels(n, classes, seed=3):
-    return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
-
-
-@pytest.mark.parametrize("param", ["", "accuracy_param { top_k: 3 }", "accuracy_param { ignore_label: 1 }"])
-def test_accuracy(device, param):
-    check_layer(f'type: "Accuracy" {param}', [rand(20, 6), labels(20, 6)], labels=(0, 1))
-    check_layer(f'type: "Accuracy" {param}', [rand(2, 5, 3, 2), labels(12, 5).reshape(2, 3, 2)], labels=(0, 1))
 
 
 # -- structure ------------------------------------------------------------------------------------
