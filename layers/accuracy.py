@@ -2,10 +2,15 @@
 Neither has a gradient; force_backward never asks them for one."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case, labels
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
+from .accuracy_gpu import AccuracyGPU
 from .loss import class_labels
+
+
+_ACCURACY_PARAMS = ["", "accuracy_param { top_k: 3 }", "accuracy_param { ignore_label: 1 }"]
 
 
 @register_layer("Accuracy")
@@ -17,6 +22,11 @@ class AccuracyLayer(Layer):
     exact_num_bottom = 2
     min_top = 1
     max_top = 2
+    cases = ([Case(param, [(20, 6), labels((20,), 6)]) for param in _ACCURACY_PARAMS]
+             + [Case(param, [(2, 5, 3, 2), labels((2, 3, 2), 5)]) for param in _ACCURACY_PARAMS]
+             + [Case("accuracy_param { axis: -1 top_k: 2 }", [(3, 2, 5), labels((3, 2), 5)]),
+                Case("", [(20, 6), labels((20,), 6)], tops=2),
+                Case("accuracy_param { top_k: 2 ignore_label: 1 }", [(2, 5, 3, 2), labels((2, 3, 2), 5)], tops=2)])
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return False
@@ -25,6 +35,7 @@ class AccuracyLayer(Layer):
         p = self.layer_param.accuracy_param
         self.top_k = p.top_k
         self.ignore = p.ignore_label if p.HasField("ignore_label") else None
+        self.per_class = len(top) > 1
 
     def reshape(self, bottom, top):
         data = bottom[0]
@@ -42,7 +53,7 @@ class AccuracyLayer(Layer):
             top[1].reshape(self.num_classes)
 
     def forward_cpu(self, bottom, top):
-        scores = bottom[0].data.reshape(self.outer_num, self.num_classes, self.inner_num)
+        scores = bottom[0].data_readonly().reshape(self.outer_num, self.num_classes, self.inner_num)
         labels, valid = class_labels(self, bottom[1], self.num_classes, self.ignore)
         labels = labels.reshape(self.outer_num, 1, self.inner_num)
         valid = valid.reshape(-1)
@@ -58,10 +69,10 @@ class AccuracyLayer(Layer):
             hits = np.bincount(flat_labels[correct], minlength=self.num_classes)
             top[1].data[...] = np.divide(hits, totals, out=np.zeros(self.num_classes), where=totals > 0)
 
-    def forward_gpu(self, bottom, top):
-        from . import accuracy_gpu
-
-        accuracy_gpu.forward(self, bottom, top)
+    def make_gpu(self):
+        if self.per_class:
+            return None  # no kernel for the per-class top
+        return AccuracyGPU(axis=self.layer_param.accuracy_param.axis, top_k=self.top_k, ignore_label=self.ignore)
 
 
 @register_layer("ArgMax")
@@ -73,6 +84,11 @@ class ArgMaxLayer(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [Case("", [(4, 3, 2, 5)]),
+             Case("argmax_param { top_k: 3 }", [(4, 3, 2, 5)]),
+             Case("argmax_param { top_k: 3 out_max_val: true }", [(4, 10)]),
+             Case("argmax_param { axis: 1 top_k: 2 }", [(4, 3, 2, 5)]),
+             Case("argmax_param { axis: -1 top_k: 2 out_max_val: true }", [(4, 3, 2, 5)])]
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return False
@@ -103,7 +119,7 @@ class ArgMaxLayer(Layer):
         top[0].reshape(shape)
 
     def forward_cpu(self, bottom, top):
-        data = bottom[0].data
+        data = bottom[0].data_readonly()
         scores = np.moveaxis(data, self.axis, -1) if self.has_axis else data.reshape(bottom[0].num, -1)
         size = scores.shape[-1]
         # A stable sort of the reversed, negated scores: descending, ties to the larger index.

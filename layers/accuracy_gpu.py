@@ -1,22 +1,26 @@
 """The GPU half of Accuracy (accuracy.cu): per-position hits summed on the device. Per-class
-accuracy (a second top) runs the CPU code."""
+accuracy (a second top) has no kernel: the layer runs its CPU code then."""
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
+from nvcaffe_py.backends.cuda.gpu_half import GPUHalf
 
 _kernels = kernels.Source(__file__, "accuracy.cu")
 
 
-def forward(layer, bottom, top):
-    if len(top) > 1:
-        layer.forward_cpu(bottom, top)
-        return
-    positions = layer.outer_num * layer.inner_num
-    x = bottom[0].gpu_data_readonly()
-    correct = memory.empty(positions, x.dtype)
-    valid = memory.empty(positions, x.dtype)
-    ignore = (0, 0) if layer.ignore is None else (1, layer.ignore)
-    _kernels.get("accuracy_forward", x.dtype).launch(positions, positions, layer.num_classes, layer.inner_num, x,
-                                                     bottom[1].gpu_data_readonly(), layer.top_k, *ignore, correct,
-                                                     valid)
-    count = mf.total(valid)
-    top[0].data[...] = mf.total(correct) / count if count else 0
+class AccuracyGPU(GPUHalf):
+    def __init__(self, *, axis, top_k, ignore_label):
+        self.axis, self.top_k = axis, top_k  # accuracy_param.axis, may be negative
+        self.ignore_args = (0, 0) if ignore_label is None else (1, ignore_label)  # has_ignore, ignore_label
+
+    def forward(self, bottom, top):
+        axis = bottom[0].canonical_axis_index(self.axis)
+        outer, classes, inner = bottom[0].count(0, axis), bottom[0].shape[axis], bottom[0].count(axis + 1)
+        positions = outer * inner
+        x = bottom[0].gpu_data_readonly()
+        correct = memory.empty(positions, x.dtype)
+        valid = memory.empty(positions, x.dtype)
+        _kernels.get("accuracy_forward", x.dtype).launch(positions, positions, classes, inner, x,
+                                                         bottom[1].gpu_data_readonly(), self.top_k, *self.ignore_args,
+                                                         correct, valid)
+        count = mf.total(valid)
+        top[0].data[...] = mf.total(correct) / count if count else 0

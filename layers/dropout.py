@@ -4,14 +4,24 @@ kept ones by 1 / (1 - dropout_ratio), so TEST is the identity with the same expe
 import numpy as np
 
 from nvcaffe_py import rng
+from nvcaffe_py.conformance import Case
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
+from .dropout_gpu import DropoutGPU
 from .neuron import NeuronLayer
+
+_DEVICE_MASK = ("the device draws its mask from Philox, NumPy from its own generator "
+                "(tests/test_dropout.py checks the device mask)")
 
 
 @register_layer("Dropout")
 class DropoutLayer(NeuronLayer):
+    cases = [Case("", [(2, 3, 4, 5)], no_parity=_DEVICE_MASK),
+             Case("dropout_param { dropout_ratio: 0.3 }", [(2, 3, 4, 5)], in_place=True, no_parity=_DEVICE_MASK),
+             Case("", [(2, 3, 4, 5)], phase=caffe_pb2.TEST),
+             Case("dropout_param { dropout_ratio: 0.3 }", [(2, 3, 4, 5)], in_place=True, phase=caffe_pb2.TEST)]
+
     def setup(self, bottom, top):
         self.ratio = self.layer_param.dropout_param.dropout_ratio
         if not 0 <= self.ratio < 1:
@@ -33,12 +43,5 @@ class DropoutLayer(NeuronLayer):
     def derivative(self, x, y):
         return self._scaled_mask if self.train else x.dtype.type(1)
 
-    def forward_gpu(self, bottom, top):
-        from . import dropout_gpu
-
-        dropout_gpu.forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import dropout_gpu
-
-        dropout_gpu.backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return DropoutGPU(ratio=self.ratio, scale=self.scale, train=self.train)

@@ -1,15 +1,17 @@
 """Loss layers: the LossLayer base (a scalar top that the Net weights, labels never
-back-propagated) and the losses built on it. SoftmaxWithLoss lives in softmax.py, beside the
-Softmax it is made of; it shares ClassAxisLoss with InfogainLoss.
+back-propagated) and the losses built on it. The cross-entropies of a softmax, SoftmaxWithLoss
+and InfogainLoss, are in softmax_loss.py.
 
 Every backward scales its gradient by `top[0].diff.flat[0]`, where the Net puts the loss weight.
 """
 import numpy as np
 
-from nvcaffe_py.formats import array_from_blob_proto, read_binary
+from nvcaffe_py.conformance import Case, fixed, labels, normal, uniform
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+
+from .neuron import sigmoid
 
 FULL = caffe_pb2.LossParameter.FULL
 VALID = caffe_pb2.LossParameter.VALID
@@ -66,7 +68,7 @@ def class_labels(layer, label_blob, num_classes, ignore_label):
     """Labels as ints (Caffe stores them as floats and truncates them) and the mask of those that
     count; ignored places get label 0 so that they can still index. A counted label outside
     [0, num_classes) is an error (Caffe only checks it in debug builds)."""
-    labels = label_blob.data.astype(np.int64)
+    labels = label_blob.data_readonly().astype(np.int64)
     valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
     bad = valid & ((labels < 0) | (labels >= num_classes))
     if bad.any():
@@ -74,116 +76,13 @@ def class_labels(layer, label_blob, num_classes, ignore_label):
     return np.where(valid, labels, 0), valid
 
 
-class ClassAxisLoss(LossLayer):
-    """Cross-entropy of softmax(bottom[0]) over the class axis against per-position target
-    weights T (one-hot for SoftmaxWithLoss, a row of H for InfogainLoss); one label per position
-    of the other axes. loss = -sum T * log p; its gradient is p * sum_c T - T.
-    An optional second top receives the probabilities."""
-
-    exact_num_top = None
-    min_top = 1
-    max_top = 2
-
-    def class_axis_param(self) -> int:
-        raise NotImplementedError
-
-    def target_weights(self, labels, valid, bottom):
-        """(outer, classes, inner) weights; zero where the label is ignored."""
-        raise NotImplementedError
-
-    def setup(self, bottom, top):
-        self.ignore = self.ignore_label()
-        self.normalization = self.normalization_mode(VALID)
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        data = bottom[0]
-        self.axis = self.canonical_axis(data, self.class_axis_param())
-        self.outer_num = data.count(0, self.axis)
-        self.inner_num = data.count(self.axis + 1)
-        self.num_classes = data.shape[self.axis]
-        if self.outer_num * self.inner_num != bottom[1].count():
-            raise self.error(
-                f"{bottom[1].count()} labels for predictions of shape {data.shape} over axis {self.axis}; "
-                f"the number of labels must match the number of predictions "
-                f"(e.g. N*H*W labels in [0, C) for (N, C, H, W) predictions over axis 1)")
-        if len(top) > 1:
-            top[1].reshape_like(data)
-
-    def _labels(self, bottom):
-        labels, valid = class_labels(self, bottom[1], self.num_classes, self.ignore)
-        shape = (self.outer_num, 1, self.inner_num)
-        return labels.reshape(shape), valid.reshape(shape)
-
-    def forward_cpu(self, bottom, top):
-        from .softmax import log_softmax  # softmax.py builds on this module: import on use
-
-        scores = bottom[0].data.reshape(self.outer_num, self.num_classes, self.inner_num)
-        log_prob = log_softmax(scores, axis=1)
-        labels, valid = self._labels(bottom)
-        weights = self.target_weights(labels, valid, bottom)
-        self.prob = np.exp(log_prob)
-        self.scale = 1.0 / self.normalizer(self.normalization, self.outer_num, self.inner_num, int(valid.sum()))
-        top[0].data[...] = -np.sum(weights * log_prob, dtype=np.float64) * self.scale
-        if len(top) > 1:
-            top[1].data[...] = self.prob.reshape(bottom[0].shape)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        self.refuse_label_gradient(propagate_down)
-        if not propagate_down[0]:
-            return
-        labels, valid = self._labels(bottom)
-        weights = self.target_weights(labels, valid, bottom)
-        grad = self.prob * weights.sum(axis=1, keepdims=True) - weights
-        bottom[0].diff[...] = (grad * (top[0].diff.flat[0] * self.scale)).reshape(bottom[0].shape)
-
-
-@register_layer("InfogainLoss")
-class InfogainLossLayer(ClassAxisLoss):
-    """Softmax cross-entropy weighted by an infogain matrix H (classes x classes):
-    loss = -sum_l H[label, l] log p_l. H comes from `infogain_loss_param.source` (a .binaryproto)
-    or from a third bottom, which never receives a gradient."""
-
-    exact_num_bottom = None
-    min_bottom = 2
-    max_bottom = 3
-    label_bottoms = (1, 2)
-
-    def class_axis_param(self) -> int:
-        return self.layer_param.infogain_loss_param.axis
-
-    def setup(self, bottom, top):
-        if self.layer_param.loss_param.HasField("normalize"):
-            raise self.error("loss_param.normalize is deprecated for InfogainLoss; use 'normalization'")
-        super().setup(bottom, top)
-        self.infogain = None
-        if len(bottom) < 3:
-            source = self.layer_param.infogain_loss_param.source
-            if not source:
-                raise self.error("give the infogain matrix H as infogain_loss_param.source or as a third bottom")
-            self.infogain = array_from_blob_proto(read_binary(source, caffe_pb2.BlobProto()), self.dtype)
-
-    def _matrix(self, bottom):
-        return bottom[2].data if len(bottom) > 2 else self.infogain
-
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
-        size = self._matrix(bottom).size
-        if size != self.num_classes ** 2:
-            raise self.error(f"infogain matrix H has {size} entries; {self.num_classes} classes need "
-                             f"{self.num_classes}x{self.num_classes}")
-
-    def target_weights(self, labels, valid, bottom):
-        matrix = self._matrix(bottom).reshape(self.num_classes, self.num_classes)
-        rows = matrix[labels[:, 0, :]]  # (outer, inner, classes)
-        return np.moveaxis(rows, 2, 1) * valid
-
-
 @register_layer("EuclideanLoss")
 class EuclideanLossLayer(LossLayer):
     """sum((a - b)^2) / (2 N); both inputs get gradients."""
 
     label_bottoms = ()
+    cases = [Case("", [(3, 4), (3, 4)]),
+             Case("", [(3, 4), (3, 2, 2)])]
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
@@ -191,14 +90,18 @@ class EuclideanLossLayer(LossLayer):
             raise self.error(f"inputs of shapes {bottom[0].shape} and {bottom[1].shape} must have the same dimension")
 
     def forward_cpu(self, bottom, top):
-        self.difference = bottom[0].data - bottom[1].data.reshape(bottom[0].shape)
+        self.difference = bottom[0].data_readonly() - bottom[1].data_readonly().reshape(bottom[0].shape)
         top[0].data[...] = np.sum(self.difference ** 2, dtype=np.float64) / bottom[0].num / 2
 
     def backward_cpu(self, top, propagate_down, bottom):
-        scale = top[0].diff.flat[0] / bottom[0].num
+        scale = top[0].diff_readonly().flat[0] / bottom[0].num
         for i, sign in enumerate((1.0, -1.0)):
             if propagate_down[i]:
                 bottom[i].diff[...] = (sign * scale * self.difference).reshape(bottom[i].shape)
+
+
+# Targets in [0, 1], and -1 (ignore_label in SigmoidCrossEntropyLoss's cases) at three places.
+_TARGETS_SOME_IGNORED = fixed([[[0.2, -1], [0.7, 1]], [[0, 0.5], [-1, 0.9]], [[-1, 0.3], [0.6, 0.1]]])
 
 
 @register_layer("SigmoidCrossEntropyLoss")
@@ -206,6 +109,11 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     """Cross-entropy of sigmoid(x) against targets t in [0, 1], computed from x without overflow:
     max(x, 0) - x t + log(1 + exp(-|x|)). Targets equal to ignore_label do not count. Without
     `normalization` or `normalize` the sum is divided by the batch size, as in Caffe."""
+    cases = [Case(f"loss_param {{ {ignore} {mode} }}", [normal((3, 2, 2), scale=3), targets])
+             for ignore, targets in [("", uniform((3, 2, 2), 0, 1, differentiable=False)),
+                                     ("ignore_label: -1", _TARGETS_SOME_IGNORED)]
+             for mode in ["", "normalization: VALID", "normalization: FULL", "normalization: NONE",
+                          "normalize: true", "normalize: false"]]
 
     def setup(self, bottom, top):
         self.ignore = self.ignore_label()
@@ -217,13 +125,13 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
             raise self.error(f"inputs of shapes {bottom[0].shape} and {bottom[1].shape} must have the same count")
 
     def _valid(self, bottom):
-        target = bottom[1].data.reshape(bottom[0].shape)
+        target = bottom[1].data_readonly().reshape(bottom[0].shape)
         if self.ignore is None:
             return target, np.ones(target.shape, bool)
         return target, target.astype(np.int64) != self.ignore
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data
+        x = bottom[0].data_readonly()
         target, valid = self._valid(bottom)
         loss = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
         outer, inner = bottom[0].num, bottom[0].count(1)
@@ -234,8 +142,8 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
         self.refuse_label_gradient(propagate_down)
         if propagate_down[0]:
             target, valid = self._valid(bottom)
-            sigmoid = 0.5 * np.tanh(0.5 * bottom[0].data) + 0.5  # no overflow for large |x|
-            bottom[0].diff[...] = (sigmoid - target) * valid * (top[0].diff.flat[0] * self.scale)
+            probability = sigmoid(bottom[0].data_readonly())
+            bottom[0].diff[...] = (probability - target) * valid * (top[0].diff_readonly().flat[0] * self.scale)
 
 
 class _PerItemLabelLoss(LossLayer):
@@ -247,7 +155,7 @@ class _PerItemLabelLoss(LossLayer):
             raise self.error(f"{bottom[1].count()} labels for {bottom[0].num} items; give one label per item")
 
     def _scores_and_labels(self, bottom):
-        scores = bottom[0].data.reshape(bottom[0].num, -1)
+        scores = bottom[0].data_readonly().reshape(bottom[0].num, -1)
         labels, _ = class_labels(self, bottom[1], scores.shape[1], None)
         return scores, labels.reshape(-1)
 
@@ -256,6 +164,9 @@ class _PerItemLabelLoss(LossLayer):
 class HingeLossLayer(_PerItemLabelLoss):
     """One-vs-all hinge: with t = +1 for the true class and -1 for the others,
     sum max(0, 1 - t x) (L1) or its square (L2), divided by N."""
+    cases = [Case("", [(4, 5), labels((4,), 5)]),
+             Case("hinge_loss_param { norm: L2 }", [(4, 5), labels((4,), 5)]),
+             Case("hinge_loss_param { norm: L2 }", [(4, 3, 2), labels((4, 1), 6)])]
 
     def _margins(self, bottom):
         scores, labels = self._scores_and_labels(bottom)
@@ -273,7 +184,7 @@ class HingeLossLayer(_PerItemLabelLoss):
         if propagate_down[0]:
             margins, sign = self._margins(bottom)
             grad = 2 * margins if self._squared() else np.sign(margins)
-            scale = top[0].diff.flat[0] / bottom[0].num
+            scale = top[0].diff_readonly().flat[0] / bottom[0].num
             bottom[0].diff[...] = (grad * sign * scale).reshape(bottom[0].shape)
 
     def _squared(self) -> bool:
@@ -287,6 +198,8 @@ LOG_THRESHOLD = 1e-20
 @register_layer("MultinomialLogisticLoss")
 class MultinomialLogisticLossLayer(_PerItemLabelLoss):
     """-log p[label] averaged over the N items, for inputs that are already probabilities."""
+    cases = [Case("", [uniform((4, 5), 0.05, 1), labels((4,), 5)]),
+             Case("", [uniform((4, 3, 2), 0.05, 1), labels((4, 1, 1, 1), 6)])]
 
     def _true_class_prob(self, bottom):
         prob, labels = self._scores_and_labels(bottom)
@@ -301,7 +214,7 @@ class MultinomialLogisticLossLayer(_PerItemLabelLoss):
         if propagate_down[0]:
             prob, labels = self._true_class_prob(bottom)
             grad = np.zeros((bottom[0].num, bottom[0].count() // bottom[0].num), bottom[0].dtype)
-            grad[np.arange(len(labels)), labels] = -top[0].diff.flat[0] / bottom[0].num / prob
+            grad[np.arange(len(labels)), labels] = -top[0].diff_readonly().flat[0] / bottom[0].num / prob
             bottom[0].diff[...] = grad.reshape(bottom[0].shape)
 
 
@@ -313,6 +226,13 @@ class ContrastiveLossLayer(LossLayer):
 
     exact_num_bottom = 3
     label_bottoms = (2,)
+    # Features at distances around the margin, so both sides of its hinge are checked. Caffe divides
+    # by (d + 1e-4), not d, in the non-legacy gradient: the checks allow for that.
+    cases = [Case("", [normal((6, 3), 0.3), normal((6, 3), 0.3), labels((6,), 2)], threshold=1e-3),
+             Case("contrastive_loss_param { margin: 0.8 }", [normal((6, 3, 1, 1), 0.3), normal((6, 3, 1, 1), 0.3),
+                                                             labels((6, 1, 1, 1), 2)], threshold=1e-3),
+             Case("contrastive_loss_param { legacy_version: true }",
+                  [normal((6, 3), 0.3), normal((6, 3), 0.3), labels((6,), 2)])]
     # Caffe's guard against dividing by a zero distance; kept, so gradients match Caffe's.
     DISTANCE_EPSILON = 1e-4
 
@@ -327,9 +247,9 @@ class ContrastiveLossLayer(LossLayer):
     def _terms(self, bottom):
         """Per pair: the difference a - b, d^2, similarity, and the dissimilar pairs' margin term."""
         p = self.layer_param.contrastive_loss_param
-        diff = (bottom[0].data - bottom[1].data).reshape(bottom[0].num, -1)
+        diff = (bottom[0].data_readonly() - bottom[1].data_readonly()).reshape(bottom[0].num, -1)
         dist_sq = np.sum(diff ** 2, axis=1)
-        similar = bottom[2].data.reshape(-1).astype(np.int64) != 0
+        similar = bottom[2].data_readonly().reshape(-1).astype(np.int64) != 0
         gap = p.margin - (dist_sq if p.legacy_version else np.sqrt(dist_sq))
         return diff, dist_sq, similar, gap
 
@@ -347,7 +267,7 @@ class ContrastiveLossLayer(LossLayer):
         else:
             dissimilar = -np.maximum(gap, 0) / (np.sqrt(dist_sq) + self.DISTANCE_EPSILON)
         coefficient = np.where(similar, 1.0, dissimilar)[:, None] * diff
-        scale = top[0].diff.flat[0] / bottom[0].num
+        scale = top[0].diff_readonly().flat[0] / bottom[0].num
         for i, sign in enumerate((1.0, -1.0)):
             if propagate_down[i]:
                 bottom[i].diff[...] = (sign * scale * coefficient).reshape(bottom[i].shape)

@@ -9,9 +9,16 @@ import math
 import numpy as np
 
 from nvcaffe_py.backends.cpu import threads as parallel
+from nvcaffe_py.conformance import Case, normal, uniform
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+
+from .neuron_gpu import NeuronForwardGPU, NeuronGPU, PReLUGPU
+
+# For the gradient check of a kink at 0 (ReLU's and its kin): central differences straddling it
+# are wrong, so inputs closer to 0 than this are not checked.
+_KINK_AT_0 = {"kink": 0.0, "kink_range": 1e-3}
 
 
 class NeuronLayer(Layer):
@@ -44,7 +51,7 @@ class NeuronLayer(Layer):
         return self.backward_needs_input and top[0].shares_data_with(bottom[0])
 
     def forward_cpu(self, bottom, top):
-        x = bottom[0].data
+        x = bottom[0].data_readonly()
         if self._keeps_input_copy(bottom, top):
             if self._input_copy is None or self._input_copy.shape != x.shape:
                 self._input_copy = np.empty_like(x)
@@ -54,11 +61,12 @@ class NeuronLayer(Layer):
 
     def forward_input(self, bottom, top):
         """The input of the last forward, also when an in-place forward overwrote bottom.data."""
-        return self._input_copy if self._keeps_input_copy(bottom, top) else bottom[0].data
+        return self._input_copy if self._keeps_input_copy(bottom, top) else bottom[0].data_readonly()
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            x, y, dy, dx = self.forward_input(bottom, top), top[0].data, top[0].diff, bottom[0].diff
+            x, y, dy = self.forward_input(bottom, top), top[0].data_readonly(), top[0].diff_readonly()
+            dx = bottom[0].diff
 
             def part(index):
                 # One ufunc call, so bottom.diff may alias top.diff (in place).
@@ -73,21 +81,17 @@ class NeuronLayer(Layer):
         raise NotImplementedError
 
     # GPU: neuron.cu's <gpu_kernel>_forward / _backward, given gpu_scalars() after the arrays. A
-    # type without kernels sets forward_gpu = backward_gpu = None and runs its CPU code.
+    # type without kernels (Swish) leaves gpu_kernel None: make_gpu gives None, its CPU code runs.
     gpu_kernel = None
 
     def gpu_scalars(self):
         return ()
 
-    def forward_gpu(self, bottom, top):
-        from . import neuron_gpu
-
-        neuron_gpu.forward(self, bottom, top, self.gpu_kernel, *self.gpu_scalars())
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import neuron_gpu
-
-        neuron_gpu.backward(self, top, propagate_down, bottom, self.gpu_kernel, *self.gpu_scalars())
+    def make_gpu(self):
+        if self.gpu_kernel is None:
+            return None
+        return NeuronGPU(kernel=self.gpu_kernel, scalars=self.gpu_scalars(), keeps_input=self.backward_needs_input,
+                         dtype=self.dtype)
 
 
 def leaky_rectify(x, negative_slope, y):
@@ -108,17 +112,26 @@ def leaky_rectify_derivative(x, negative_slope):
     return slope
 
 
-def sigmoid(x, y):
-    """y = 1 / (1 + exp(-x)), through tanh as Caffe does: no overflow for large |x|."""
-    np.multiply(x, 0.5, out=y)
-    np.tanh(y, out=y)
-    y *= 0.5
-    y += 0.5
+def sigmoid(x, out=None):
+    """1 / (1 + exp(-x)), through tanh as Caffe does: no overflow for large |x|. Written into
+    `out` (which may be x) when given, else into a new array; returns it."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 @register_layer("ReLU")
 class ReLULayer(NeuronLayer):
     splits_batch = True
+    cases = [Case("", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0),
+             Case("relu_param { negative_slope: 0.1 }", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("relu_param { negative_slope: 0.1 }", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0),
+             # A negative slope flips the output's sign: in place, backward needs a copy of x.
+             Case("relu_param { negative_slope: -0.2 }", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("relu_param { negative_slope: -0.2 }", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0)]
     gpu_kernel = "relu"
 
     def gpu_scalars(self):
@@ -140,11 +153,21 @@ class ReLULayer(NeuronLayer):
         return leaky_rectify_derivative(x, x.dtype.type(self.negative_slope))
 
 
+# Slopes of both signs, one per channel, for PReLU's cases (its default fills 0.25 everywhere).
+_LEARNED_SLOPES = 'prelu_param { filler { type: "uniform" min: -0.5 max: 0.5 } }'
+
+
 @register_layer("PReLU")
 class PReLULayer(NeuronLayer):
     """ReLU with a learned negative slope per channel (axis 1), or one for all channels."""
     splits_batch = True
     backward_needs_input = True  # the slope gradient needs x
+    cases = [Case("", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case(_LEARNED_SLOPES, [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case(_LEARNED_SLOPES, [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0),
+             Case(_LEARNED_SLOPES, [(6, 4)], **_KINK_AT_0),
+             Case("prelu_param { channel_shared: true }", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("prelu_param { channel_shared: true }", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0)]
 
     def setup(self, bottom, top):
         param = self.layer_param.prelu_param
@@ -173,7 +196,7 @@ class PReLULayer(NeuronLayer):
 
     def _slope(self, ndim):
         """The slopes shaped to broadcast against the bottom (channel axis 1)."""
-        slope = self.blobs[0].data
+        slope = self.blobs[0].data_readonly()
         return slope if self.channel_shared else slope.reshape((1, -1) + (1,) * (ndim - 2))
 
     def activate(self, x, y):
@@ -184,26 +207,25 @@ class PReLULayer(NeuronLayer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         # The slope gradient first: an in-place bottom diff would overwrite top diff.
-        if self.param_propagate_down[0]:
+        if self.param_gradient_wanted(0):
             x = self.forward_input(bottom, top)
             axes = None if self.channel_shared else (0,) + tuple(range(2, x.ndim))
-            self.blobs[0].diff[...] += np.sum(top[0].diff * np.minimum(x, 0), axis=axes)
+            self.blobs[0].diff[...] += np.sum(top[0].diff_readonly() * np.minimum(x, 0), axis=axes)
         super().backward_cpu(top, propagate_down, bottom)
 
-    def forward_gpu(self, bottom, top):
-        from . import neuron_gpu
-
-        neuron_gpu.prelu_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import neuron_gpu
-
-        neuron_gpu.prelu_backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return PReLUGPU(layer=self, channel_shared=self.channel_shared, dtype=self.dtype)
 
 
 @register_layer("ELU")
 class ELULayer(NeuronLayer):
     splits_batch = True
+    cases = [Case("", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("elu_param { alpha: 0.5 }", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("elu_param { alpha: 0.5 }", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0),
+             # A negative alpha: the output no longer tells the sign of x; in place keeps a copy.
+             Case("elu_param { alpha: -0.3 }", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("elu_param { alpha: -0.3 }", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0)]
     gpu_kernel = "elu"
 
     def gpu_scalars(self):
@@ -228,10 +250,12 @@ class ELULayer(NeuronLayer):
 @register_layer("Sigmoid")
 class SigmoidLayer(NeuronLayer):
     splits_batch = True
+    cases = [Case("", [normal((2, 3, 4, 5), scale=3)]),
+             Case("", [normal((2, 3, 4, 5), scale=3)], in_place=True)]
     gpu_kernel = "sigmoid"
 
     def activate(self, x, y):
-        sigmoid(x, y)
+        sigmoid(x, out=y)
 
     def derivative(self, x, y):
         return y * (1 - y)
@@ -240,6 +264,8 @@ class SigmoidLayer(NeuronLayer):
 @register_layer("TanH")
 class TanHLayer(NeuronLayer):
     splits_batch = True
+    cases = [Case("", [(2, 3, 4, 5)]),
+             Case("", [(2, 3, 4, 5)], in_place=True)]
     gpu_kernel = "tanh"
 
     def activate(self, x, y):
@@ -254,6 +280,8 @@ class AbsValLayer(NeuronLayer):
     splits_batch = True
     backward_needs_input = True  # |x| has lost the sign
     gpu_kernel = "absval"
+    cases = [Case("", [(2, 3, 4, 5)], **_KINK_AT_0),
+             Case("", [(2, 3, 4, 5)], in_place=True, **_KINK_AT_0)]
 
     def activate(self, x, y):
         np.abs(x, out=y)
@@ -266,6 +294,13 @@ class AbsValLayer(NeuronLayer):
 class PowerLayer(NeuronLayer):
     """y = (shift + scale * x) ^ power."""
     splits_batch = True
+    cases = [Case("power_param { power: 2 scale: 0.5 shift: 3 }", [(2, 3, 4, 5)]),
+             Case("power_param { power: 2 scale: 0.5 shift: 3 }", [(2, 3, 4, 5)], in_place=True),
+             Case("power_param { power: 0.5 scale: 2 shift: 1 }", [uniform((2, 3, 4), 0.1, 2)]),
+             # A constant derivative (power 1, or power * scale 0): backward reads no input.
+             Case("power_param { power: 1 scale: -2 shift: 0.5 }", [(2, 3, 4, 5)]),
+             Case("power_param { power: 1 scale: -2 shift: 0.5 }", [(2, 3, 4, 5)], in_place=True),
+             Case("power_param { power: 3 scale: 0 shift: 1.5 }", [(2, 3, 4)], in_place=True)]
     gpu_kernel = "power"
 
     def gpu_scalars(self):
@@ -304,6 +339,10 @@ def _log_of_base(layer, base):
 class ExpLayer(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as outer * exp(inner * x)."""
     splits_batch = True
+    cases = [Case("", [(2, 3, 4, 5)]),
+             Case("exp_param { base: 2 scale: 0.5 }", [(2, 3, 4, 5)]),
+             Case("exp_param { base: 2 scale: 0.5 shift: 1 }", [(2, 3, 4, 5)]),
+             Case("exp_param { base: 2 scale: 0.5 shift: 1 }", [(2, 3, 4, 5)], in_place=True)]
     gpu_kernel = "exp"
 
     def gpu_scalars(self):
@@ -330,6 +369,10 @@ class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x)."""
     splits_batch = True
     backward_needs_input = True
+    cases = [Case("", [uniform((2, 3, 4, 5), 0.2, 3)]),
+             Case("log_param { scale: 0.5 shift: 5 }", [(2, 3, 4, 5)]),
+             Case("log_param { base: 2 scale: 0.5 shift: 5 }", [(2, 3, 4, 5)]),
+             Case("log_param { base: 2 scale: 0.5 shift: 5 }", [(2, 3, 4, 5)], in_place=True)]
     gpu_kernel = "log"
 
     def gpu_scalars(self):
@@ -359,6 +402,8 @@ class LogLayer(NeuronLayer):
 class BNLLLayer(NeuronLayer):
     """Binomial normal log likelihood: y = log(1 + exp(x))."""
     splits_batch = True
+    cases = [Case("", [normal((2, 3, 4, 5), scale=4)]),
+             Case("", [normal((2, 3, 4, 5), scale=4)], in_place=True)]
     gpu_kernel = "bnll"
 
     def activate(self, x, y):
@@ -373,16 +418,17 @@ class BNLLLayer(NeuronLayer):
 class ThresholdLayer(NeuronLayer):
     """y = 1 where x > threshold, else 0; it has no gradient (as in Caffe)."""
     splits_batch = True
-    gpu_kernel = "threshold"
-
-    def gpu_scalars(self):
-        return (self.layer_param.threshold_param.threshold,)
+    cases = [Case("", [(2, 3, 4, 5)]),
+             Case("threshold_param { threshold: 0.2 }", [(3, 4, 5)]),
+             Case("threshold_param { threshold: 0.2 }", [(3, 4, 5)], in_place=True)]
 
     def activate(self, x, y):
         np.greater(x, self.layer_param.threshold_param.threshold, out=y)
 
     backward_cpu = Layer.backward_cpu
-    backward_gpu = None
+
+    def make_gpu(self):
+        return NeuronForwardGPU(kernel="threshold", scalars=(self.layer_param.threshold_param.threshold,))
 
 
 @register_layer("Clip")
@@ -391,6 +437,8 @@ class ClipLayer(NeuronLayer):
     splits_batch = True
     backward_needs_input = True  # a clipped output cannot tell x == bound from x beyond it
     gpu_kernel = "clip"
+    cases = [Case("clip_param { min: -0.5 max: 0.7 }", [(2, 3, 4, 5)]),
+             Case("clip_param { min: -0.5 max: 0.7 }", [(2, 3, 4, 5)], in_place=True)]
 
     def setup(self, bottom, top):
         p = self.layer_param.clip_param
@@ -411,8 +459,11 @@ class ClipLayer(NeuronLayer):
 
 @register_layer("Swish")
 class SwishLayer(NeuronLayer):
-    """y = x * sigmoid(beta * x); keeps the sigmoid for backward, so in place needs no copy."""
-    forward_gpu = backward_gpu = None  # no kernel: runs its CPU code
+    """y = x * sigmoid(beta * x); keeps the sigmoid for backward, so in place needs no copy. It has
+    no kernel: its CPU code runs in GPU mode too."""
+    cases = [Case("", [(2, 3, 4, 5)]),
+             Case("swish_param { beta: 1.5 }", [(2, 3, 4, 5)]),
+             Case("swish_param { beta: 1.5 }", [(2, 3, 4, 5)], in_place=True)]
 
     def setup(self, bottom, top):
         self.beta = self.layer_param.swish_param.beta
@@ -422,7 +473,7 @@ class SwishLayer(NeuronLayer):
         if self._sigmoid is None or self._sigmoid.shape != x.shape:
             self._sigmoid = np.empty_like(x)
         np.multiply(x, self.beta, out=self._sigmoid)
-        sigmoid(self._sigmoid, self._sigmoid)
+        sigmoid(self._sigmoid, out=self._sigmoid)
         np.multiply(x, self._sigmoid, out=y)
 
     def derivative(self, x, y):

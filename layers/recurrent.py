@@ -26,9 +26,7 @@ from nvcaffe_py.conformance import Case, fixed
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
-
-def _sigmoid(x):
-    return 0.5 * np.tanh(0.5 * x) + 0.5
+from .neuron import sigmoid
 
 
 def lstm_unit_forward(c_prev, gates, cont):
@@ -36,9 +34,9 @@ def lstm_unit_forward(c_prev, gates, cont):
     forget gate is 0 where cont is 0 (not cont * sigmoid, which is NaN for an infinite input).
     Returns (c, h, cache for `lstm_unit_backward`)."""
     hidden = c_prev.shape[1]
-    i = _sigmoid(gates[:, :hidden])
-    f = np.where(cont[:, None] == 0, 0, cont[:, None] * _sigmoid(gates[:, hidden:2 * hidden]))
-    o = _sigmoid(gates[:, 2 * hidden:3 * hidden])
+    i = sigmoid(gates[:, :hidden])
+    f = np.where(cont[:, None] == 0, 0, cont[:, None] * sigmoid(gates[:, hidden:2 * hidden]))
+    o = sigmoid(gates[:, 2 * hidden:3 * hidden])
     g = np.tanh(gates[:, 3 * hidden:])
     c = f * c_prev + i * g
     tanh_c = np.tanh(c)

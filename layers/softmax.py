@@ -1,11 +1,12 @@
-"""Softmax over one axis, and SoftmaxWithLoss: the softmax's cross-entropy against integer labels
-(Caffe's multinomial logistic loss of a softmax, in one numerically stable step)."""
+"""Softmax over one axis, and log_softmax, its numerically stable logarithm (which the softmax
+losses of softmax_loss.py build on)."""
 import numpy as np
 
+from nvcaffe_py.conformance import Case, normal
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
-from .loss import ClassAxisLoss
+from .softmax_gpu import SoftmaxGPU
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -21,49 +22,24 @@ class SoftmaxLayer(Layer):
 
     exact_num_bottom = 1
     exact_num_top = 1
+    cases = [Case("", [normal((5, 7), scale=3)]),
+             Case("", [normal((2, 4, 3, 2), scale=3)]),
+             Case("", [normal((2, 4, 3, 2), scale=3)], in_place=True),
+             Case("softmax_param { axis: -1 }", [normal((3, 40), scale=3)]),
+             Case("softmax_param { axis: 2 }", [normal((2, 3, 4), scale=3)]),
+             Case("softmax_param { axis: 0 }", [normal((3, 2, 4), scale=3)])]
 
     def reshape(self, bottom, top):
         self.axis = self.canonical_axis(bottom[0], self.layer_param.softmax_param.axis)
         top[0].reshape_like(bottom[0])
 
     def forward_cpu(self, bottom, top):
-        top[0].data[...] = np.exp(log_softmax(bottom[0].data, self.axis))
+        top[0].data[...] = np.exp(log_softmax(bottom[0].data_readonly(), self.axis))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            y, dy = top[0].data, top[0].diff
+            y, dy = top[0].data_readonly(), top[0].diff_readonly()
             bottom[0].diff[...] = (dy - np.sum(dy * y, axis=self.axis, keepdims=True)) * y
 
-    def forward_gpu(self, bottom, top):
-        from . import softmax_gpu
-
-        softmax_gpu.softmax_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import softmax_gpu
-
-        softmax_gpu.softmax_backward(self, top, propagate_down, bottom)
-
-
-@register_layer("SoftmaxWithLoss")
-class SoftmaxWithLossLayer(ClassAxisLoss):
-    """-log softmax(x)[label] over `softmax_param.axis`, summed over the positions whose label is
-    not `loss_param.ignore_label`, divided as `loss_param.normalization` says (default VALID:
-    by the number of counted positions). A second top gets the probabilities."""
-
-    def class_axis_param(self) -> int:
-        return self.layer_param.softmax_param.axis
-
-    def target_weights(self, labels, valid, bottom):
-        classes = np.arange(self.num_classes).reshape(1, -1, 1)
-        return ((classes == labels) & valid).astype(bottom[0].dtype)
-
-    def forward_gpu(self, bottom, top):
-        from . import softmax_gpu
-
-        softmax_gpu.loss_forward(self, bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        from . import softmax_gpu
-
-        softmax_gpu.loss_backward(self, top, propagate_down, bottom)
+    def make_gpu(self):
+        return SoftmaxGPU(axis=self.layer_param.softmax_param.axis)

@@ -1,66 +1,78 @@
-"""The GPU half of Softmax and SoftmaxWithLoss (softmax.cu). The loss is summed on the device and
-read back as one number; the probabilities stay on the device for backward."""
+"""The GPU halves of Softmax and SoftmaxWithLoss (softmax.cu): one warp per position of the axes
+other than the softmax axis. The loss is summed on the device and read back as one number; the
+probabilities stay on the device for backward."""
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
+from nvcaffe_py.backends.cuda.gpu_half import DeviceBuffer, GPUHalf
+from nvcaffe_py.errors import CaffeError
 
 _kernels = kernels.Source(__file__, "softmax.cu")
 WARP = 32
 
 
-def _k(name, dtype):
-    return _kernels.get(name, dtype)
+def split_at_axis(blob, axis):
+    """(outer, channels, inner): the blob as an array whose middle axis is `axis` (may be negative)."""
+    axis = blob.canonical_axis_index(axis)
+    return blob.count(0, axis), blob.shape[axis], blob.count(axis + 1)
 
 
 def softmax(x, y, outer, channels, inner):
     positions = outer * inner
-    _k("softmax_forward", y.dtype).launch(positions * WARP, positions, channels, inner, x, y)
+    _kernels.get("softmax_forward", y.dtype).launch(positions * WARP, positions, channels, inner, x, y)
 
 
-def softmax_forward(layer, bottom, top):
-    b = bottom[0]
-    softmax(b.gpu_data_readonly(), top[0].gpu_data, b.count(0, layer.axis), b.shape[layer.axis],
-            b.count(layer.axis + 1))
+class SoftmaxGPU(GPUHalf):
+    def __init__(self, *, axis):
+        self.axis = axis  # softmax_param.axis
+
+    def forward(self, bottom, top):
+        softmax(bottom[0].gpu_data_readonly(), top[0].gpu_data, *split_at_axis(bottom[0], self.axis))
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        outer, channels, inner = split_at_axis(bottom[0], self.axis)
+        positions = outer * inner
+        dx = bottom[0].gpu_diff
+        _kernels.get("softmax_backward", dx.dtype).launch(positions * WARP, positions, channels, inner,
+                                                          top[0].gpu_diff_readonly(), top[0].gpu_data_readonly(), dx)
 
 
-def softmax_backward(layer, top, propagate_down, bottom):
-    if not propagate_down[0]:
-        return
-    b = bottom[0]
-    positions = b.count(0, layer.axis) * b.count(layer.axis + 1)
-    _k("softmax_backward", b.dtype).launch(positions * WARP, positions, b.shape[layer.axis], b.count(layer.axis + 1),
-                                           top[0].gpu_diff_readonly(), top[0].gpu_data_readonly(), b.gpu_diff)
+class SoftmaxWithLossGPU(GPUHalf):
+    """-log softmax(x)[label], summed over the counted positions and divided by
+    `normalizer(outer, inner, valid_count)`; a second top gets the probabilities."""
 
+    def __init__(self, *, axis, ignore_label, normalizer, dtype):
+        self.axis = axis  # softmax_param.axis
+        self.ignore_args = (0, 0) if ignore_label is None else (1, ignore_label)  # has_ignore, ignore_label
+        self.normalizer = normalizer
+        self.prob = DeviceBuffer(dtype)  # the last forward's probabilities
+        self.scale = None  # 1 / the last forward's normalizer
 
-def _ignore_args(layer):
-    return (0, 0) if layer.ignore is None else (1, layer.ignore)
+    def forward(self, bottom, top):
+        outer, classes, inner = split_at_axis(bottom[0], self.axis)
+        positions = outer * inner
+        x, labels = bottom[0].gpu_data_readonly(), bottom[1].gpu_data_readonly()
+        prob = self.prob.get(x.size)
+        softmax(x, prob, outer, classes, inner)
+        losses = memory.empty(positions, x.dtype)
+        valid = memory.empty(positions, x.dtype)
+        _kernels.get("softmax_loss_forward", x.dtype).launch(positions * WARP, positions, classes, inner, x, labels,
+                                                             *self.ignore_args, losses, valid)
+        self.scale = 1.0 / self.normalizer(outer, inner, int(round(mf.total(valid))))
+        top[0].data[...] = mf.total(losses) * self.scale
+        if len(top) > 1:
+            memory.copy(top[1].gpu_data, prob)
 
-
-def loss_forward(layer, bottom, top):
-    outer, classes, inner = layer.outer_num, layer.num_classes, layer.inner_num
-    positions = outer * inner
-    x, labels = bottom[0].gpu_data_readonly(), bottom[1].gpu_data_readonly()
-    prob = getattr(layer, "_gpu_prob", None)
-    if prob is None or prob.size != x.size:
-        prob = layer._gpu_prob = memory.empty(x.size, x.dtype)
-    softmax(x, prob, outer, classes, inner)
-    losses = memory.empty(positions, x.dtype)
-    valid = memory.empty(positions, x.dtype)
-    _k("softmax_loss_forward", x.dtype).launch(positions * WARP, positions, classes, inner, x, labels,
-                                               *_ignore_args(layer), losses, valid)
-    valid_count = int(round(mf.total(valid)))
-    layer._gpu_scale = 1.0 / layer.normalizer(layer.normalization, outer, inner, valid_count)
-    top[0].data[...] = mf.total(losses) * layer._gpu_scale
-    if len(top) > 1:
-        memory.copy(top[1].gpu_data, prob)
-
-
-def loss_backward(layer, top, propagate_down, bottom):
-    layer.refuse_label_gradient(propagate_down)
-    if not propagate_down[0]:
-        return
-    positions = layer.outer_num * layer.inner_num
-    dx = bottom[0].gpu_diff
-    memory.copy(dx, layer._gpu_prob)
-    _k("softmax_loss_backward", dx.dtype).launch(positions, positions, layer.num_classes, layer.inner_num,
-                                                 bottom[1].gpu_data_readonly(), *_ignore_args(layer), dx)
-    mf.scale(float(top[0].diff.flat[0]) * layer._gpu_scale, dx)
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[1]:
+            raise CaffeError("SoftmaxWithLoss cannot backpropagate to bottom[1] (a label or fixed input)")
+        if not propagate_down[0]:
+            return
+        outer, classes, inner = split_at_axis(bottom[0], self.axis)
+        positions = outer * inner
+        dx = bottom[0].gpu_diff
+        memory.copy(dx, self.prob.get(dx.size))
+        _kernels.get("softmax_loss_backward", dx.dtype).launch(positions, positions, classes, inner,
+                                                               bottom[1].gpu_data_readonly(), *self.ignore_args, dx)
+        mf.scale(float(top[0].diff_readonly().flat[0]) * self.scale, dx)

@@ -33,10 +33,12 @@ class Error(Exception):
 
 # -- driver: memory ---------------------------------------------------------------------------
 class DeviceAllocation:
-    """Host memory standing in for device memory, 256-byte aligned like cudaMalloc's."""
+    """Host memory standing in for device memory, 256-byte aligned like cudaMalloc's. It starts
+    as all-ones bytes (NaN as a float), so a kernel that reads memory nothing wrote yet gives NaN
+    rather than whatever an earlier case left there, as a reused pool block could on a GPU."""
 
     def __init__(self, nbytes):
-        self._buffer = np.empty(int(nbytes) + 256, np.uint8)
+        self._buffer = np.full(int(nbytes) + 256, 0xFF, np.uint8)
         base = self._buffer.ctypes.data
         self._address = base + (-base) % 256
 

@@ -6,10 +6,8 @@ code, run by CPU threads). A type that declares no cases fails the first test, b
 import pytest
 
 from nvcaffe_py import conformance
-from nvcaffe_py.backends import cuda_unavailable_reason
 from nvcaffe_py.registry import builtin_layer_types, layer_class
 
-import cuda_emulator
 
 TYPES = builtin_layer_types()
 CASES = [pytest.param(type_name, k, id=f"{type_name}-{k}")
@@ -33,23 +31,6 @@ def test_gradient(type_name, k):
     reason = conformance.check_gradient(type_name, case(type_name, k))
     if reason:
         pytest.skip(reason)
-
-
-@pytest.fixture(scope="module", params=[pytest.param("gpu", marks=pytest.mark.cuda), "emulator"])
-def device(request):
-    reason = cuda_unavailable_reason()
-    if request.param == "gpu":
-        if reason is not None:
-            pytest.skip(f"no usable GPU: {reason}")
-        yield "gpu"
-        return
-    if reason is None:
-        pytest.skip("a GPU is usable: the gpu cases run these checks on it")
-    missing = cuda_emulator.available()
-    if missing:
-        pytest.skip(missing)
-    with cuda_emulator.installed():
-        yield "emulator"
 
 
 @pytest.mark.parametrize("type_name,k", CASES)

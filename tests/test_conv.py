@@ -1,15 +1,12 @@
 """Convolution, Deconvolution and Im2col (CPU): known values against naive loops, shapes, errors,
 gradient checks, chunking and the propagate_down / param_propagate_down switches; and the GPU
 half's chunking, which no conformance case reaches."""
-import contextlib
 import itertools
 
 import numpy as np
 import pytest
 
-import cuda_emulator
 from nvcaffe_py import conformance
-from nvcaffe_py.backends import cuda_unavailable_reason
 from nvcaffe_py.backends.cpu import convolution as convolution_engine
 from nvcaffe_py.backends.cpu import im2col as im2col_module
 from nvcaffe_py.errors import CaffeError
@@ -274,27 +271,13 @@ def test_float32_matches_float64():
     np.testing.assert_allclose(top32[0].data, top64[0].data, rtol=1e-4, atol=1e-4)
 
 
-@contextlib.contextmanager
-def gpu_or_emulator():
-    """The GPU where one is usable, else the CUDA emulator (skipped where it cannot run)."""
-    if cuda_unavailable_reason() is None:
-        yield
-        return
-    missing = cuda_emulator.available()
-    if missing:
-        pytest.skip(missing)
-    with cuda_emulator.installed():
-        yield
-
-
 @pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
-def test_gpu_half_in_chunks_of_one_image(monkeypatch, kind):
+def test_gpu_half_in_chunks_of_one_image(device, monkeypatch, kind):
     """conv_gpu runs a batch in chunks of CHUNK_ELEMENTS column elements, 256 MB: the whole batch
     of any conformance case. Forced to one image per chunk, it still agrees with the CPU."""
     monkeypatch.setattr(conv_gpu, "CHUNK_ELEMENTS", 1)
     params = f"num_output: 4 group: 2 kernel_size: 3 pad: 1 stride: 2 {FILLERS}"
-    with gpu_or_emulator():
-        conformance.check_gpu_parity(kind, conformance.Case(f"convolution_param {{ {params} }}", [(3, 4, 6, 5)]))
+    conformance.check_gpu_parity(kind, conformance.Case(f"convolution_param {{ {params} }}", [(3, 4, 6, 5)]))
 
 
 # -- gradients ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""CPU/GPU parity of every layer with GPU code, of our GEMM and device primitives, of one update
-step per solver, of a few device-resident training steps per solver (with snapshot and resume),
-and of a short LeNet training run.
+"""CPU/GPU parity of our GEMM and device primitives, of one update step per solver, of a few
+device-resident training steps per solver (with snapshot and resume), and of a short LeNet
+training run. (Every layer's parity is tests/test_conformance.py's, on the cases declared beside it.)
 
 Each check runs on a real GPU (the `gpu` cases, marked `cuda`, skipped with the backend's reason
 where no GPU is usable) and, where there is no GPU, on the CPU emulator of tests/cuda_emulator.py
@@ -11,186 +11,17 @@ import numpy as np
 import pytest
 
 import nvcaffe_py
-from nvcaffe_py.backends import cuda_unavailable_reason
-from nvcaffe_py.blob import Blob
-from nvcaffe_py.gradient_check import layer_param_from_text, make_layer
+from nvcaffe_py.conformance import assert_close
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.solvers import solver_class, solver_types
-
-import cuda_emulator
-
-RTOL = 1e-4
-
-
-@pytest.fixture(scope="module", params=[pytest.param("gpu", marks=pytest.mark.cuda), "emulator"])
-def device(request):
-    reason = cuda_unavailable_reason()
-    if request.param == "gpu":
-        if reason is not None:
-            pytest.skip(f"no usable GPU: {reason}")
-        yield "gpu"
-        return
-    if reason is None:
-        pytest.skip("a GPU is usable: the gpu cases run these checks on it")
-    missing = cuda_emulator.available()
-    if missing:
-        pytest.skip(missing)
-    with cuda_emulator.installed():
-        yield "emulator"
-
-
-def assert_close(gpu, cpu, what, rtol=RTOL):
-    gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
-    assert gpu.shape == cpu.shape, what
-    # Relative per element, with an absolute floor at rtol of the array's scale for elements that
-    # are sums cancelling to almost nothing.
-    floor = rtol * max(float(np.abs(cpu).max(initial=0.0)), 1e-6)
-    bad = np.abs(gpu - cpu) > rtol * np.abs(cpu) + floor
-    assert not bad.any(), (f"{what}: {int(bad.sum())} of {bad.size} elements differ, e.g. at "
-                           f"{np.unravel_index(np.argmax(bad), bad.shape)}: GPU {gpu[bad][0]:.8g} CPU {cpu[bad][0]:.8g}")
-
-
-def run_layer(text, inputs, *, gpu, num_tops=1, labels=(), loss=False, in_place=False, phase=caffe_pb2.TRAIN,
-              layer=None, params=None):
-    """Forward and backward once on the CPU or the GPU; the same layer object and parameters."""
-    nvcaffe_py.set_mode_cpu()
-    if layer is None:
-        param = layer_param_from_text(text)
-        param.phase = phase
-        layer = make_layer(param, phase, np.float32)
-    bottoms = [Blob(x.shape, dtype=np.float32) for x in inputs]
-    for b, x in zip(bottoms, inputs):
-        b.data[...] = x
-    tops = bottoms[:1] if in_place else [Blob(dtype=np.float32) for _ in range(num_tops)]
-    if not layer.blobs or params is None:
-        layer.check_blob_counts(bottoms, tops)
-        layer.setup(bottoms, tops)
-    if params is not None:
-        for blob, value in zip(layer.blobs, params):
-            blob.data[...] = value
-    initial = [blob.data.copy() for blob in layer.blobs]
-    for blob in layer.blobs:
-        blob.diff[...] = 0
-    layer.reshape(bottoms, tops)
-    if gpu:
-        nvcaffe_py.set_mode_gpu()
-        assert layer.uses_gpu(), f"{layer.type} has no forward_gpu"
-    layer.forward(bottoms, tops)
-    outputs = [t.data.copy() for t in tops]
-    picker = np.random.default_rng(11)
-    for t in tops:
-        t.diff[...] = 0.7 if loss else picker.standard_normal(t.shape)
-    propagate = [i not in labels for i in range(len(bottoms))]
-    for b in bottoms:
-        b.diff[...] = 0
-    layer.backward(tops, propagate, bottoms)
-    grads = [b.diff.copy() for b, p in zip(bottoms, propagate) if p and not in_place]
-    if in_place:
-        grads = [bottoms[0].diff.copy()]
-    grads += [p.diff.copy() for p in layer.blobs]
-    state = [p.data.copy() for p in layer.blobs]
-    nvcaffe_py.set_mode_cpu()
-    return layer, initial, outputs, grads, state
-
-
-def check_layer(text, inputs, **kw):
-    """The layer's outputs, gradients and parameter state after one pass agree on CPU and GPU."""
-    inputs = [np.asarray(x, np.float32) for x in inputs]
-    layer, initial, cpu_out, cpu_grad, cpu_state = run_layer(text, inputs, gpu=False, **kw)
-    _, _, gpu_out, gpu_grad, gpu_state = run_layer(text, inputs, gpu=True, layer=layer, params=initial, **kw)
-    for k, (g, c) in enumerate(zip(gpu_out, cpu_out)):
-        assert_close(g, c, f"{layer.type} top[{k}]")
-    for k, (g, c) in enumerate(zip(gpu_grad, cpu_grad)):
-        assert_close(g, c, f"{layer.type} gradient {k}")
-    for k, (g, c) in enumerate(zip(gpu_state, cpu_state)):
-        assert_close(g, c, f"{layer.type} param {k} after the pass")
 
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape).astype(np.float32)
 
 
-# -- pooling, LRN, normalisation ------------------------------------------------------------------
-@pytest.mark.parametrize("pool", [
-    "pool: MAX kernel_size: 3 stride: 2",
-    "pool: MAX kernel_size: 2 stride: 2 pad: 1",
-    "pool: AVE kernel_size: 3 stride: 2 pad: 1",
-    "pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2",
-    "pool: MAX global_pooling: true",
-    "pool: AVE global_pooling: true",
-])
-def test_pooling(device, pool):
-    check_layer(f'type: "Pooling" pooling_param {{ {pool} }}', [rand(2, 3, 7, 9)])
-
-
-def test_pooling_mask_top(device):
-    check_layer('type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }', [rand(2, 2, 7, 7)],
-                num_tops=2)
-
-
-# -- activations ----------------------------------------------------------------------------------
-NEURONS = [
-    'type: "ReLU"', 'type: "ReLU" relu_param { negative_slope: 0.1 }', 'type: "Sigmoid"', 'type: "TanH"',
-    'type: "AbsVal"', 'type: "BNLL"', 'type: "ELU" elu_param { alpha: 0.5 }',
-    'type: "Power" power_param { power: 2 scale: 0.5 shift: 3 }', 'type: "Exp" exp_param { base: 2 scale: 0.5 }',
-    'type: "Log" log_param { scale: 0.5 shift: 5 }', 'type: "Clip" clip_param { min: -0.5 max: 0.7 }',
-    'type: "PReLU"',
-]
-
-
-@pytest.mark.parametrize("text", NEURONS)
-@pytest.mark.parametrize("in_place", [False, True])
-def test_neuron(device, text, in_place):
-    check_layer(text, [rand(2, 3, 4, 5)], in_place=in_place)
-
-
-def test_threshold(device):
-    check_layer('type: "Threshold" threshold_param { threshold: 0.2 }', [rand(3, 4, 5)], labels=(0,))
-
-
-def test_dropout_mask_and_scaling(device):
-    from nvcaffe_py.backends.cuda import rng
-
-    x = rand(4, 5, 6) + 3  # nonzero everywhere, so a zero output marks a dropped value
-    layer, _, (y,), (dx,), _ = run_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }', [x], gpu=True)
-    kept = y != 0
-    np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
-    seed, stream = rng._state["seed"], rng._state["stream"]
-    expected = rng.host_bits(x.size, seed, stream) > np.uint32(int(0.3 * 2 ** 32))
-    np.testing.assert_array_equal(kept.reshape(-1), expected)
-    assert 0.6 < kept.mean() < 0.8
-    # backward: the same mask and scale on the top diff
-    dy = np.random.default_rng(11).standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_allclose(dx, np.where(kept, dy / 0.7, 0), rtol=1e-6)
-
-
-def test_dropout_test_phase_is_identity(device):
-    check_layer('type: "Dropout"', [rand(3, 4)], phase=caffe_pb2.TEST)
-
-
-# -- softmax, losses, accuracy ----------------------------------------------------------------
 def labels(n, classes, seed=3):
     return np.random.default_rng(seed).integers(0, classes, n).astype(np.float32)
-
-
-@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((2, 4, 3, 2), 1), ((3, 40), -1), ((2, 3, 4), 2)])
-def test_softmax(device, shape, axis):
-    check_layer(f'type: "Softmax" softmax_param {{ axis: {axis} }}', [rand(*shape) * 3])
-
-
-@pytest.mark.parametrize("loss_param", ["", "loss_param { ignore_label: 2 }",
-                                        "loss_param { normalization: BATCH_SIZE }",
-                                        "loss_param { ignore_label: 0 normalization: FULL }"])
-def test_softmax_with_loss(device, loss_param):
-    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(6, 5) * 2, labels(6, 5)], labels=(1,), loss=True)
-    check_layer(f'type: "SoftmaxWithLoss" {loss_param}', [rand(2, 4, 3, 2) * 2, labels(12, 4).reshape(2, 1, 3, 2)],
-                labels=(1,), loss=True, num_tops=2)
-
-
-@pytest.mark.parametrize("param", ["", "accuracy_param { top_k: 3 }", "accuracy_param { ignore_label: 1 }"])
-def test_accuracy(device, param):
-    check_layer(f'type: "Accuracy" {param}', [rand(20, 6), labels(20, 6)], labels=(0, 1))
-    check_layer(f'type: "Accuracy" {param}', [rand(2, 5, 3, 2), labels(12, 5).reshape(2, 3, 2)], labels=(0, 1))
 
 
 # -- GEMM, GEMV and the vector primitives ---------------------------------------------------------

@@ -1,11 +1,15 @@
-"""Dropout (layers/dropout.py): TRAIN masks and scaling, TEST identity, in-place use, gradients."""
+"""Dropout (layers/dropout.py): TRAIN masks and scaling, TEST identity, in-place use, gradients;
+the device mask (dropout_gpu.py) on a GPU or the CUDA emulator."""
 import numpy as np
 import pytest
 
+import nvcaffe_py
 from nvcaffe_py import rng
+from nvcaffe_py.backends.cuda import rng as device_rng
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import check_layer_gradient, setup_layer
 from nvcaffe_py.proto import caffe_pb2
+
 
 DROPOUT = 'type: "Dropout" dropout_param { dropout_ratio: 0.25 }'
 
@@ -122,3 +126,29 @@ def test_top_takes_bottom_shape():
     bottom[0].reshape(5, 6)
     layer.reshape(bottom, top)
     assert top[0].shape == (5, 6)
+
+
+# -- the GPU half ------------------------------------------------------------------------------
+def test_device_mask_and_scaling(device):
+    """The device keeps an element where its Philox draw exceeds ratio * 2^32 and scales it by
+    1 / (1 - ratio); backward applies the same mask and scale."""
+    x = nonzero_inputs((4, 5, 6)).astype(np.float32)
+    dy = np.random.default_rng(11).standard_normal(x.shape).astype(np.float32)
+    layer, bottom, top = setup_layer('type: "Dropout" dropout_param { dropout_ratio: 0.3 }', [x], dtype=np.float32)
+    seed = 77
+    rng.set_random_seed(seed)  # the device stream restarts: seed 77, first stream 1
+    nvcaffe_py.set_mode_gpu()
+    try:
+        layer.forward(bottom, top)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+    finally:
+        nvcaffe_py.set_mode_cpu()
+    assert layer.gpu is not None
+    y, dx = top[0].data, bottom[0].diff
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.7, rtol=1e-6)
+    expected = device_rng.host_bits(x.size, seed, 1) > np.uint32(int(0.3 * 2 ** 32))
+    np.testing.assert_array_equal(kept.reshape(-1), expected)
+    assert 0.6 < kept.mean() < 0.8
+    np.testing.assert_allclose(dx, np.where(kept, dy / 0.7, 0), rtol=1e-6)
