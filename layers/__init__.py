@@ -2,6 +2,8 @@
 import importlib
 import pkgutil
 
+from nvcaffe_py.net_spec import layers as _layer_factory
+
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
@@ -11,6 +13,4 @@ def __getattr__(name):
     # also `nvcaffe_py.layers`, so unknown attribute names are handed to that factory.
     if name.startswith("__"):
         raise AttributeError(name)
-    from nvcaffe_py.net_spec import layers as layer_factory
-
-    return getattr(layer_factory, name)
+    return getattr(_layer_factory, name)
