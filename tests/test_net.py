@@ -101,6 +101,32 @@ def test_backward_returns_input_diffs():
     assert diffs["data"].shape == (4, 3) and np.any(diffs["data"] != 0)
 
 
+def test_callbacks_run_around_every_layer_of_every_pass_until_removed():
+    """pycaffe's net.before_forward(f) & co.: f(layer index) around each layer, backward visiting
+    every layer (those that compute no gradient too, as Caffe's BackwardFromTo), in pass order."""
+    net = build()
+    feed(net)
+    calls = []
+    handles = [net.before_forward(lambda i: calls.append(("before_forward", i))),
+               net.after_forward(lambda i: calls.append(("after_forward", i))),
+               net.before_backward(lambda i: calls.append(("before_backward", i))),
+               net.after_backward(lambda i: calls.append(("after_backward", i)))]
+    net.forward_backward()
+    layers = range(len(net.layers))
+    assert calls == ([(kind, i) for i in layers for kind in ("before_forward", "after_forward")]
+                     + [(kind, i) for i in reversed(layers) for kind in ("before_backward", "after_backward")])
+    assert not net.layer_need_backward[0]  # the Input layer: visited, though it computes nothing
+    with net.after_forward(lambda i: calls.append(("scoped", i))):
+        net.forward(end="ip1")
+    assert [c for c in calls if c[0] == "scoped"] == [("scoped", 0), ("scoped", 1)]
+    for handle in handles:
+        handle.remove()
+    calls.clear()
+    net.forward_backward()
+    assert calls == []
+    assert net.layer_names == net._layer_names == [layer.name for layer in net.layers]
+
+
 def test_save_and_load_bit_identical(tmp_path):
     net = build()
     path = tmp_path / "mlp.caffemodel"
