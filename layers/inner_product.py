@@ -10,7 +10,7 @@ so that each thread reads only its share of the weights. The GPU half is inner_p
 """
 import numpy as np
 
-from nvcaffe_py.backends.cpu import threads as parallel
+from nvcaffe_py.backends.cpu import threads
 from nvcaffe_py.backends.cpu.tuning import GRADIENT_BLOCK_BYTES, MIN_PART_MULTIPLY_ADDS
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
@@ -65,7 +65,7 @@ class InnerProductLayer(Layer):
     @staticmethod
     def _parts(length, multiply_adds_per_item):
         """Slices of a weight axis of `length` for the CPU threads."""
-        return parallel.parts(length, multiply_adds_per_item, MIN_PART_MULTIPLY_ADDS)
+        return threads.parts(length, multiply_adds_per_item, MIN_PART_MULTIPLY_ADDS)
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data_readonly().reshape(self.rows, self.inputs)
@@ -78,7 +78,7 @@ class InnerProductLayer(Layer):
             if bias is not None:
                 y[:, part] += bias[part]
 
-        parallel.run(outputs, self._parts(self.num_output, self.rows * self.inputs))
+        threads.run(outputs, self._parts(self.num_output, self.rows * self.inputs))
 
     def backward_cpu(self, top, propagate_down, bottom):
         dy = top[0].diff_readonly().reshape(self.rows, self.num_output)
@@ -92,13 +92,13 @@ class InnerProductLayer(Layer):
                     block = slice(start, min(start + step, part.stop))
                     grad[block] += dy[:, block].T @ x
 
-            parallel.run(weight_gradient, self._parts(self.num_output, self.rows * self.inputs))
+            threads.run(weight_gradient, self._parts(self.num_output, self.rows * self.inputs))
         if self.bias_term and self.param_gradient_wanted(1):
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.rows, self.inputs)
             weights = self._weight_nk(self.blobs[0].data_readonly())
-            parallel.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
+            threads.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
                          self._parts(self.inputs, self.rows * self.num_output))
 
     def make_gpu(self):

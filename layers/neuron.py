@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from nvcaffe_py.backends.cpu import threads as parallel
+from nvcaffe_py.backends.cpu import threads
 from nvcaffe_py.conformance import Case, normal, uniform
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.proto import caffe_pb2
@@ -42,7 +42,7 @@ class NeuronLayer(Layer):
     def _batch_parts(self, x):
         if not self.splits_batch or x.ndim == 0:
             return [Ellipsis]
-        return parallel.parts(x.shape[0], x[:1].size)
+        return threads.parts(x.shape[0], x[:1].size)
 
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
@@ -57,7 +57,7 @@ class NeuronLayer(Layer):
                 self._input_copy = np.empty_like(x)
             np.copyto(self._input_copy, x)
         y = top[0].data
-        parallel.run(lambda part: self.activate(x[part], y[part]), self._batch_parts(x))
+        threads.run(lambda part: self.activate(x[part], y[part]), self._batch_parts(x))
 
     def forward_input(self, bottom, top):
         """The input of the last forward, also when an in-place forward overwrote bottom.data."""
@@ -72,7 +72,7 @@ class NeuronLayer(Layer):
                 # One ufunc call, so bottom.diff may alias top.diff (in place).
                 np.multiply(dy[index], self.derivative(x[index], y[index]), out=dx[index])
 
-            parallel.run(part, self._batch_parts(x))
+            threads.run(part, self._batch_parts(x))
 
     def activate(self, x, y):
         raise NotImplementedError

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nvcaffe_py.backends.cpu import convolution as convolution_engine
-from nvcaffe_py.backends.cpu import threads as parallel
+from nvcaffe_py.backends.cpu import threads
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.gradient_check import setup_layer
 from nvcaffe_py.layers import inner_product as inner_product_module
@@ -16,20 +16,20 @@ from nvcaffe_py.backends.cpu import pooling as pooling_engine
 
 def test_parts_cover_the_range_in_order_and_respect_the_minimum(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
-    assert parallel.parts(10, min_elements=1) == [slice(0, 4), slice(4, 7), slice(7, 10)]
-    assert parallel.parts(2, min_elements=1) == [slice(0, 1), slice(1, 2)]
-    assert parallel.parts(0) == []
+    assert threads.parts(10, min_elements=1) == [slice(0, 4), slice(4, 7), slice(7, 10)]
+    assert threads.parts(2, min_elements=1) == [slice(0, 1), slice(1, 2)]
+    assert threads.parts(0) == []
     # Too little work for a second part: 100 items of 1000 elements against a 60,000 minimum.
-    assert parallel.parts(100, 1000, min_elements=60_000) == [slice(0, 100)]
-    assert parallel.groups(list("abcde")) == [["a", "b"], ["c", "d"], ["e"]]
+    assert threads.parts(100, 1000, min_elements=60_000) == [slice(0, 100)]
+    assert threads.groups(list("abcde")) == [["a", "b"], ["c", "d"], ["e"]]
 
 
 def test_thread_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "5")
-    assert parallel.thread_count() == 5
+    assert threads.thread_count() == 5
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "many")
     with pytest.raises(CaffeError, match="NVCAFFE_CPU_THREADS must be a whole number, got 'many'"):
-        parallel.thread_count()
+        threads.thread_count()
 
 
 def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
@@ -40,8 +40,8 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
         all_started.wait()
         return i, threading.current_thread().name
 
-    with parallel.scope():
-        names = parallel.run(part, range(3))
+    with threads.scope():
+        names = threads.run(part, range(3))
     assert [i for i, _ in names] == [0, 1, 2]
     assert len({name for _, name in names}) == 3
 
@@ -51,25 +51,25 @@ def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
         return i
 
     def thread_names(_):
-        return {name for name in parallel.run(lambda _: threading.current_thread().name, range(3))}
+        return {name for name in threads.run(lambda _: threading.current_thread().name, range(3))}
 
-    with parallel.scope():
+    with threads.scope():
         with pytest.raises(RuntimeError, match="part 1 failed"):
-            parallel.run(fails, range(3))
+            threads.run(fails, range(3))
         # A run inside a part runs its items in turn on that thread instead of waiting on the pool.
-        assert all(len(names) == 1 for names in parallel.run(thread_names, range(3)))
-    # Outside a cpu_threads block (a layer called on its own), the parts run in turn, here.
+        assert all(len(names) == 1 for names in threads.run(thread_names, range(3)))
+    # Outside a threads.scope() block (a layer called on its own), the parts run in turn, here.
     assert thread_names(None) == {threading.current_thread().name}
 
 
 def test_blas_is_single_threaded_inside_and_restored_after(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
-    controller = parallel._blas_controller()
+    controller = threads._blas_controller()
     if not controller.lib_controllers:
         pytest.skip("NumPy's BLAS is not one threadpoolctl can control")
     before = [lib.num_threads for lib in controller.lib_controllers]
-    with parallel.scope():
-        with parallel.single_threaded_blas():
+    with threads.scope():
+        with threads.single_threaded_blas():
             assert all(lib.get_num_threads() == 1 for lib in controller.lib_controllers)
         assert all(lib.get_num_threads() == 1 for lib in controller.lib_controllers)
     assert [lib.get_num_threads() for lib in controller.lib_controllers] == before
@@ -79,12 +79,12 @@ def test_without_threadpoolctl_the_layers_run_on_one_thread(monkeypatch):
     import sys
 
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
-    monkeypatch.setattr(parallel, "_blas", None)
+    monkeypatch.setattr(threads, "_blas", None)
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
-    with parallel.scope():
-        names = parallel.run(lambda _: threading.current_thread().name, range(2))
+    with threads.scope():
+        names = threads.run(lambda _: threading.current_thread().name, range(2))
     assert names == [threading.current_thread().name] * 2
-    assert parallel._blas is False
+    assert threads._blas is False
 
 
 def _run_layer(text, bottoms, num_tops=1, backward=True):
@@ -145,9 +145,9 @@ def test_layers_give_the_same_results_on_several_threads(monkeypatch, text, shap
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "1")
     expected = _run_layer(text, [x])
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
-    monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", 1)
+    monkeypatch.setattr(threads, "MIN_PART_ELEMENTS", 1)
     monkeypatch.setattr(inner_product_module, "MIN_PART_MULTIPLY_ADDS", 1)
-    with parallel.scope():
+    with threads.scope():
         got = _run_layer(text, [x])
     for want_list, got_list in zip(expected, got):
         for want, have in zip(want_list, got_list):
@@ -173,9 +173,9 @@ def test_a_net_trains_the_same_on_one_thread_and_on_three(monkeypatch):
     data = np.random.default_rng(2).standard_normal((6, 3, 10, 10))
     label = np.array([0, 1, 2, 3, 0, 1])
 
-    def losses_and_grads(threads, min_elements):
-        monkeypatch.setenv("NVCAFFE_CPU_THREADS", threads)
-        monkeypatch.setattr(parallel, "MIN_PART_ELEMENTS", min_elements)
+    def losses_and_grads(thread_count, min_elements):
+        monkeypatch.setenv("NVCAFFE_CPU_THREADS", thread_count)
+        monkeypatch.setattr(threads, "MIN_PART_ELEMENTS", min_elements)
         monkeypatch.setattr(inner_product_module, "MIN_PART_MULTIPLY_ADDS", min_elements)
         rng.set_random_seed(11)
         net = Net(formats.net_param_from_text(text), caffe_pb2.TRAIN)
@@ -184,7 +184,7 @@ def test_a_net_trains_the_same_on_one_thread_and_on_three(monkeypatch):
         loss = net.forward_backward()
         return loss, [p.blob.diff.copy() for p in net.learnable_params]
 
-    loss_one, grads_one = losses_and_grads("1", parallel.MIN_PART_ELEMENTS)
+    loss_one, grads_one = losses_and_grads("1", threads.MIN_PART_ELEMENTS)
     loss_three, grads_three = losses_and_grads("3", 1)
     assert loss_three == pytest.approx(loss_one, rel=1e-6)
     for want, have in zip(grads_one, grads_three):
@@ -196,16 +196,16 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     import os
 
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
-    with parallel.scope():
-        assert parallel.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
+    with threads.scope():
+        assert threads.run(lambda i: i, range(2)) == [0, 1]  # the parent's pool exists now
     pid = os.fork()
     if pid == 0:  # the child: the parent's worker thread does not exist here
         import signal
 
         signal.alarm(20)  # a part left waiting for a thread that is gone ends the child, failed
         try:
-            with parallel.scope():
-                ok = parallel.run(lambda i: (i * 2, threading.current_thread().name), range(2))
+            with threads.scope():
+                ok = threads.run(lambda i: (i * 2, threading.current_thread().name), range(2))
             ok = [i for i, _ in ok] == [0, 2] and len({name for _, name in ok}) == 2
         finally:
             os._exit(0 if ok else 1)
