@@ -163,7 +163,6 @@ class Net:
                 top_names.append(tname)
 
     def _setup_layer(self, layer, bottoms, tops):
-        layer.check_blob_counts(bottoms, tops)
         try:
             layer.set_up(bottoms, tops)
         except CaffeError:
