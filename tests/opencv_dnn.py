@@ -27,3 +27,9 @@ def opencv_forward(tmp_path, prototxt: str, net, inputs: dict, outputs: list) ->
     for name, array in inputs.items():
         reference.setInput(np.ascontiguousarray(array, np.float32), name)
     return dict(zip(outputs, reference.forward(outputs)))
+
+
+def sorted_detections(rows):
+    """DetectionOutput rows by image, label and descending score (OpenCV orders them its own way)."""
+    rows = rows.reshape(-1, 7)
+    return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]

@@ -9,7 +9,7 @@ import nvcaffe_py as caffe
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.formats import net_param_from_text
 
-from opencv_dnn import opencv_forward
+from opencv_dnn import opencv_forward, sorted_detections
 
 
 def net_from(text, phase=caffe.TEST):
@@ -190,11 +190,6 @@ layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom:
         detection_output_param { num_classes: 3 share_location: true background_label_id: 0
           nms_param { nms_threshold: 0.45 top_k: 40 } code_type: CENTER_SIZE keep_top_k: 30 confidence_threshold: 0.3 } }
 """
-
-
-def sorted_detections(rows):
-    rows = rows.reshape(-1, 7)
-    return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]
 
 
 def test_ssd_head_agrees_with_opencv(tmp_path):
