@@ -121,5 +121,7 @@ def test_a_net_given_as_a_message_is_listed_by_layer():
 
 def test_known_fork_layers_pass_the_scan():
     text = 'layer { name: "p" type: "PriorBox" prior_box_param { min_size: 30 } }\n' \
-           'layer { name: "i" type: "ShuffleChannel" shuffle_channel_param { group: 2 } }\n'
+           'layer { name: "s" type: "ShuffleChannel" shuffle_channel_param { group: 2 } }\n' \
+           'layer { name: "i" type: "Interp" interp_param { zoom_factor: 2 } }\n' \
+           'layer { name: "u" type: "Upsample" upsample_param { scale: 2 } }\n'
     assert unsupported.scan(text) == []
