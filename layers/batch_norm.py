@@ -5,7 +5,9 @@ variances, and the scale factor by which both are divided (the decayed count of 
 training forward does  s = s * f + 1,  mean_sum = mean + f * mean_sum,  var_sum = m/(m-1) * var
 + f * var_sum  (f = moving_average_fraction, m = elements per channel). With use_global_stats
 (default: the TEST phase) the stored statistics normalize instead of the batch's own. The
-affine part is a separate Scale layer, as in Caffe.
+affine part is a separate Scale layer, as in Caffe, or, with NVCaffe's scale_bias (implied by a
+scale_filler or bias_filler), learned blobs 3 and 4: y = x_norm * scale + bias (fillers default
+to 1 and 0; their param specs are the user's, default lr_mult 1).
 """
 import numpy as np
 
@@ -27,6 +29,9 @@ def _stored_statistics(layer, bottoms):
 
 
 
+_SCALE_BIAS = ('scale_filler { type: "uniform" min: 0.5 max: 2 } bias_filler { type: "gaussian" std: 1 }')
+
+
 @register_layer("BatchNorm")
 class BatchNormLayer(Layer):
     exact_num_bottom = 1
@@ -43,6 +48,11 @@ class BatchNormLayer(Layer):
         # A layer never updated: Caffe normalizes with zero statistics (a scale factor of 0).
         Case("batch_norm_param { use_global_stats: true }", [(4, 3, 5, 2)], check_params=False),
         Case("batch_norm_param { use_global_stats: false }", [(4, 3, 2)], phase=caffe_pb2.TEST),
+        # NVCaffe's scale_bias: learned scale and bias after the normalization.
+        Case(f"batch_norm_param {{ {_SCALE_BIAS} }}", [normal((4, 3, 5, 2), scale=3, shift=1)]),
+        Case("batch_norm_param { scale_bias: true }", [(3, 3, 4)], in_place=True),
+        Case(f"batch_norm_param {{ use_global_stats: true {_SCALE_BIAS} }}", [(4, 3, 2, 2)],
+             prepare=_stored_statistics, check_params=False),
     ]
 
     def setup(self, bottom, top):
@@ -52,11 +62,20 @@ class BatchNormLayer(Layer):
         self.use_global_stats = (p.use_global_stats if p.HasField("use_global_stats")
                                  else self.phase == caffe_pb2.TEST)
         self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
+        self.scale_bias = p.scale_bias or p.HasField("scale_filler") or p.HasField("bias_filler")
         if not self.blobs:
             for shape in ((self.channels,), (self.channels,), (1,)):
                 self.blobs.append(self.new_param_blob(shape))
+            if self.scale_bias:
+                for filler, value in (("scale_filler", 1), ("bias_filler", 0)):
+                    given = p.HasField(filler)
+                    self.blobs.append(self.new_param_blob((self.channels,), getattr(p, filler) if given else
+                                                          caffe_pb2.FillerParameter(type="constant", value=value)))
+        if len(self.blobs) != (5 if self.scale_bias else 3):
+            raise self.error(f"{len(self.blobs)} parameter blobs in the weights; "
+                             f"{'5 with scale_bias' if self.scale_bias else '3 (5 needs scale_bias: true)'} expected")
         # The statistics must never be trained: the Net reads these specs after setup.
-        for i in range(len(self.blobs)):
+        for i in range(3):
             if len(self.layer_param.param) == i:
                 self.layer_param.param.add(lr_mult=0.0)
             elif self.layer_param.param[i].lr_mult != 0:
@@ -95,6 +114,9 @@ class BatchNormLayer(Layer):
         y /= self.std[:, None]
         # Backward needs the normalized values; a later in-place layer (usually Scale) overwrites top.
         self.x_norm = y.copy()
+        if self.scale_bias:
+            y *= self.blobs[3].data_readonly()[:, None]
+            y += self.blobs[4].data_readonly()[:, None]
 
     def _update_running_stats(self, mean, variance, per_channel):
         f = self.moving_average_fraction
@@ -103,9 +125,15 @@ class BatchNormLayer(Layer):
         self.blobs[1].data[...] = self.variance_correction(per_channel) * variance + f * self.blobs[1].data
 
     def backward_cpu(self, top, propagate_down, bottom):
+        dy = self._by_channel(top[0].diff_readonly())
+        if self.scale_bias:
+            if self.param_gradient_wanted(3):
+                self.blobs[3].diff[...] += np.einsum("ncs,ncs->c", dy, self.x_norm)
+            if self.param_gradient_wanted(4):
+                self.blobs[4].diff[...] += dy.sum(axis=(0, 2))
+            dy = dy * self.blobs[3].data_readonly()[:, None]  # the gradient at the normalized values
         if not propagate_down[0]:
             return
-        dy = self._by_channel(top[0].diff_readonly())
         dx = self._by_channel(bottom[0].diff)
         inv_std = (1 / self.std)[:, None]
         if self.use_global_stats:
@@ -122,4 +150,4 @@ class BatchNormLayer(Layer):
 
     def make_gpu(self):
         return BatchNormGPU(layer=self, channels=self.channels, eps=self.eps, use_global_stats=self.use_global_stats,
-                            moving_average_fraction=self.moving_average_fraction)
+                            moving_average_fraction=self.moving_average_fraction, scale_bias=self.scale_bias)

@@ -9,8 +9,10 @@ _kernels = kernels.Source(__file__, "batch_norm.cu")
 
 
 class BatchNormGPU(GPUHalf):
-    def __init__(self, *, layer, channels, eps, use_global_stats, moving_average_fraction):
-        self.layer = layer  # its blobs: the running sums of means and variances, and their scale factor
+    def __init__(self, *, layer, channels, eps, use_global_stats, moving_average_fraction, scale_bias):
+        # the layer's blobs: the running sums of means and variances, their scale factor, and with
+        # scale_bias the learned scale and bias
+        self.layer, self.scale_bias = layer, scale_bias
         self.channels, self.eps = channels, eps
         self.use_global_stats, self.moving_average_fraction = use_global_stats, moving_average_fraction
         self.inv_std = DeviceBuffer(layer.dtype)
@@ -27,7 +29,7 @@ class BatchNormGPU(GPUHalf):
         x, y = bottom[0].gpu_data_readonly(), top[0].gpu_data
         mean = memory.empty(C, x.dtype)
         variance = memory.empty(C, x.dtype)
-        mean_sum, variance_sum, scale_factor = self.layer.blobs
+        mean_sum, variance_sum, scale_factor = self.layer.blobs[:3]
         if self.use_global_stats:
             _kernels.get("bn_stored_statistics", x.dtype).launch(
                 C, C, mean_sum.gpu_data_readonly(), variance_sum.gpu_data_readonly(), scale_factor.gpu_data_readonly(),
@@ -48,13 +50,19 @@ class BatchNormGPU(GPUHalf):
         _kernels.get("bn_inv_std", x.dtype).launch(C, C, variance, self.eps, inv_std)
         mf.channel_affine(y, C, S, scale=inv_std)
         memory.copy(self.x_norm.get(n), y)
+        if self.scale_bias:
+            scale, bias = (b.gpu_data_readonly() for b in self.layer.blobs[3:])
+            mf.channel_affine(y, C, S, scale=scale, bias=bias)
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
-            return
         N, C, S = self._dims(bottom[0])
         n = bottom[0].count()
-        dy, dx = top[0].gpu_diff_readonly(), bottom[0].gpu_diff
+        dy = top[0].gpu_diff_readonly()
+        if self.scale_bias:
+            dy = self._affine_backward(dy, N, C, S)
+        if not propagate_down[0]:
+            return
+        dx = bottom[0].gpu_diff
         inv_std = self.inv_std.get(C)
         if self.use_global_stats:
             mf.channel_affine(dy, C, S, scale=inv_std, out=dx)
@@ -66,3 +74,14 @@ class BatchNormGPU(GPUHalf):
         mf.channel_reduce(dy, N, C, S, sum_dy_y, b=x_norm)
         _kernels.get("bn_backward", dy.dtype).launch(n, n, C, S, dy, x_norm, sum_dy, sum_dy_y, 1.0 / (N * S), inv_std,
                                                      dx)
+
+    def _affine_backward(self, dy, N, C, S):
+        """The learned scale's and bias's gradients; returns the gradient at the normalised values."""
+        scale, bias = self.layer.blobs[3:]
+        if self.layer.param_gradient_wanted(3):
+            mf.channel_reduce(dy, N, C, S, scale.gpu_diff, b=self.x_norm.get(dy.size), beta=1.0)
+        if self.layer.param_gradient_wanted(4):
+            mf.channel_reduce(dy, N, C, S, bias.gpu_diff, beta=1.0)
+        g = memory.empty(dy.size, dy.dtype)
+        mf.channel_affine(dy, C, S, scale=scale.gpu_data_readonly(), out=g)
+        return g

@@ -27,6 +27,10 @@
 FORWARD(relu_forward, x > 0 ? x : x * slope, Dtype slope)
 BACKWARD(relu_backward, dy * (x > 0 ? Dtype(1) : slope), Dtype slope)
 
+// ReLU6 (the forks'), with NVCaffe's slope for x < 0.
+FORWARD(relu6_forward, min(max(x, Dtype(0)), Dtype(6)) + slope * min(x, Dtype(0)), Dtype slope)
+BACKWARD(relu6_backward, dy * (x > 0 ? (x < 6 ? Dtype(1) : Dtype(0)) : slope), Dtype slope)
+
 FORWARD(sigmoid_forward, Dtype(0.5) * tanh(Dtype(0.5) * x) + Dtype(0.5))
 BACKWARD(sigmoid_backward, dy * y * (1 - y))
 

@@ -1,6 +1,7 @@
 """Element-wise ("neuron") layers, as Caffe's NeuronLayer family: one bottom, one top of its shape.
 
-ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Power, Exp, Log, BNLL, Threshold, Clip, Swish.
+ReLU, PReLU, ELU, Sigmoid, TanH, AbsVal, Power, Exp, Log, BNLL, Threshold, Clip, Swish, and the
+forks' ReLU6.
 Each may run in place (`top: same name as bottom`), so forward reads its input before writing,
 and backward reads only what survives: the output, or a copy of the input the base class keeps.
 """
@@ -151,6 +152,31 @@ class ReLULayer(NeuronLayer):
 
     def derivative(self, x, y):
         return leaky_rectify_derivative(x, x.dtype.type(self.negative_slope))
+
+
+@register_layer("ReLU6")
+class ReLU6Layer(ReLULayer):
+    """The forks' (MobileNet v2's) y = min(max(x, 0), 6), plus NVCaffe's negative_slope * min(x, 0)
+    from relu_param (default 0: the plain fork layer); the gradient passes where 0 < x < 6, the
+    slope where x <= 0. ReLU's setup serves: with slope >= 0 the output is in (0, 6), at most 0,
+    or 6 exactly where the input is, so backward may test an overwritten bottom."""
+    cases = [Case("", [normal((2, 3, 4, 5), scale=5, shift=2)], **_KINK_AT_0),
+             Case("", [normal((2, 3, 4, 5), scale=5, shift=2)], in_place=True, **_KINK_AT_0),
+             Case("relu_param { negative_slope: 0.1 }", [normal((2, 3, 4, 5), scale=5, shift=2)], in_place=True,
+                  **_KINK_AT_0),
+             Case("relu_param { negative_slope: -0.2 }", [normal((2, 3, 4, 5), scale=5, shift=2)], in_place=True,
+                  **_KINK_AT_0)]
+    gpu_kernel = "relu6"
+
+    def activate(self, x, y):
+        negative_part = np.minimum(x, 0) * self.negative_slope
+        np.clip(x, 0, 6, out=y)
+        y += negative_part
+
+    def derivative(self, x, y):
+        slope = np.where(x <= 0, x.dtype.type(self.negative_slope), x.dtype.type(0))
+        slope[(x > 0) & (x < 6)] = 1
+        return slope
 
 
 # Slopes of both signs, one per channel, for PReLU's cases (its default fills 0.25 everywhere).

@@ -10,7 +10,7 @@ import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
-from . import upgrade
+from . import unsupported, upgrade
 from .blob import Blob
 from .errors import CaffeError
 from .proto import caffe_pb2
@@ -21,6 +21,9 @@ def parse_text(text: str, message, source: str = "<string>"):
     try:
         text_format.Merge(text, message)
     except text_format.ParseError as exc:
+        findings = unsupported.scan(text) if isinstance(message, caffe_pb2.NetParameter) else []
+        if findings:  # unknown fields or values, probably from a fork: list them all at once
+            raise unsupported.report(findings, source) from None
         line, col = exc.GetLine(), exc.GetColumn()
         detail = str(exc)
         # protobuf prefixes the position itself ("3:7 : ..."); keep only the message.

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backends, formats, hdf5_format
+from . import backends, formats, hdf5_format, unsupported
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -86,6 +86,7 @@ class Net:
         self.state = state
         self.name = param.name
         filtered = insert_splits(filter_net(param, state), self.source)
+        unsupported.check_layer_types(filtered, self.source)
         self.param = filtered
         self.layers = []
         self.layer_names = []

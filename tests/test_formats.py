@@ -17,7 +17,7 @@ def test_prototxt_error_names_file_line_and_column(tmp_path):
         formats.read_net_param(path)
     message = str(info.value)
     assert message.startswith(f"{path}:4:3: ")
-    assert 'no field named "tpye"' in message and "\n" not in message
+    assert "unknown field 'tpye'" in message and "did you mean 'type'" in message and "\n" not in message
 
 
 def test_prototxt_syntax_error_from_text():
