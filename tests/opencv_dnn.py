@@ -2,7 +2,7 @@
 
 OpenCV 4.x (opencv-python-headless 4.14 is the last) reads Caffe prototxts with the SSD, ShuffleNet,
 Interp, ROI and ReLU6 layers; OpenCV 5 removed the importer. The comparison is a test-time check
-only (the `opencv-caffe` extra pins a 4.x OpenCV); where the installed OpenCV has no
+only (the `test` extra pins a 4.x OpenCV); where the installed OpenCV has no
 cv2.dnn.readNetFromCaffe the tests that need it skip, saying so.
 """
 import cv2
@@ -12,7 +12,7 @@ import pytest
 
 def require_caffe_importer():
     if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):
-        pytest.skip(f"OpenCV {cv2.__version__} has no Caffe importer (install the `opencv-caffe` extra: "
+        pytest.skip(f"OpenCV {cv2.__version__} has no Caffe importer (the `test` extra pins "
                     "opencv-python-headless<5)")
 
 
