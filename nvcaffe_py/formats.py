@@ -12,7 +12,7 @@ from google.protobuf import text_format
 
 from . import upgrade
 from .blob import Blob
-from .errors import CaffeError
+from .errors import CaffeError, InvalidValueError
 from .proto import caffe_pb2
 
 
@@ -142,7 +142,7 @@ def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
     arr = np.asarray(values, dtype=dtype)
     expected = int(np.prod(shape, dtype=np.int64))
     if arr.size != expected:
-        raise CaffeError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
+        raise InvalidValueError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
     return arr.reshape(shape)
 
 

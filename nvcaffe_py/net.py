@@ -11,6 +11,7 @@ a profiler, gradient reduction across ranks) adds a callback, as Caffe's Net::Ca
 pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
 f(layer_index) runs around every layer of every pass.
 """
+import itertools
 import os
 from collections import OrderedDict
 
@@ -26,6 +27,12 @@ from .split_insertion import insert_splits
 
 TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
+
+
+def _note_layer(exc, layer, stage):
+    """Name the layer on an exception raised inside it, keeping the exception's own type (a Python
+    layer's RuntimeError reaches the caller as a RuntimeError, as in pycaffe)."""
+    exc.add_note(f"in {stage} of layer '{layer.name}' ({layer.type})")
 
 
 class ParamSpec:
@@ -165,14 +172,15 @@ class Net:
     def _setup_layer(self, layer, bottoms, tops):
         try:
             layer.set_up(bottoms, tops)
-        except CaffeError:
-            raise
         except Exception as exc:
-            raise CaffeError(f"layer '{layer.name}' ({layer.type}) failed to set up: {type(exc).__name__}: {exc}") from exc
+            _note_layer(exc, layer, "setup")
+            raise
         given = list(layer.layer_param.loss_weight)
         defaults = list(layer.default_loss_weights)
         layer.loss_weights = [given[j] if j < len(given) else (defaults[j] if j < len(defaults) and not given else 0.0)
                               for j in range(len(tops))]
+        # Caffe writes the loss weight into the top's diff once, here: backward starts from that
+        # diff, so a diff the caller sets afterwards (net.backward(**{top: d})) is what it uses.
         for top, weight in zip(tops, layer.loss_weights):
             if weight:
                 top.diff[...] = weight
@@ -286,8 +294,12 @@ class Net:
                 layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
                 for function in before:
                     function(i)
-                layer.reshape(bottoms, tops)
-                layer.forward(bottoms, tops)
+                try:
+                    layer.reshape(bottoms, tops)
+                    layer.forward(bottoms, tops)
+                except Exception as exc:
+                    _note_layer(exc, layer, "forward")
+                    raise
                 for function in after:
                     function(i)
                 for top, weight in zip(tops, layer.loss_weights):
@@ -303,11 +315,12 @@ class Net:
                 layer, tops = self.layers[i], self.top_vecs[i]
                 for function in before:
                     function(i)
-                for top, weight in zip(tops, layer.loss_weights):
-                    if weight:
-                        top.diff[...] = weight
                 if self.layer_need_backward[i]:
-                    layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+                    try:
+                        layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+                    except Exception as exc:
+                        _note_layer(exc, layer, "backward")
+                        raise
                 for function in after:
                     function(i)
 
@@ -351,6 +364,60 @@ class Net:
             self._set_blob(name, value, "diff")
         self.backward_from_to(start_index, end_index)
         return {name: self.blobs[name].diff for name in outputs}
+
+    def forward_all(self, blobs=None, **kwargs):
+        """pycaffe's forward_all: run N items per input (`kwargs`: input name -> array) through the
+        net a batch at a time (the last batch padded with zeros); {output or `blobs` name: the N
+        results stacked}."""
+        if not kwargs:
+            raise CaffeError(f"forward_all needs the input arrays as keywords (the net's inputs: "
+                             f"{', '.join(self.inputs) or 'none'})")
+        results = {name: [] for name in set(self.outputs) | set(blobs or [])}
+        for batch in self._batch(kwargs, "forward_all"):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                results[name].extend(value.copy())
+        return self._unpad(results, kwargs)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """pycaffe's forward_backward_all: as forward_all, with a backward after each forward; the
+        keywords are inputs (fed forward) and outputs (their diffs fed backward). Returns (the
+        outputs and `blobs`, the input diffs and `diffs`), each stacked over the N items."""
+        results = {name: [] for name in set(self.outputs) | set(blobs or [])}
+        gradients = {name: [] for name in set(self.inputs) | set(diffs or [])}
+        forward_batches = self._batch({k: v for k, v in kwargs.items() if k in self.inputs}, "forward_backward_all")
+        backward_batches = self._batch({k: v for k, v in kwargs.items() if k in self.outputs}, "forward_backward_all")
+        for forward_batch, backward_batch in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
+            for name, value in self.forward(blobs=blobs, **forward_batch).items():
+                results[name].extend(value.copy())
+            for name, value in self.backward(diffs=diffs, **backward_batch).items():
+                gradients[name].extend(value.copy())
+        return self._unpad(results, kwargs), self._unpad(gradients, kwargs)
+
+    def _batch(self, arrays, caller):
+        """{name: one batch of each array} per batch of the net's batch size, the last one padded
+        with zeros (an empty `arrays` yields nothing)."""
+        unknown = [name for name in arrays if name not in self.blobs]
+        if unknown:
+            raise CaffeError(f"{caller}: net has no blob named '{unknown[0]}' (inputs: {', '.join(self.inputs)}; "
+                             f"outputs: {', '.join(self.outputs)})")
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        if not arrays:
+            return
+        total = len(next(iter(arrays.values())))
+        batch_size = self.blobs[next(iter(arrays))].shape[0]
+        for start in range(0, total, batch_size):
+            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            padding = batch_size - (total - start) if total - start < batch_size else 0
+            if padding:
+                batch = {name: np.concatenate([part, np.zeros((padding,) + part.shape[1:], part.dtype)])
+                         for name, part in batch.items()}
+            yield batch
+
+    @staticmethod
+    def _unpad(results, arrays):
+        """The stacked results of the items given, without those of the padding."""
+        total = len(next(iter(arrays.values()))) if arrays else None
+        return {name: np.asarray(values[:total]) for name, values in results.items()}
 
     def set_input_arrays(self, data, labels):
         """pycaffe's: feed arrays to the net's first layer, which must be MemoryData."""

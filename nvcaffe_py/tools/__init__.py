@@ -10,7 +10,8 @@ import time
 from .. import log
 from ..errors import CaffeError
 
-TOOLS = ("convert_imageset", "compute_image_mean", "convert_mnist_data", "convert_cifar_data", "make_digits")
+TOOLS = ("convert_imageset", "compute_image_mean", "convert_mnist_data", "convert_cifar_data", "make_digits",
+         "draw_net")
 
 
 def run_tool(parser, body, argv) -> int:
