@@ -77,7 +77,6 @@ class Solver:
         self.test_nets = self._build_test_nets()
         self.iter = 0
         self.current_step = 0
-        self.lr = 0.0
         self.history = [Blob(p.blob.shape, dtype=self.dtype)
                         for _ in range(self.history_per_param) for p in self.net.learnable_params]
         self.smoothed_loss = 0.0
@@ -179,6 +178,12 @@ class Solver:
             log.info(f"Finetuning from {path}")
             for net in [self.net, *self.test_nets]:
                 net.copy_from(path)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step will use (pycaffe's SGDSolver.lr): the lr policy at the
+        current iteration."""
+        return lr_policy.learning_rate(self.param, self.iter, self.current_step)[0]
 
     # -- the training loop -------------------------------------------------------------------
     def set_action_function(self, function):
@@ -340,9 +345,9 @@ class Solver:
         the step; then subtract every step from its weights. Where the arrays live decides only who
         does each step's arithmetic (host_update or device_update), never which steps run."""
         p = self.param
-        self.lr, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
+        rate, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
         if p.display and self.iter % p.display == 0:
-            log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
+            log.info(f"Iteration {self.iter}, lr = {log.number(rate)}")
         arrays = device_update if mode.gpu_mode() else host_update
         params = self.net.learnable_params
         self._clip_gradients(params, arrays)
@@ -353,7 +358,7 @@ class Solver:
             decay = p.weight_decay * param.decay_mult
             if decay:
                 arrays.regularize(blob, decay, p.regularization_type)
-            arrays.compute_step(self, blob, self.param_history(i), self.lr * param.lr_mult)
+            arrays.compute_step(self, blob, self.param_history(i), rate * param.lr_mult)
         for param in params:
             arrays.apply_step(param.blob)
 
