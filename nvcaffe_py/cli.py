@@ -4,8 +4,10 @@ spellings (`-solver x`, `--solver x`, `--solver=x`), plus every data tool in nvc
 
 A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
 """
+import contextlib
 import importlib
 import importlib.util
+import os
 import signal
 import sys
 import time
@@ -303,8 +305,8 @@ def _tool_names():
 def usage() -> str:
     lines = [f"usage: {PROG} <command> [flags]   (flags: -flag value, --flag value or --flag=value)",
              "", "commands:"]
-    lines += [f"  {name:<20}{text}" for name, (_, text, _) in COMMANDS.items()]
-    lines += [f"  {name:<20}data tool ('{PROG} {name} --help' for its flags)" for name in _tool_names()]
+    lines += [f"  {name:<27}{text}" for name, (_, text, _) in COMMANDS.items()]
+    lines += [f"  {name:<27}{text}" for name, text in _tool_names().items()]
     lines += ["", f"'{PROG} <command> --help' lists the flags of a command."]
     return "\n".join(lines)
 
@@ -319,8 +321,34 @@ def _parser(command):
     return parser
 
 
+def _take_log_dir(argv):
+    """(argv without glog's -log_dir, the log directory): every Caffe tool takes -log_dir, in any
+    gflags spelling and anywhere on the line; GLOG_log_dir in the environment otherwise."""
+    rest, log_dir = [], os.environ.get("GLOG_log_dir", "")
+    args = iter(argv)
+    for arg in args:
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not (arg.startswith("-") and name == "log_dir"):
+            rest.append(arg)
+            continue
+        log_dir = value if has_value else next(args, "")
+        if not log_dir:
+            raise UsageError("-log_dir needs a directory")
+    return rest, log_dir
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, log_dir = _take_log_dir(argv)
+        with log.logging_to_dir(log_dir, PROG) if log_dir else contextlib.nullcontext():
+            return _run(argv)
+    except (UsageError, CaffeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(argv) -> int:
     if not argv or argv[0] in ("-h", "-help", "--help", "help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 1

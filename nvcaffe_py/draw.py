@@ -64,7 +64,8 @@ def get_layer_label(layer, rankdir, display_lrm=False):
     parts = [layer.name, kind]
     spatial = _spatial_params(layer)
     if spatial:
-        parts.append(separator.join(f"{name}: {value}" for name, value in zip(("kernel size", "stride", "pad"), spatial)))
+        kernel, stride, pad = spatial
+        parts.append(separator.join([f"kernel size: {kernel}", f"stride: {stride}", f"pad: {pad}"]))
     if display_lrm and layer.type in _LEARNING_TYPES:
         weights_mult, bias_mult = get_layer_lr_mult(layer)
         if weights_mult or bias_mult:

@@ -57,13 +57,18 @@ def _upgraded_net(net_param, source):
     return net_param
 
 
+def read_text(path, message):
+    """`message` filled from the prototxt at `path`, as written (no upgrade)."""
+    path = os.fspath(path)
+    return parse_text(_read_text_file(path), message, path)
+
+
 def read_net_param(path_or_param, source=None):
     """A NetParameter from a prototxt path (or an already built NetParameter), upgraded."""
     if isinstance(path_or_param, caffe_pb2.NetParameter):
         return _upgraded_net(path_or_param, source or "<net>")
     path = os.fspath(path_or_param)
-    param = parse_text(_read_text_file(path), caffe_pb2.NetParameter(), path)
-    return _upgraded_net(param, path)
+    return _upgraded_net(read_text(path, caffe_pb2.NetParameter()), path)
 
 
 def net_param_from_text(text: str, source="<string>"):
@@ -72,7 +77,7 @@ def net_param_from_text(text: str, source="<string>"):
 
 def read_solver_param(path):
     path = os.fspath(path)
-    param = parse_text(_read_text_file(path), caffe_pb2.SolverParameter(), path)
+    param = read_text(path, caffe_pb2.SolverParameter())
     if upgrade.solver_needs_upgrade(param):
         param = upgrade.upgrade_solver(param, path)
     return param

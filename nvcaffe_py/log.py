@@ -3,13 +3,14 @@
     I1127 03:36:44.123456 12345 solver.py:243] Iteration 100 (12.3 iter/s, 8.1s/100 iters), loss = 0.123
 
 `info`/`warning`/`error` name the caller's file and line, as glog does. GLOG_minloglevel (0 INFO,
-1 WARNING, 2 ERROR) silences lower levels, as it does for pycaffe. `log_to_dir(dir, program)`
-also writes every line to a file there, as glog's -log_dir does: `<program>.<host>.<user>.log.
-INFO.<date>-<time>.<pid>`, with the link `<program>.INFO` to the newest. pycaffe's
+1 WARNING, 2 ERROR) silences lower levels, as it does for pycaffe. `logging_to_dir(dir)` also
+writes every line to a file there, as glog's -log_dir does: `<program>.<host>.<user>.log.INFO.
+<date>-<time>.<pid>`, with the link `<program>.INFO` to the newest. pycaffe's
 `caffe.init_log(level, stderr)` and `caffe.log(message)` are `init_log` and this module itself,
 called (see the end of the file). On a terminal, `progress(text)` keeps one live status line under
 the log; in a pipe or file it writes nothing.
 """
+import contextlib
 import getpass
 import logging
 import os
@@ -115,13 +116,8 @@ if not logger.handlers:
 _stderr_handler = logger.handlers[0]
 
 
-def log_to_dir(directory, program="nvcaffe") -> str:
-    """Also write the log to a new file in `directory` (glog's -log_dir), pointing the link
-    `<program>.INFO` there at it; returns the file's path. One file per process: a second call
-    changes nothing."""
-    for handler in logger.handlers:
-        if isinstance(handler, _FileHandler):
-            return handler.baseFilename
+def _open_log_file(directory, program) -> _FileHandler:
+    """A new log file in `directory`, attached to the logger, with the link `<program>.INFO` to it."""
     directory = os.fspath(directory)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -136,7 +132,19 @@ def log_to_dir(directory, program="nvcaffe") -> str:
         raise CaffeError(f"cannot write the log to '{directory}': {exc.strerror or exc}") from None
     handler.setFormatter(GlogFormatter())
     logger.addHandler(handler)
-    return handler.baseFilename
+    return handler
+
+
+@contextlib.contextmanager
+def logging_to_dir(directory, program="nvcaffe"):
+    """Within the block, also write the log to a new file in `directory`, as glog's -log_dir:
+    `<program>.<host>.<user>.log.INFO.<date>-<time>.<pid>`, and point `<program>.INFO` at it."""
+    handler = _open_log_file(directory, program)
+    try:
+        yield handler.baseFilename
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def init_log(level=None, stderr=None):
@@ -148,10 +156,10 @@ def init_log(level=None, stderr=None):
         logger.setLevel(_GLOG_LEVELS.get(int(level), logging.CRITICAL))
     directory = os.environ.get("GLOG_log_dir")
     if stderr is False:
-        log_to_dir(directory or tempfile.gettempdir(), _program_name())
+        directory = directory or tempfile.gettempdir()
         _stderr_handler.setLevel(logging.ERROR)
-    elif stderr is None and directory:
-        log_to_dir(directory, _program_name())
+    if stderr is not True and directory and not any(isinstance(h, _FileHandler) for h in logger.handlers):
+        _open_log_file(directory, _program_name())  # kept for the rest of the process, as glog's
 
 
 def _program_name() -> str:

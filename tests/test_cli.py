@@ -277,9 +277,9 @@ def test_data_tools_are_listed_and_dispatched(monkeypatch, capsys):
     assert calls == [["-x", "1", "positional"]]
     assert cli.main(["gflags"]) == 1  # a tools module without main() is no command
     assert "unknown command 'gflags'" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "_tool_names", lambda: ("fake_tool",))
+    monkeypatch.setattr(cli, "_tool_names", lambda: {"fake_tool": "does fake things"})
     assert cli.main(["--help"]) == 0
-    assert re.search(r"\n  fake_tool +data tool", capsys.readouterr().out)
+    assert re.search(r"\n  fake_tool +does fake things", capsys.readouterr().out)
 
 
 TINY_NET = """

@@ -1,5 +1,6 @@
-"""Dataset tools, run as `nvcaffe <tool> ...`; the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`,
-which returns the exit status. Flags take Caffe's gflags spellings (tools.gflags).
+"""Caffe's other tools (datasets, features, upgrades, logs, drawings), run as `nvcaffe <tool> ...`;
+the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`, which returns the exit status. Flags take
+Caffe's gflags spellings (tools.gflags).
 
 This module holds what the tools share: running one with one-line errors, the `-backend` check
 (LMDB only), and progress lines, logged as Caffe's tools log them (nvcaffe_py.log).
@@ -10,8 +11,21 @@ import time
 from .. import log
 from ..errors import CaffeError
 
-TOOLS = ("convert_imageset", "compute_image_mean", "convert_mnist_data", "convert_cifar_data", "make_digits",
-         "draw_net")
+# name -> what it does, for the usage text (each is nvcaffe_py.tools.<name>).
+TOOLS = {
+    "convert_imageset": "convert a list of images to an LMDB of Datums",
+    "compute_image_mean": "the mean image of an LMDB, as a .binaryproto",
+    "convert_mnist_data": "MNIST's IDX files to an LMDB",
+    "convert_cifar_data": "CIFAR-10's binary batches to LMDBs",
+    "make_digits": "generate a synthetic digits dataset (LMDBs)",
+    "extract_features": "a net's blobs for a dataset, to LMDBs of Datums",
+    "upgrade_net_proto_text": "a net prototxt in an old format, in the current one",
+    "upgrade_net_proto_binary": "a binary net (.caffemodel) in an old format, in the current one",
+    "upgrade_solver_proto_text": "a solver prototxt in an old format, in the current one",
+    "parse_log": "a training log as CSV tables (.train, .test), as Caffe's parse_log.py",
+    "plot": "a chart of a training log as PNG, as Caffe's plot_training_log.py",
+    "draw_net": "a picture of a net, as Caffe's draw_net.py",
+}
 
 
 def run_tool(parser, body, argv) -> int:
