@@ -5,7 +5,9 @@ spellings (`-solver x`, `--solver x`, `--solver=x`), plus every data tool in nvc
 A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
 """
 import contextlib
+import difflib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import signal
@@ -94,8 +96,10 @@ def test(flags, given):
     iterations = flags["iterations"]
     log.info(f"Running for {iterations} iterations.")
     totals, loss = None, 0.0
+    meter = log.ProgressMeter(iterations, "batches")
     for i in range(iterations):
         loss += net.forward_from_to()
+        meter.show(i + 1, f"Batch {i + 1}/{iterations}")
         scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data_readonly().ravel()]
         for name, value in scores:
             log.info(f"Batch {i}, {name} = {log.number(value)}")
@@ -242,6 +246,7 @@ def _benchmark(net, iterations):
     log.info("*** Benchmark begins ***")
     log.info(f"Testing for {iterations} iterations.")
     total_start = time.perf_counter()
+    meter = log.ProgressMeter(iterations, "iter")
     with LayerTimer(net) as timer:
         for j in range(iterations):
             iter_start = time.perf_counter()
@@ -249,6 +254,8 @@ def _benchmark(net, iterations):
             net.backward_from_to()
             elapsed_ms = (time.perf_counter() - iter_start) * 1e3
             log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
+            meter.show(j + 1, f"Iteration {j + 1}/{iterations}")
+    log.end_progress()
     total = time.perf_counter() - total_start
     runs = max(iterations, 1)
     forward_ms, backward_ms = timer.milliseconds(iterations)
@@ -352,13 +359,18 @@ def _run(argv) -> int:
     if not argv or argv[0] in ("-h", "-help", "--help", "help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 1
+    if argv[0] in ("-version", "--version"):
+        print(f"{PROG} version {importlib.metadata.version(__package__)}")
+        return 0
     command, rest = argv[0], argv[1:]
     parser = None
     try:
         if command not in COMMANDS:
             tool = _tool(command)
             if tool is None:
-                print(f"{PROG}: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
+                close = difflib.get_close_matches(command, [*COMMANDS, *_tool_names()], n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"\n\n{usage()}"
+                print(f"{PROG}: unknown command '{command}'{hint}", file=sys.stderr)
                 return 1
             return int(tool.main(rest) or 0)
         parser = _parser(command)

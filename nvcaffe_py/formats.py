@@ -10,7 +10,7 @@ import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
-from . import upgrade
+from . import permissions, upgrade
 from .blob import Blob
 from .errors import CaffeError, InvalidValueError
 from .proto import caffe_pb2
@@ -100,12 +100,14 @@ def read_caffemodel(path):
 
 
 def write_atomic(path, payload: bytes):
-    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`."""
+    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`,
+    and the file gets the permissions the user's umask gives (0644 under 022)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, permissions.new_file_mode())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

@@ -189,6 +189,33 @@ def end_progress():
     _progress.clear(sys.stderr)
 
 
+def duration(seconds) -> str:
+    """A duration for people: 45s, 3m05s, 2h07m."""
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class ProgressMeter:
+    """The live status line of a job of `total` steps, with its rate and time left:
+
+        meter = ProgressMeter(2000, "iter")
+        meter.show(done, f"Iteration {i}/2000", ", loss = 0.12")
+        # Iteration 120/2000 (14.2 iter/s, ETA 2m12s), loss = 0.12
+    """
+
+    def __init__(self, total, unit):
+        self.total, self.unit = total, unit
+        self._start = time.perf_counter()
+
+    def show(self, done, head, tail=""):
+        elapsed = time.perf_counter() - self._start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = duration((self.total - done) / rate) if rate > 0 else "?"
+        progress(f"{head} ({rate:.3g} {self.unit}/s, ETA {eta}){tail}", force=done >= self.total)
+
+
 class _CallableModule(types.ModuleType):
     """pycaffe has `caffe.log(message)`, a function, where this package has its log module: calling
     the module logs the message at INFO, so both spellings work (`caffe.log("x")`, `log.info("x")`)."""

@@ -16,8 +16,9 @@ import os
 from collections import OrderedDict
 
 import numpy as np
+from google.protobuf import text_format
 
-from . import backends, formats, hdf5_format
+from . import backends, formats, hdf5_format, log
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -31,8 +32,10 @@ TEST = caffe_pb2.TEST
 
 def _note_layer(exc, layer, stage):
     """Name the layer on an exception raised inside it, keeping the exception's own type (a Python
-    layer's RuntimeError reaches the caller as a RuntimeError, as in pycaffe)."""
-    exc.add_note(f"in {stage} of layer '{layer.name}' ({layer.type})")
+    layer's RuntimeError reaches the caller as a RuntimeError, as in pycaffe). A CaffeError is a
+    message for the user that names what it is about already."""
+    if not isinstance(exc, CaffeError):
+        exc.add_note(f"in {stage} of layer '{layer.name}' ({layer.type})")
 
 
 class ParamSpec:
@@ -92,8 +95,11 @@ class Net:
         self.phase = state.phase
         self.state = state
         self.name = param.name
-        filtered = insert_splits(filter_net(param, state), self.source)
+        in_state = filter_net(param, state)
+        log.info(f"Initializing net from parameters: \n{text_format.MessageToString(in_state)}")
+        filtered = insert_splits(in_state, self.source)
         self.param = filtered
+        memory_used = 0  # Caffe's "Memory required for data": every top's elements, in bytes
         self.layers = []
         self.layer_names = []
         self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
@@ -113,8 +119,10 @@ class Net:
                 layer_param.phase = self.phase
             layer = create_layer(layer_param, self.phase, self.dtype)
             name = layer_param.name
+            log.info(f"Creating Layer {name}")
             bottoms, needs = [], []
             for j, bname in enumerate(layer_param.bottom):
+                log.info(f"{name} <- {bname}")
                 bottoms.append(self.blobs[bname])
                 available.pop(bname, None)
                 need = blob_needs_backward.get(bname, False)
@@ -134,8 +142,16 @@ class Net:
                     self.blobs[tname] = blob
                     tops.append(blob)
                 available[tname] = tops[-1]
+                log.info(f"{name} -> {tname}")
             self._add_auto_tops(layer, tops, top_names)
+            log.info(f"Setting up {name}")
             self._setup_layer(layer, bottoms, tops)
+            for top, weight in zip(tops, layer.loss_weights):
+                log.info(f"Top shape: {''.join(f'{d} ' for d in top.shape)}({top.count})")  # Caffe's shape_string
+                if weight:
+                    log.info(f"    with loss weight {log.number(weight)}")
+                memory_used += top.count
+            log.info(f"Memory required for data: {memory_used * self.dtype.itemsize}")
             if layer_param.type == "Input":
                 self.inputs.extend(top_names)
             for j, tname in enumerate(top_names):
@@ -158,6 +174,11 @@ class Net:
             bottom_need.append(needs)
         self.outputs = list(available)
         self._decide_backward(bottom_need, filtered.force_backward)
+        for name, needed in reversed(list(zip(self.layer_names, self.layer_need_backward))):
+            log.info(f"{name} {'needs' if needed else 'does not need'} backward computation.")
+        for name in self.outputs:
+            log.info(f"This network produces output {name}")
+        log.info("Network initialization done.")
 
     def _add_auto_tops(self, layer, tops, top_names):
         wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)
@@ -452,6 +473,7 @@ class Net:
         for source_layer in source.layer:
             target = by_name.get(source_layer.name)
             if target is None:
+                log.info(f"Ignoring source layer {source_layer.name}")
                 continue
             if len(target.blobs) != len(source_layer.blobs):
                 raise self._param_count_error(where, source_layer.name, len(source_layer.blobs), len(target.blobs))
@@ -470,6 +492,7 @@ class Net:
         for name, datasets in hdf5_format.read_weights(filename).items():
             target = by_name.get(name)
             if target is None:
+                log.info(f"Ignoring source layer {name}")
                 continue
             count = len(target.blobs)
             lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
@@ -498,18 +521,27 @@ class Net:
         return {(p.layer_name, p.index) for p in self._params}
 
     def share_with(self, other: "Net"):
-        """Use `other`'s parameter blobs (Caffe's ShareTrainedLayersWith, for test nets)."""
+        """Use `other`'s parameter blobs (Caffe's ShareTrainedLayersWith, for test nets); a clash
+        names both nets, e.g. 'the TEST net of net.prototxt' and 'the TRAIN net of train.prototxt'."""
         others = other.layer_dict
         for name, layer in self.layer_dict.items():
             source = others.get(name)
             if source is None or not len(layer.blobs):
                 continue
             if len(source.blobs) != len(layer.blobs):
-                raise CaffeError(f"layer '{name}': {len(layer.blobs)} param blobs here, {len(source.blobs)} in the train net")
+                raise CaffeError(f"cannot share the weights of layer '{name}': it has {len(layer.blobs)} param blobs "
+                                 f"in {self.description} but {len(source.blobs)} in {other.description}")
             for k, blob in enumerate(source.blobs):
                 if blob.shape != layer.blobs[k].shape:
-                    raise CaffeError(f"layer '{name}' param {k}: shape {layer.blobs[k].shape} here, {blob.shape} in the train net")
+                    raise CaffeError(f"cannot share the weights of layer '{name}': param {k} has shape "
+                                     f"{layer.blobs[k].shape} in {self.description} but {blob.shape} in "
+                                     f"{other.description}")
                 layer.blobs[k] = blob
+
+    @property
+    def description(self) -> str:
+        """'the TEST net of net.prototxt', for messages about two nets."""
+        return f"the {caffe_pb2.Phase.Name(self.phase)} net of {self.source}"
 
     def to_proto(self, write_diff=False) -> caffe_pb2.NetParameter:
         out = caffe_pb2.NetParameter()

@@ -2,8 +2,9 @@
 the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`, which returns the exit status. Flags take
 Caffe's gflags spellings (tools.gflags).
 
-This module holds what the tools share: running one with one-line errors, the `-backend` check
-(LMDB only), and progress lines, logged as Caffe's tools log them (nvcaffe_py.log).
+This module holds what the tools share: running one with one-line errors, and progress lines,
+logged as Caffe's tools log them (nvcaffe_py.log); `-backend lmdb|leveldb` picks the database
+writer (nvcaffe_py.datasets).
 """
 import sys
 import time
@@ -41,9 +42,6 @@ def run_tool(parser, body, argv) -> int:
         return 1
 
 
-def check_backend(backend: str):
-    if backend.lower() != "lmdb":
-        raise CaffeError(f"-backend {backend} is not supported; the tools write LMDB (-backend lmdb, the default)")
 
 
 def say(message: str):
@@ -51,21 +49,26 @@ def say(message: str):
 
 
 class Progress:
-    """'Processed 3000/10000 images (2950/s)' every `every` items, and a last line at `done()`."""
+    """'Processed 3000/10000 images (2950/s)' every `every` items, and a last line at `done()`;
+    on a terminal, with a total, a live status line with the rate and time left in between."""
 
     def __init__(self, what, total=None, every=1000):
         self.what, self.total, self.every = what, total, every
         self.count = 0
         self._start = time.perf_counter()
+        self._meter = log.ProgressMeter(total, what) if total else None
 
     def step(self):
         self.count += 1
         if self.count % self.every == 0:
             self._line()
+        if self._meter:
+            self._meter.show(self.count, f"{self.count}/{self.total} {self.what}")
 
     def done(self):
         if self.count % self.every:
             self._line()
+        log.end_progress()
 
     def _line(self):
         rate = self.count / max(time.perf_counter() - self._start, 1e-9)

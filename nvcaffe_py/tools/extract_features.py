@@ -12,11 +12,11 @@ appears under its name once complete.
 import contextlib
 
 from .. import backends, mode
-from ..db import LMDBWriter
+from ..datasets import writer_class
 from ..errors import CaffeError
 from ..net import TEST, Net
 from ..proto import caffe_pb2
-from . import check_backend, run_tool, say
+from . import run_tool, say
 from .gflags import GflagsParser
 
 
@@ -28,7 +28,7 @@ def build_parser():
     p.add_argument("blobs", metavar="BLOB[,BLOB...]", help="the blobs to extract, separated by ','")
     p.add_argument("databases", metavar="DB[,DB...]", help="one output database per blob, separated by ','")
     p.add_argument("num_mini_batches", type=int, metavar="NUM_MINI_BATCHES", help="how many forward passes")
-    p.add_argument("db_type", metavar="DB_TYPE", help="the database type (lmdb)")
+    p.add_argument("db_type", metavar="DB_TYPE", help="the database type (lmdb or leveldb)")
     p.add_argument("device", nargs="?", default="CPU", metavar="CPU|GPU", help="where to run (default CPU)")
     p.add_argument("device_id", nargs="?", type=int, default=0, metavar="DEVICE_ID", help="the GPU (default 0)")
     return p
@@ -43,7 +43,7 @@ def feature_datum(values) -> caffe_pb2.Datum:
 
 
 def extract(args) -> int:
-    check_backend(args.db_type)
+    writer = writer_class(args.db_type)
     blob_names, db_names = args.blobs.split(","), args.databases.split(",")
     if len(blob_names) != len(db_names):
         raise CaffeError(f"{len(blob_names)} blob names but {len(db_names)} database names; give one database per blob")
@@ -68,7 +68,7 @@ def extract(args) -> int:
         writers = []
         for name in db_names:
             say(f"Opening dataset {name}")
-            writers.append(stack.enter_context(LMDBWriter(name)))
+            writers.append(stack.enter_context(writer(name)))
         say("Extracting Features")
         for _ in range(args.num_mini_batches):
             net.forward_from_to()
