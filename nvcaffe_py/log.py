@@ -100,7 +100,7 @@ class _FileHandler(logging.FileHandler):
     """glog's log file: a header, then every line at or above the minimum level."""
 
     def __init__(self, path):
-        super().__init__(path, mode="w", encoding="utf-8")
+        super().__init__(path, mode="a", encoding="utf-8")  # a second command in the same second adds to it
         now = time.localtime()
         self.stream.write(f"Log file created at: {time.strftime('%Y/%m/%d %H:%M:%S', now)}\n"
                           f"Running on machine: {socket.gethostname()}\n"

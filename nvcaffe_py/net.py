@@ -428,7 +428,7 @@ class Net:
         batch_size = self.blobs[next(iter(arrays))].shape[0]
         for start in range(0, total, batch_size):
             batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
-            padding = batch_size - (total - start) if total - start < batch_size else 0
+            padding = max(0, start + batch_size - total)
             if padding:
                 batch = {name: np.concatenate([part, np.zeros((padding,) + part.shape[1:], part.dtype)])
                          for name, part in batch.items()}

@@ -226,13 +226,12 @@ def test_bad_command_lines_print_usage_and_exit_1(workdir, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_version_and_did_you_mean_for_commands(workdir):
-    result = nvcaffe("--version", cwd=workdir)
-    assert result.returncode == 0 and result.stdout == f"nvcaffe version {importlib.metadata.version('nvcaffe_py')}\n"
+def test_version_and_did_you_mean_for_commands(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"nvcaffe version {importlib.metadata.version('nvcaffe_py')}\n"
     for typo, command in (("trian", "train"), ("parse_logs", "parse_log"), ("drawnet", "draw_net")):
-        result = nvcaffe(typo, cwd=workdir)
-        assert result.returncode == 1
-        assert result.stderr == f"nvcaffe: unknown command '{typo}'; did you mean '{command}'?\n"
+        assert cli.main([typo]) == 1
+        assert capsys.readouterr().err == f"nvcaffe: unknown command '{typo}'; did you mean '{command}'?\n"
 
 
 def test_missing_solver_file_is_one_clear_line(workdir):
