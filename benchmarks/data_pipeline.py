@@ -26,7 +26,7 @@ from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.datum import array_to_datum, encode_image
 from nvcaffe_py.db import LMDBWriter
 from nvcaffe_py.layers.base_data import BatchLoader
-from nvcaffe_py.layers.data import LMDBSource
+from nvcaffe_py.layers.data import DatabaseSource
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.tools.make_digits import render_digits
 
@@ -65,7 +65,7 @@ def data_net(path, transform):
 
 def loader_rate(path, transform, batches):
     param = formats.parse_text(transform, caffe_pb2.TransformationParameter())
-    loader = BatchLoader(LMDBSource(path), DataTransformer(param, caffe.TRAIN), BATCH, np.float32, "bench")
+    loader = BatchLoader(DatabaseSource(path), DataTransformer(param, caffe.TRAIN), BATCH, np.float32, "bench")
     loader()
     start = time.perf_counter()
     for _ in range(batches):

@@ -1,18 +1,17 @@
-"""Data: batches of Caffe Datum records from an LMDB (`data_param { source batch_size backend:
-LMDB rand_skip prefetch }`), transformed by `transform_param`, prefetched by a background thread.
+"""Data: batches of Caffe Datum records from an LMDB or a LevelDB (`data_param { source batch_size
+backend rand_skip prefetch }`), transformed by `transform_param`, prefetched by a background thread.
 
 Records are read in key order and cycle at the end; `rand_skip` starts at a random record among
 the first `rand_skip`; a second top receives the labels. Raw (`data` bytes), `float_data` and
-encoded (JPEG/PNG, decoded by OpenCV) datums are accepted. LevelDB sources are refused with a
-way forward (see nvcaffe_py.db).
+encoded (JPEG/PNG, decoded by OpenCV) datums are accepted. The database is read as what it is on
+disk (nvcaffe_py.datasets); LevelDB needs the optional plyvel (nvcaffe_py.leveldb says how).
 """
 import logging
 
-from nvcaffe_py import db, rng
+from nvcaffe_py import datasets, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.datum import parse_datum
 from nvcaffe_py.errors import CaffeError
-from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .base_data import PrefetchingDataLayer
@@ -20,10 +19,10 @@ from .base_data import PrefetchingDataLayer
 log = logging.getLogger(__name__)
 
 
-class LMDBSource:
+class DatabaseSource:
     def __init__(self, path, rand_skip=0):
-        self.description = f"LMDB '{path}'"
-        self._cursor = db.CyclingCursor(path)
+        self.description = f"{datasets.kind(path)} '{path}'"
+        self._cursor = datasets.open_cursor(path)
         if rand_skip:
             skip = int(rng.generator().integers(rand_skip))
             log.info("Skipping first %d data points.", skip)
@@ -54,7 +53,7 @@ class LMDBSource:
 
 @register_layer("Data")
 class DataLayer(PrefetchingDataLayer):
-    cases = Exempt("reads an LMDB: tests/test_data_layer.py")
+    cases = Exempt("reads an LMDB or LevelDB: tests/test_data_layer.py")
 
     def batch_size(self) -> int:
         return self.layer_param.data_param.batch_size
@@ -66,8 +65,4 @@ class DataLayer(PrefetchingDataLayer):
         p = self.layer_param.data_param
         if not p.source:
             raise CaffeError("data_param.source is not set")
-        # An LMDB on disk is read whatever `backend` says (Caffe's default is LEVELDB).
-        if p.backend != caffe_pb2.DataParameter.LMDB and not (db.is_lmdb(p.source) or db.is_leveldb(p.source)):
-            raise CaffeError(f"source '{p.source}' is not an LMDB, and backend LEVELDB (Caffe's default) is not "
-                             f"supported; {db.LEVELDB_ADVICE}")
-        return LMDBSource(p.source, p.rand_skip)
+        return DatabaseSource(p.source, p.rand_skip)

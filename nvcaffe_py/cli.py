@@ -4,8 +4,12 @@ spellings (`-solver x`, `--solver x`, `--solver=x`), plus every data tool in nvc
 
 A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
 """
+import contextlib
+import difflib
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 import signal
 import sys
 import time
@@ -92,8 +96,10 @@ def test(flags, given):
     iterations = flags["iterations"]
     log.info(f"Running for {iterations} iterations.")
     totals, loss = None, 0.0
+    meter = log.ProgressMeter(iterations, "batches")
     for i in range(iterations):
         loss += net.forward_from_to()
+        meter.show(i + 1, f"Batch {i + 1}/{iterations}")
         scores = [(name, float(v)) for name in net.outputs for v in net.blobs[name].data_readonly().ravel()]
         for name, value in scores:
             log.info(f"Batch {i}, {name} = {log.number(value)}")
@@ -240,6 +246,7 @@ def _benchmark(net, iterations):
     log.info("*** Benchmark begins ***")
     log.info(f"Testing for {iterations} iterations.")
     total_start = time.perf_counter()
+    meter = log.ProgressMeter(iterations, "iter")
     with LayerTimer(net) as timer:
         for j in range(iterations):
             iter_start = time.perf_counter()
@@ -247,6 +254,8 @@ def _benchmark(net, iterations):
             net.backward_from_to()
             elapsed_ms = (time.perf_counter() - iter_start) * 1e3
             log.info(f"Iteration: {j + 1} forward-backward time: {log.number(elapsed_ms)} ms.")
+            meter.show(j + 1, f"Iteration {j + 1}/{iterations}")
+    log.end_progress()
     total = time.perf_counter() - total_start
     runs = max(iterations, 1)
     forward_ms, backward_ms = timer.milliseconds(iterations)
@@ -303,8 +312,8 @@ def _tool_names():
 def usage() -> str:
     lines = [f"usage: {PROG} <command> [flags]   (flags: -flag value, --flag value or --flag=value)",
              "", "commands:"]
-    lines += [f"  {name:<20}{text}" for name, (_, text, _) in COMMANDS.items()]
-    lines += [f"  {name:<20}data tool ('{PROG} {name} --help' for its flags)" for name in _tool_names()]
+    lines += [f"  {name:<27}{text}" for name, (_, text, _) in COMMANDS.items()]
+    lines += [f"  {name:<27}{text}" for name, text in _tool_names().items()]
     lines += ["", f"'{PROG} <command> --help' lists the flags of a command."]
     return "\n".join(lines)
 
@@ -319,18 +328,49 @@ def _parser(command):
     return parser
 
 
+def _take_log_dir(argv):
+    """(argv without glog's -log_dir, the log directory): every Caffe tool takes -log_dir, in any
+    gflags spelling and anywhere on the line; GLOG_log_dir in the environment otherwise."""
+    rest, log_dir = [], os.environ.get("GLOG_log_dir", "")
+    args = iter(argv)
+    for arg in args:
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not (arg.startswith("-") and name == "log_dir"):
+            rest.append(arg)
+            continue
+        log_dir = value if has_value else next(args, "")
+        if not log_dir:
+            raise UsageError("-log_dir needs a directory")
+    return rest, log_dir
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, log_dir = _take_log_dir(argv)
+        with log.logging_to_dir(log_dir, PROG) if log_dir else contextlib.nullcontext():
+            return _run(argv)
+    except (UsageError, CaffeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(argv) -> int:
     if not argv or argv[0] in ("-h", "-help", "--help", "help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 1
+    if argv[0] in ("-version", "--version"):
+        print(f"{PROG} version {importlib.metadata.version(__package__)}")
+        return 0
     command, rest = argv[0], argv[1:]
     parser = None
     try:
         if command not in COMMANDS:
             tool = _tool(command)
             if tool is None:
-                print(f"{PROG}: unknown command '{command}'\n\n{usage()}", file=sys.stderr)
+                close = difflib.get_close_matches(command, [*COMMANDS, *_tool_names()], n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else f"\n\n{usage()}"
+                print(f"{PROG}: unknown command '{command}'{hint}", file=sys.stderr)
                 return 1
             return int(tool.main(rest) or 0)
         parser = _parser(command)

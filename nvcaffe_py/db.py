@@ -4,7 +4,7 @@ Readers open the environment read-only and without the lock file (lock=False), s
 nets (train and test), processes, and read-only file systems can read one LMDB at once.
 Writers build into a temporary directory beside the target and rename it into place when done,
 so a crash or a bad record never leaves a half-written database under the target's name.
-LevelDB databases are recognised and refused with a way forward.
+LevelDB databases are recognised (nvcaffe_py.leveldb reads them; nvcaffe_py.datasets picks).
 """
 import os
 import shutil
@@ -14,11 +14,8 @@ import weakref
 
 import lmdb
 
+from . import permissions
 from .errors import CaffeError
-
-LEVELDB_ADVICE = ("only LMDB is supported: recreate the dataset with the nvcaffe tools, which write LMDB "
-                  "(e.g. `nvcaffe convert_imageset ROOT/ LIST OUT_LMDB`), and set `backend: LMDB`")
-
 
 def is_lmdb(path) -> bool:
     return os.path.isfile(os.path.join(path, "data.mdb"))
@@ -34,7 +31,7 @@ def check_lmdb(path):
     if is_lmdb(path):
         return
     if is_leveldb(path):
-        raise CaffeError(f"'{path}' is a LevelDB database; {LEVELDB_ADVICE}")
+        raise CaffeError(f"'{path}' is a LevelDB database, not an LMDB (nvcaffe_py.datasets opens either)")
     if not os.path.exists(path):
         raise CaffeError(f"LMDB '{path}' does not exist")
     raise CaffeError(f"'{path}' is not an LMDB directory (it has no data.mdb)")
@@ -85,22 +82,33 @@ class CyclingCursor:
         return item
 
 
-class LMDBWriter:
-    """`with LMDBWriter(path) as db: db.put(key, value)`; the LMDB appears under `path` only when
-    the block ends without an exception. `replace=True` replaces an existing one."""
+class DatabaseWriter:
+    """`with Writer(path) as db: db.put(key, value)`; the database appears under `path` only when
+    the block ends without an exception. `replace=True` replaces an existing one. A subclass says
+    how its store opens, takes a batch of records, and closes (LMDBWriter here, LevelDBWriter in
+    nvcaffe_py.leveldb)."""
 
-    def __init__(self, path, replace=False, commit_every=1000, map_size=1 << 28):
+    def __init__(self, path, replace=False, commit_every=1000):
         self.path = os.path.abspath(os.fspath(path))
         if os.path.exists(self.path) and not replace:
             raise CaffeError(f"'{path}' already exists; remove it or choose another output name")
         parent = os.path.dirname(self.path)
         os.makedirs(parent, exist_ok=True)
         self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-        os.chmod(self._tmp, 0o755)  # mkdtemp's 0700 is for the temporary name only
-        self._env = lmdb.open(self._tmp, map_size=map_size, subdir=True)
+        os.chmod(self._tmp, permissions.new_dir_mode())  # mkdtemp's 0700 is for the temporary name only
+        self._open_store(self._tmp)
         self._pending = []
         self._commit_every = commit_every
         self.count = 0
+
+    def _open_store(self, directory):
+        raise NotImplementedError
+
+    def _write_batch(self, records):
+        raise NotImplementedError
+
+    def _close_store(self):
+        raise NotImplementedError
 
     def put(self, key, value: bytes):
         self._pending.append((key.encode() if isinstance(key, str) else key, value))
@@ -109,19 +117,12 @@ class LMDBWriter:
             self._commit()
 
     def _commit(self):
-        while True:
-            try:
-                with self._env.begin(write=True) as txn:
-                    for key, value in self._pending:
-                        txn.put(key, value)
-                break
-            except lmdb.MapFullError:  # the map is virtual memory: grow it and redo the batch
-                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+        self._write_batch(self._pending)
         self._pending.clear()
 
     def finish(self):
         self._commit()
-        self._env.close()
+        self._close_store()
         old = None
         if os.path.exists(self.path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old",
@@ -133,7 +134,7 @@ class LMDBWriter:
             shutil.rmtree(old, ignore_errors=True)
 
     def abort(self):
-        self._env.close()
+        self._close_store()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):
@@ -145,3 +146,23 @@ class LMDBWriter:
         else:
             self.abort()
         return False
+
+
+class LMDBWriter(DatabaseWriter):
+    map_size = 1 << 28  # virtual memory: doubled whenever a batch does not fit
+
+    def _open_store(self, directory):
+        self._env = lmdb.open(directory, map_size=self.map_size, subdir=True, mode=0o664)  # Caffe's mode, less umask
+
+    def _write_batch(self, records):
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for key, value in records:
+                        txn.put(key, value)
+                return
+            except lmdb.MapFullError:  # grow the map and redo the batch
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def _close_store(self):
+        self._env.close()

@@ -10,9 +10,9 @@ import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
-from . import unsupported, upgrade
+from . import permissions, unsupported, upgrade
 from .blob import Blob
-from .errors import CaffeError
+from .errors import CaffeError, InvalidValueError
 from .proto import caffe_pb2
 
 
@@ -60,13 +60,18 @@ def _upgraded_net(net_param, source):
     return net_param
 
 
+def read_text(path, message):
+    """`message` filled from the prototxt at `path`, as written (no upgrade)."""
+    path = os.fspath(path)
+    return parse_text(_read_text_file(path), message, path)
+
+
 def read_net_param(path_or_param, source=None):
     """A NetParameter from a prototxt path (or an already built NetParameter), upgraded."""
     if isinstance(path_or_param, caffe_pb2.NetParameter):
         return _upgraded_net(path_or_param, source or "<net>")
     path = os.fspath(path_or_param)
-    param = parse_text(_read_text_file(path), caffe_pb2.NetParameter(), path)
-    return _upgraded_net(param, path)
+    return _upgraded_net(read_text(path, caffe_pb2.NetParameter()), path)
 
 
 def net_param_from_text(text: str, source="<string>"):
@@ -75,7 +80,7 @@ def net_param_from_text(text: str, source="<string>"):
 
 def read_solver_param(path):
     path = os.fspath(path)
-    param = parse_text(_read_text_file(path), caffe_pb2.SolverParameter(), path)
+    param = read_text(path, caffe_pb2.SolverParameter())
     if upgrade.solver_needs_upgrade(param):
         param = upgrade.upgrade_solver(param, path)
     return param
@@ -98,12 +103,14 @@ def read_caffemodel(path):
 
 
 def write_atomic(path, payload: bytes):
-    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`."""
+    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`,
+    and the file gets the permissions the user's umask gives (0644 under 022)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, permissions.new_file_mode())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -145,7 +152,7 @@ def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
     arr = np.asarray(values, dtype=dtype)
     expected = int(np.prod(shape, dtype=np.int64))
     if arr.size != expected:
-        raise CaffeError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
+        raise InvalidValueError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
     return arr.reshape(shape)
 
 

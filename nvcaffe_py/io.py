@@ -4,14 +4,16 @@ import cv2
 import numpy as np
 
 from . import datum as _datum
-from .errors import CaffeError
+from .errors import CaffeError, InvalidValueError
 from .formats import array_from_blob_proto, blob_to_proto
 from .proto import caffe_pb2
 
 
 # -- BlobProto ---------------------------------------------------------------------------------
 def blobproto_to_array(blob, return_diff=False):
-    return array_from_blob_proto(blob, np.float32, diff=return_diff)
+    """The data (or diff) as a float64 array, as pycaffe's; ValueError where the values do not fit
+    the shape."""
+    return array_from_blob_proto(blob, np.float64, diff=return_diff)
 
 
 def array_to_blobproto(arr, diff=None):
@@ -132,12 +134,12 @@ class Transformer:
         mean = np.asarray(mean, np.float32)
         if mean.ndim == 1:
             if mean.shape[0] != self.inputs[name][1]:
-                raise CaffeError("mean channels incompatible with input")
+                raise InvalidValueError("mean channels incompatible with input")
             mean = mean[:, np.newaxis, np.newaxis]
         elif mean.shape[1:] != self.inputs[name][2:]:
             ms = mean.shape[1:]
             if len(ms) != 2 or ms[0] < self.inputs[name][2] or ms[1] < self.inputs[name][3]:
-                raise CaffeError(f"mean shape {mean.shape} incompatible with input shape {self.inputs[name]}")
+                raise InvalidValueError(f"mean shape {mean.shape} incompatible with input shape {self.inputs[name]}")
         self.mean[name] = mean
 
     def set_input_scale(self, name, scale):

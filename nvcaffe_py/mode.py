@@ -1,4 +1,5 @@
-"""Process-wide execution mode, as Caffe's `Caffe::mode()` singleton: CPU or GPU, and the device.
+"""Process-wide execution state, as Caffe's `Caffe` singleton: CPU or GPU mode, the device, and
+the multi-solver bookkeeping pycaffe exposes (solver_count, solver_rank, multiprocess).
 
 This module only holds the state; switching to the GPU checks that one is usable first, which is
 the backends' business (`nvcaffe_py.backends.set_mode_gpu`, exported as `nvcaffe_py.set_mode_gpu`).
@@ -6,7 +7,7 @@ the backends' business (`nvcaffe_py.backends.set_mode_gpu`, exported as `nvcaffe
 CPU = "CPU"
 GPU = "GPU"
 
-_state = {"mode": CPU, "device": 0}
+_state = {"mode": CPU, "device": 0, "solver_count": 1, "solver_rank": 0, "multiprocess": False}
 
 
 def set_mode(value: str):
@@ -30,3 +31,35 @@ def device_id() -> int:
 
 def gpu_mode() -> bool:
     return _state["mode"] == GPU
+
+
+# pycaffe's Caffe::solver_count & co.: how many solvers train together and which one this is. Only
+# rank 0 logs, tests and snapshots when several do (docs/DESIGN.md, "Scale-out").
+def solver_count() -> int:
+    return _state["solver_count"]
+
+
+def set_solver_count(count: int):
+    _state["solver_count"] = int(count)
+
+
+def solver_rank() -> int:
+    return _state["solver_rank"]
+
+
+def set_solver_rank(rank: int):
+    _state["solver_rank"] = int(rank)
+
+
+def multiprocess() -> bool:
+    return _state["multiprocess"]
+
+
+def set_multiprocess(value: bool):
+    _state["multiprocess"] = bool(value)
+
+
+def has_nccl() -> bool:
+    """pycaffe's has_nccl(): whether NCCL gradient reduction is built in. It is not (yet): there is
+    no `caffe.NCCL`, as in a Caffe built without USE_NCCL."""
+    return False

@@ -11,12 +11,15 @@ a profiler, gradient reduction across ranks) adds a callback, as Caffe's Net::Ca
 pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
 f(layer_index) runs around every layer of every pass.
 """
+import itertools
+import logging
 import os
 from collections import OrderedDict
 
 import numpy as np
+from google.protobuf import text_format
 
-from . import backends, formats, hdf5_format, unsupported
+from . import backends, formats, hdf5_format, log, unsupported
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -28,6 +31,14 @@ TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
 
 
+def _note_layer(exc, layer, stage):
+    """Name the layer on an exception raised inside it, keeping the exception's own type (a Python
+    layer's RuntimeError reaches the caller as a RuntimeError, as in pycaffe). A CaffeError is a
+    message for the user that names what it is about already."""
+    if not isinstance(exc, CaffeError):
+        exc.add_note(f"in {stage} of layer '{layer.name}' ({layer.type})")
+
+
 class ParamSpec:
     """What the solver needs of a learnable blob: its multipliers and where it lives."""
 
@@ -36,6 +47,15 @@ class ParamSpec:
     def __init__(self, blob, lr_mult, decay_mult, layer_name, index, name):
         self.blob, self.lr_mult, self.decay_mult = blob, lr_mult, decay_mult
         self.layer_name, self.index, self.name = layer_name, index, name
+
+
+def _definition_text(net_param) -> str:
+    """The net's definition as Caffe logs it: prototxt text, without any weights it carries."""
+    if any(layer.blobs for layer in net_param.layer):
+        net_param = caffe_pb2.NetParameter.FromString(net_param.SerializeToString())
+        for layer in net_param.layer:
+            del layer.blobs[:]
+    return text_format.MessageToString(net_param)
 
 
 class Callback:
@@ -85,9 +105,13 @@ class Net:
         self.phase = state.phase
         self.state = state
         self.name = param.name
-        filtered = insert_splits(filter_net(param, state), self.source)
+        in_state = filter_net(param, state)
+        if log.logger.isEnabledFor(logging.INFO):
+            log.info(f"Initializing net from parameters: \n{_definition_text(in_state)}")
+        filtered = insert_splits(in_state, self.source)
         unsupported.check_layer_types(filtered, self.source)
         self.param = filtered
+        memory_used = 0  # Caffe's "Memory required for data": every top's elements, in bytes
         self.layers = []
         self.layer_names = []
         self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
@@ -107,8 +131,10 @@ class Net:
                 layer_param.phase = self.phase
             layer = create_layer(layer_param, self.phase, self.dtype)
             name = layer_param.name
+            log.info(f"Creating Layer {name}")
             bottoms, needs = [], []
             for j, bname in enumerate(layer_param.bottom):
+                log.info(f"{name} <- {bname}")
                 bottoms.append(self.blobs[bname])
                 available.pop(bname, None)
                 need = blob_needs_backward.get(bname, False)
@@ -128,8 +154,16 @@ class Net:
                     self.blobs[tname] = blob
                     tops.append(blob)
                 available[tname] = tops[-1]
+                log.info(f"{name} -> {tname}")
             self._add_auto_tops(layer, tops, top_names)
+            log.info(f"Setting up {name}")
             self._setup_layer(layer, bottoms, tops)
+            for top, weight in zip(tops, layer.loss_weights):
+                log.info(f"Top shape: {''.join(f'{d} ' for d in top.shape)}({top.count})")  # Caffe's shape_string
+                if weight:
+                    log.info(f"    with loss weight {log.number(weight)}")
+                memory_used += top.count
+            log.info(f"Memory required for data: {memory_used * self.dtype.itemsize}")
             if layer_param.type == "Input":
                 self.inputs.extend(top_names)
             for j, tname in enumerate(top_names):
@@ -152,6 +186,11 @@ class Net:
             bottom_need.append(needs)
         self.outputs = list(available)
         self._decide_backward(bottom_need, filtered.force_backward)
+        for name, needed in reversed(list(zip(self.layer_names, self.layer_need_backward))):
+            log.info(f"{name} {'needs' if needed else 'does not need'} backward computation.")
+        for name in self.outputs:
+            log.info(f"This network produces output {name}")
+        log.info("Network initialization done.")
 
     def _add_auto_tops(self, layer, tops, top_names):
         wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)
@@ -166,14 +205,15 @@ class Net:
     def _setup_layer(self, layer, bottoms, tops):
         try:
             layer.set_up(bottoms, tops)
-        except CaffeError:
-            raise
         except Exception as exc:
-            raise CaffeError(f"layer '{layer.name}' ({layer.type}) failed to set up: {type(exc).__name__}: {exc}") from exc
+            _note_layer(exc, layer, "setup")
+            raise
         given = list(layer.layer_param.loss_weight)
         defaults = list(layer.default_loss_weights)
         layer.loss_weights = [given[j] if j < len(given) else (defaults[j] if j < len(defaults) and not given else 0.0)
                               for j in range(len(tops))]
+        # Caffe writes the loss weight into the top's diff once, here: backward starts from that
+        # diff, so a diff the caller sets afterwards (net.backward(**{top: d})) is what it uses.
         for top, weight in zip(tops, layer.loss_weights):
             if weight:
                 top.diff[...] = weight
@@ -287,8 +327,12 @@ class Net:
                 layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
                 for function in before:
                     function(i)
-                layer.reshape(bottoms, tops)
-                layer.forward(bottoms, tops)
+                try:
+                    layer.reshape(bottoms, tops)
+                    layer.forward(bottoms, tops)
+                except Exception as exc:
+                    _note_layer(exc, layer, "forward")
+                    raise
                 for function in after:
                     function(i)
                 for top, weight in zip(tops, layer.loss_weights):
@@ -304,11 +348,12 @@ class Net:
                 layer, tops = self.layers[i], self.top_vecs[i]
                 for function in before:
                     function(i)
-                for top, weight in zip(tops, layer.loss_weights):
-                    if weight:
-                        top.diff[...] = weight
                 if self.layer_need_backward[i]:
-                    layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+                    try:
+                        layer.backward(tops, self.bottom_need_backward[i], self.bottom_vecs[i])
+                    except Exception as exc:
+                        _note_layer(exc, layer, "backward")
+                        raise
                 for function in after:
                     function(i)
 
@@ -353,6 +398,60 @@ class Net:
         self.backward_from_to(start_index, end_index)
         return {name: self.blobs[name].diff for name in outputs}
 
+    def forward_all(self, blobs=None, **kwargs):
+        """pycaffe's forward_all: run N items per input (`kwargs`: input name -> array) through the
+        net a batch at a time (the last batch padded with zeros); {output or `blobs` name: the N
+        results stacked}."""
+        if not kwargs:
+            raise CaffeError(f"forward_all needs the input arrays as keywords (the net's inputs: "
+                             f"{', '.join(self.inputs) or 'none'})")
+        results = {name: [] for name in set(self.outputs) | set(blobs or [])}
+        for batch in self._batch(kwargs, "forward_all"):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                results[name].extend(value.copy())
+        return self._unpad(results, kwargs)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """pycaffe's forward_backward_all: as forward_all, with a backward after each forward; the
+        keywords are inputs (fed forward) and outputs (their diffs fed backward). Returns (the
+        outputs and `blobs`, the input diffs and `diffs`), each stacked over the N items."""
+        results = {name: [] for name in set(self.outputs) | set(blobs or [])}
+        gradients = {name: [] for name in set(self.inputs) | set(diffs or [])}
+        forward_batches = self._batch({k: v for k, v in kwargs.items() if k in self.inputs}, "forward_backward_all")
+        backward_batches = self._batch({k: v for k, v in kwargs.items() if k in self.outputs}, "forward_backward_all")
+        for forward_batch, backward_batch in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
+            for name, value in self.forward(blobs=blobs, **forward_batch).items():
+                results[name].extend(value.copy())
+            for name, value in self.backward(diffs=diffs, **backward_batch).items():
+                gradients[name].extend(value.copy())
+        return self._unpad(results, kwargs), self._unpad(gradients, kwargs)
+
+    def _batch(self, arrays, caller):
+        """{name: one batch of each array} per batch of the net's batch size, the last one padded
+        with zeros (an empty `arrays` yields nothing)."""
+        unknown = [name for name in arrays if name not in self.blobs]
+        if unknown:
+            raise CaffeError(f"{caller}: net has no blob named '{unknown[0]}' (inputs: {', '.join(self.inputs)}; "
+                             f"outputs: {', '.join(self.outputs)})")
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        if not arrays:
+            return
+        total = len(next(iter(arrays.values())))
+        batch_size = self.blobs[next(iter(arrays))].shape[0]
+        for start in range(0, total, batch_size):
+            batch = {name: array[start:start + batch_size] for name, array in arrays.items()}
+            padding = max(0, start + batch_size - total)
+            if padding:
+                batch = {name: np.concatenate([part, np.zeros((padding,) + part.shape[1:], part.dtype)])
+                         for name, part in batch.items()}
+            yield batch
+
+    @staticmethod
+    def _unpad(results, arrays):
+        """The stacked results of the items given, without those of the padding."""
+        total = len(next(iter(arrays.values()))) if arrays else None
+        return {name: np.asarray(values[:total]) for name, values in results.items()}
+
     def set_input_arrays(self, data, labels):
         """pycaffe's: feed arrays to the net's first layer, which must be MemoryData."""
         if not self.layers or self.layers[0].type != "MemoryData":
@@ -386,6 +485,7 @@ class Net:
         for source_layer in source.layer:
             target = by_name.get(source_layer.name)
             if target is None:
+                log.info(f"Ignoring source layer {source_layer.name}")
                 continue
             if len(target.blobs) != len(source_layer.blobs):
                 raise self._param_count_error(where, source_layer.name, len(source_layer.blobs), len(target.blobs))
@@ -404,6 +504,7 @@ class Net:
         for name, datasets in hdf5_format.read_weights(filename).items():
             target = by_name.get(name)
             if target is None:
+                log.info(f"Ignoring source layer {name}")
                 continue
             count = len(target.blobs)
             lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
@@ -432,18 +533,27 @@ class Net:
         return {(p.layer_name, p.index) for p in self._params}
 
     def share_with(self, other: "Net"):
-        """Use `other`'s parameter blobs (Caffe's ShareTrainedLayersWith, for test nets)."""
+        """Use `other`'s parameter blobs (Caffe's ShareTrainedLayersWith, for test nets); a clash
+        names both nets, e.g. 'the TEST net of net.prototxt' and 'the TRAIN net of train.prototxt'."""
         others = other.layer_dict
         for name, layer in self.layer_dict.items():
             source = others.get(name)
             if source is None or not len(layer.blobs):
                 continue
             if len(source.blobs) != len(layer.blobs):
-                raise CaffeError(f"layer '{name}': {len(layer.blobs)} param blobs here, {len(source.blobs)} in the train net")
+                raise CaffeError(f"cannot share the weights of layer '{name}': it has {len(layer.blobs)} param blobs "
+                                 f"in {self.description} but {len(source.blobs)} in {other.description}")
             for k, blob in enumerate(source.blobs):
                 if blob.shape != layer.blobs[k].shape:
-                    raise CaffeError(f"layer '{name}' param {k}: shape {layer.blobs[k].shape} here, {blob.shape} in the train net")
+                    raise CaffeError(f"cannot share the weights of layer '{name}': param {k} has shape "
+                                     f"{layer.blobs[k].shape} in {self.description} but {blob.shape} in "
+                                     f"{other.description}")
                 layer.blobs[k] = blob
+
+    @property
+    def description(self) -> str:
+        """'the TEST net of net.prototxt', for messages about two nets."""
+        return f"the {caffe_pb2.Phase.Name(self.phase)} net of {self.source}"
 
     def to_proto(self, write_diff=False) -> caffe_pb2.NetParameter:
         out = caffe_pb2.NetParameter()

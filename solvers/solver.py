@@ -15,6 +15,7 @@ import os
 import time
 
 import numpy as np
+from google.protobuf import text_format
 
 from nvcaffe_py import formats, hdf5_format, log, mode, rng, upgrade
 from nvcaffe_py.blob import Blob
@@ -69,15 +70,17 @@ class Solver:
     def __init__(self, solver, dtype=np.float32, source=None):
         self.param, default_source = load_solver_param(solver)
         self.source = source or default_source
+        log.info(f"Initializing solver from parameters: \n{text_format.MessageToString(self.param)}")
         self.dtype = np.dtype(dtype)
         self._check_param()
         if self.param.random_seed >= 0:
             rng.set_random_seed(self.param.random_seed)
         self.net = self._build_train_net()
         self.test_nets = self._build_test_nets()
+        for net in self.test_nets:  # now, so that a clash of shapes stops before training, naming both nets
+            net.share_with(self.net)
         self.iter = 0
         self.current_step = 0
-        self.lr = 0.0
         self.history = [Blob(p.blob.shape, dtype=self.dtype)
                         for _ in range(self.history_per_param) for p in self.net.learnable_params]
         self.smoothed_loss = 0.0
@@ -180,6 +183,12 @@ class Solver:
             for net in [self.net, *self.test_nets]:
                 net.copy_from(path)
 
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step will use (pycaffe's SGDSolver.lr): the lr policy at the
+        current iteration."""
+        return lr_policy.learning_rate(self.param, self.iter, self.current_step)[0]
+
     # -- the training loop -------------------------------------------------------------------
     def set_action_function(self, function):
         """`function()` -> NONE | STOP | SNAPSHOT, polled once per iteration (Caffe's signal hook)."""
@@ -216,6 +225,7 @@ class Solver:
         self._losses = []
         self.smoothed_loss = 0.0
         timer, iter_last = time.perf_counter(), self.iter
+        meter = log.ProgressMeter(iters, "iter")
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
@@ -237,8 +247,8 @@ class Solver:
                                                       for b in self.net.blobs[name].data_readonly().ravel()])
             self.apply_update()
             self.iter += 1
-            log.progress(f"Iteration {self.iter}/{stop_iter}, loss = {self.smoothed_loss:.4g}, "
-                         f"lr = {self.lr:.4g}", force=self.iter == stop_iter)
+            meter.show(self.iter - start_iter, f"Iteration {self.iter}/{stop_iter}",
+                       f", loss = {self.smoothed_loss:.4g}, lr = {self.lr:.4g}")
             request = self._requested_action()
             if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
                 self.snapshot()
@@ -314,7 +324,8 @@ class Solver:
         net.share_with(self.net)
         iterations = self.param.test_iter[test_net_id]
         scores, loss = None, 0.0
-        for _ in range(iterations):
+        meter = log.ProgressMeter(iterations, "batches")
+        for i in range(iterations):
             request = self._requested_action()
             if request == SNAPSHOT:
                 self.snapshot()
@@ -323,6 +334,7 @@ class Solver:
                 log.info("Test interrupted.")
                 return
             iter_loss = net.forward_from_to()
+            meter.show(i + 1, f"Testing net #{test_net_id}: batch {i + 1}/{iterations}")
             loss += iter_loss
             values = np.concatenate([net.blobs[n].data_readonly().ravel().astype(np.float64) for n in net.outputs]
                                     or [np.zeros(0)])
@@ -340,9 +352,9 @@ class Solver:
         the step; then subtract every step from its weights. Where the arrays live decides only who
         does each step's arithmetic (host_update or device_update), never which steps run."""
         p = self.param
-        self.lr, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
+        rate, self.current_step = lr_policy.learning_rate(p, self.iter, self.current_step)
         if p.display and self.iter % p.display == 0:
-            log.info(f"Iteration {self.iter}, lr = {log.number(self.lr)}")
+            log.info(f"Iteration {self.iter}, lr = {log.number(rate)}")
         arrays = device_update if mode.gpu_mode() else host_update
         params = self.net.learnable_params
         self._clip_gradients(params, arrays)
@@ -353,7 +365,7 @@ class Solver:
             decay = p.weight_decay * param.decay_mult
             if decay:
                 arrays.regularize(blob, decay, p.regularization_type)
-            arrays.compute_step(self, blob, self.param_history(i), self.lr * param.lr_mult)
+            arrays.compute_step(self, blob, self.param_history(i), rate * param.lr_mult)
         for param in params:
             arrays.apply_step(param.blob)
 

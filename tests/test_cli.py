@@ -2,6 +2,7 @@
 log parsers read it), resume, fine-tune, test, time, device_query, the gflags spellings, bad
 flags, missing files, GPU requests on a machine without one, NaN losses, Ctrl-C and SIGHUP."""
 import importlib.machinery
+import importlib.metadata
 import os
 import queue
 import re
@@ -15,7 +16,8 @@ import types
 import numpy as np
 import pytest
 
-from nvcaffe_py import cli
+import nvcaffe_py as caffe
+from nvcaffe_py import cli, formats
 from nvcaffe_py.backends import cuda_unavailable_reason
 
 from solver_helpers import classifier_text, write_lmdb
@@ -39,6 +41,20 @@ def nvcaffe(*args, cwd, **kwargs):
     return subprocess.run([script, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env, **kwargs)
 
 
+def log_lines(stderr):
+    """The glog lines of `stderr`, checking that every other line belongs to a parameter dump
+    (`Initializing net from parameters: ` and the text proto under it, as Caffe logs it)."""
+    lines, in_dump = [], False
+    for line in stderr.splitlines():
+        if GLOG_LINE.match(line):
+            lines.append(line)
+            in_dump = line.endswith(" from parameters: ")
+        else:
+            assert in_dump, f"not a log line: {line!r}"
+    assert lines
+    return lines
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A classifier on a small LMDB, its solver (10 iterations, tested every 5) and a trained model."""
@@ -59,8 +75,7 @@ def test_train_writes_snapshots_and_a_log_that_caffe_parsers_read(workdir):
     assert result.returncode == 0, result.stderr
     assert (workdir / "snap/tiny_iter_10.caffemodel").exists()
     assert (workdir / "snap/tiny_iter_10.solverstate").exists()
-    lines = result.stderr.splitlines()
-    assert lines and all(GLOG_LINE.match(line) for line in lines), result.stderr
+    lines = log_lines(result.stderr)
     assert "\r" not in result.stderr  # no live progress line in a pipe
     assert any("] Solving tiny" in line for line in lines)  # parse_log's start-time anchor
     found = {key: [m for m in map(regex.search, lines) if m] for key, regex in PARSE_LOG.items()}
@@ -99,6 +114,30 @@ def test_resume_and_finetune(workdir):
     both = nvcaffe("train", "-solver", "solver.prototxt", "-weights", "a.caffemodel", "-snapshot", "b.solverstate",
                    cwd=workdir)
     assert both.returncode == 1 and "not both" in both.stderr and "usage:" in both.stderr
+
+
+def test_the_setup_dump_the_log_dir_and_ignored_layers(workdir):
+    """Caffe's INFO habits: the solver and net parameters, each layer's tops, the memory for data,
+    the backward analysis; `Ignoring source layer` for weights the net lacks; -log_dir's file."""
+    assert nvcaffe("train", "-solver", "solver.prototxt", "-iterations", "1", cwd=workdir).returncode == 0
+    weights = formats.read_caffemodel(workdir / "snap/tiny_iter_1.caffemodel")
+    weights.layer.add(name="old_fc", type="InnerProduct").blobs.add().data.append(1.0)
+    formats.write_binary(workdir / "extra.caffemodel", weights)
+    result = nvcaffe("train", "-solver", "solver.prototxt", "-weights", "extra.caffemodel", "-iterations", "1",
+                     "-log_dir", "logs", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("] ", 1)[1] for line in log_lines(result.stderr)]
+    for expected in ("Initializing solver from parameters: ", "Initializing net from parameters: ",
+                     "Creating Layer ip1", "ip1 <- data", "ip1 -> ip1", "Setting up ip1", "Top shape: 8 1 4 4 (128)",
+                     "Top shape: 8 5 (40)", "Top shape: (1)", "    with loss weight 1", "Memory required for data: 964",
+                     "loss needs backward computation.", "data does not need backward computation.",
+                     "This network produces output loss", "Network initialization done.",
+                     "Ignoring source layer old_fc"):
+        assert expected in lines, expected
+    log_file = workdir / "logs" / "nvcaffe.INFO"
+    assert log_file.is_symlink() and log_file.resolve().name.startswith("nvcaffe.")
+    header, body = log_file.read_text().split("msg\n", 1)
+    assert header.startswith("Log file created at: ") and body == result.stderr
 
 
 def test_test_scores_a_model(workdir):
@@ -169,7 +208,9 @@ def test_solver_mode_gpu_falls_back_to_the_cpu_with_a_warning(workdir):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "-solver", "solver.prototxt", "-bogus", "1"], "unrecognized arguments: --bogus 1"),
+    (["train", "-solver", "solver.prototxt", "-bogus", "1"], "unknown flag -bogus (flags: -help, -solver, -weights"),
+    (["train", "-solvr", "solver.prototxt"], "unknown flag -solvr; did you mean -solver?"),
+    (["test", "-model", "net.prototxt", "extra"], "unrecognized arguments: extra"),
     (["train", "-solver"], "expected one argument"),
     (["test", "-model", "net.prototxt", "-weights", "w", "-iterations", "many"], "invalid int value: 'many'"),
     (["train"], "train needs -solver"),
@@ -183,6 +224,14 @@ def test_bad_command_lines_print_usage_and_exit_1(workdir, args, message):
     assert result.returncode == 1
     assert message in result.stderr and "usage: nvcaffe" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version_and_did_you_mean_for_commands(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"nvcaffe version {importlib.metadata.version('nvcaffe_py')}\n"
+    for typo, command in (("trian", "train"), ("parse_logs", "parse_log"), ("drawnet", "draw_net")):
+        assert cli.main([typo]) == 1
+        assert capsys.readouterr().err == f"nvcaffe: unknown command '{typo}'; did you mean '{command}'?\n"
 
 
 def test_missing_solver_file_is_one_clear_line(workdir):
@@ -277,9 +326,9 @@ def test_data_tools_are_listed_and_dispatched(monkeypatch, capsys):
     assert calls == [["-x", "1", "positional"]]
     assert cli.main(["gflags"]) == 1  # a tools module without main() is no command
     assert "unknown command 'gflags'" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "_tool_names", lambda: ("fake_tool",))
+    monkeypatch.setattr(cli, "_tool_names", lambda: {"fake_tool": "does fake things"})
     assert cli.main(["--help"]) == 0
-    assert re.search(r"\n  fake_tool +data tool", capsys.readouterr().out)
+    assert re.search(r"\n  fake_tool +does fake things", capsys.readouterr().out)
 
 
 TINY_NET = """
@@ -314,12 +363,23 @@ class _Terminal:
         return True
 
 
-def test_live_progress_line_only_on_a_terminal(tmp_path, monkeypatch):
+def test_live_progress_lines_with_rate_and_eta_only_on_a_terminal(tmp_path, monkeypatch):
+    """Training, its test passes, `test` and `time` draw a status line on a terminal (the log
+    keeps Caffe's lines; in a pipe there is none, see test_train_writes_snapshots...)."""
     monkeypatch.chdir(tmp_path)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert cli.main(["train", "-solver", str(tiny_solver(tmp_path))]) == 0
-    assert "\rIteration 3/3, loss = " in terminal.text  # the last state is always drawn
+    solver = tiny_solver(tmp_path)
+    solver.write_text(solver.read_text() + " test_iter: 2 test_interval: 3")
+    assert cli.main(["train", "-solver", str(solver)]) == 0
+    # the last state is always drawn
+    assert re.search(r"\rIteration 3/3 \([\d.e+]+ iter/s, ETA 0s\), loss = ", terminal.text), terminal.text
+    assert re.search(r"\rTesting net #0: batch 2/2 \([\d.e+]+ batches/s, ETA \w+\)", terminal.text)
+    caffe.Net("net.prototxt", caffe.TEST).save("w.caffemodel")
+    assert cli.main(["test", "-model", "net.prototxt", "-weights", "w.caffemodel", "-iterations", "2"]) == 0
+    assert re.search(r"\rBatch 2/2 \([\d.e+]+ batches/s, ETA 0s\)", terminal.text)
+    assert cli.main(["time", "-model", "net.prototxt", "-iterations", "2"]) == 0
+    assert re.search(r"\rIteration 2/2 \([\d.e+]+ iter/s, ETA 0s\)", terminal.text)
     # and every log line starts on a fresh line: the status line is erased before it
     for chunk in terminal.text.split("\n")[:-1]:
         assert "\r" not in chunk or chunk.rsplit("\r", 1)[1].lstrip("\x1b[K").startswith(("I", "W")), chunk

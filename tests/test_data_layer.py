@@ -1,6 +1,6 @@
 """Data layer over LMDB: exact read-back of hand-built records (raw, float_data, encoded), cycling,
-rand_skip, several readers, LevelDB and corrupt records, convert_imageset byte-identity, and
-prefetching that overlaps a slow reader with compute."""
+rand_skip, several readers, missing and corrupt sources, convert_imageset byte-identity, and
+prefetching that overlaps a slow reader with compute (LevelDB: tests/test_leveldb.py)."""
 import gc
 import threading
 import time
@@ -14,7 +14,7 @@ import nvcaffe_py as caffe
 from nvcaffe_py import formats
 from nvcaffe_py.datum import array_to_datum, image_to_chw
 from nvcaffe_py.errors import CaffeError
-from nvcaffe_py.layers.data import LMDBSource
+from nvcaffe_py.layers.data import DatabaseSource
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.tools import convert_imageset
 
@@ -110,14 +110,7 @@ def test_train_and_test_nets_read_one_lmdb_at_once(raw_lmdb):
     assert seen_train == [0, 1, 2, 3, 4, 0] and seen_test == [0, 1, 2, 3, 4, 0, 1, 2, 3]
 
 
-def test_leveldb_and_missing_sources_are_refused_with_advice(tmp_path):
-    leveldb = tmp_path / "mnist_train_leveldb"
-    leveldb.mkdir()
-    (leveldb / "CURRENT").write_text("MANIFEST-000001\n")
-    (leveldb / "MANIFEST-000001").write_bytes(b"")
-    text = f'layer {{ name: "d" type: "Data" top: "data" data_param {{ source: "{leveldb}" batch_size: 1 }} }}'
-    with pytest.raises(CaffeError, match=r"layer 'd' \(Data\).*LevelDB.*only LMDB is supported.*convert_imageset"):
-        caffe.Net(formats.net_param_from_text(text), caffe.TRAIN)
+def test_missing_sources_are_named(tmp_path):
     with pytest.raises(CaffeError, match=r"layer 'd' \(Data\): LMDB '.*nowhere' does not exist"):
         data_net(tmp_path / "nowhere", 1)
 
@@ -178,13 +171,13 @@ def test_convert_imageset_records_are_byte_identical_to_expected_datums(tmp_path
 def test_prefetch_overlaps_a_slow_reader_with_compute(raw_lmdb, monkeypatch):
     path, _ = raw_lmdb
     delay, batches = 0.004, 12  # 5 records x 4 ms: 20 ms to read a batch
-    original = LMDBSource.decode
+    original = DatabaseSource.decode
 
     def slow_decode(value, transformer):
         time.sleep(delay)
         return original(value, transformer)
 
-    monkeypatch.setattr(LMDBSource, "decode", staticmethod(slow_decode))
+    monkeypatch.setattr(DatabaseSource, "decode", staticmethod(slow_decode))
     compute = 5 * delay
 
     def timed(with_compute):

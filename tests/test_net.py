@@ -44,6 +44,40 @@ def test_loss_weight_scales_loss_and_gradient():
     np.testing.assert_allclose(net2.params["ip1"][0].diff, 2 * net1.params["ip1"][0].diff, rtol=1e-5)
 
 
+LOSS_ON_A_TOP = """
+name: "weighted" force_backward: true
+layer { name: "data" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" loss_weight: 2
+        inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 1 } } }
+"""
+
+
+def test_a_diff_set_on_a_loss_top_is_what_backward_uses():
+    """Caffe writes a top's loss weight into its diff once, at setup: backward starts from the diff
+    as it is, so one the caller sets (as a keyword or through blobs[...].diff) drives the gradients."""
+    net = build(LOSS_ON_A_TOP)
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    net.forward(x=x)
+    np.testing.assert_array_equal(net.blobs["y"].diff, 2.0)  # the weight, from setup
+    net.clear_param_diffs()
+    net.backward()
+    np.testing.assert_allclose(net.params["ip"][0].diff, np.full((2, 4), 2.0).T @ x, rtol=1e-6)
+    d = np.arange(8, dtype=np.float32).reshape(2, 4)
+
+    def as_keyword():
+        net.backward(y=d)
+
+    def through_the_blob():
+        net.blobs["y"].diff[...] = d
+        net.backward()
+
+    for backward_from_d in (as_keyword, through_the_blob):
+        net.clear_param_diffs()
+        backward_from_d()
+        np.testing.assert_allclose(net.params["ip"][0].diff, d.T @ x, rtol=1e-6)
+        np.testing.assert_allclose(net.blobs["x"].diff, d @ net.params["ip"][0].data, rtol=1e-6)
+
+
 def test_backward_need_analysis():
     text = MLP.replace('param { lr_mult: 1 } param { lr_mult: 2 }', 'param { lr_mult: 0 } param { lr_mult: 0 }')
     net = build(text)

@@ -224,6 +224,30 @@ def test_pycaffe_solver_api(tmp_path, monkeypatch):
     assert isinstance(caffe.get_solver(path), SGDSolver)
 
 
+def test_a_weight_shape_clash_between_train_and_test_nets_names_both(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.prototxt").write_text(BOWL)
+    (tmp_path / "test.prototxt").write_text(BOWL.replace("shape { dim: 2 dim: 3 }", "shape { dim: 3 dim: 2 }"))
+    (tmp_path / "solver.prototxt").write_text('train_net: "train.prototxt" test_net: "test.prototxt" test_iter: 1 '
+                                              'test_interval: 10 base_lr: 0.1 lr_policy: "fixed"')
+    with pytest.raises(CaffeError, match=r"cannot share the weights of layer 'a': param 0 has shape \(3, 2\) in "
+                                         r"the TEST net of test.prototxt but \(2, 3\) in the TRAIN net of train.prototxt"):
+        caffe.SGDSolver("solver.prototxt")
+
+
+@pytest.mark.parametrize("solver_type", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
+def test_lr_is_the_rate_of_the_next_step(solver_type):
+    """pycaffe's solver.lr: the policy at the current iteration, before the first step too."""
+    momentum = "momentum: 0.9" if solver_type in ("SGD", "Nesterov", "AdaDelta", "Adam") else ""
+    solver = bowl_solver(f'type: "{solver_type}" base_lr: 0.1 lr_policy: "multistep" gamma: 0.5 '
+                         f'stepvalue: 2 stepvalue: 3 {momentum}')
+    rates = [solver.lr]
+    for _ in range(4):
+        solver.step(1)
+        rates.append(solver.lr)
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.025])
+
+
 # -- iter_size with real data ---------------------------------------------------------------------
 def test_iter_size_4_at_batch_16_equals_iter_size_1_at_batch_64(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, size=(64, 1, 4, 4), dtype=np.uint8)

@@ -1,7 +1,10 @@
 """The dataset tools: gflags spellings, convert_imageset, compute_image_mean, convert_mnist_data,
 convert_cifar_data and make_digits; atomic outputs, progress and bad records by line."""
 import gzip
+import io
 import os
+import re
+import sys
 
 import cv2
 import lmdb
@@ -75,6 +78,25 @@ def test_convert_imageset_resize_gray_and_progress(image_list, capsys):
     assert "A total of 5 images." in err and "Processed 5/5 files" in err and "Wrote 5 records" in err
 
 
+def test_convert_imageset_draws_a_status_line_on_a_terminal(image_list, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run_convert(image_list[0]) == 0
+    assert re.search(r"\r5/5 files \([\d.e+]+ files/s, ETA 0s\)", terminal.getvalue()), terminal.getvalue()
+
+
+def test_a_root_folder_without_its_slash_is_named(image_list, capsys):
+    tmp_path, _ = image_list
+    assert convert_imageset.main([f"{tmp_path}/img", str(tmp_path / "list.txt"), str(tmp_path / "db")]) == 1
+    err = capsys.readouterr().err
+    assert f"list.txt:1: '{tmp_path}/img0.png' does not exist, but '{tmp_path}/img/0.png' does" in err
+    assert f"give it a trailing '/' ('{tmp_path}/img/')" in err and not (tmp_path / "db").exists()
+
+
 def test_convert_imageset_shuffle_and_encode_type(image_list):
     tmp_path, colour = image_list
     assert run_convert(tmp_path, "--shuffle", "--encode_type", "jpg") == 0
@@ -108,13 +130,13 @@ def test_check_size_and_bad_lines_stop_without_leaving_a_database(image_list, ca
     assert "list.txt:2: expected 'path label'" in capsys.readouterr().err
 
 
-def test_existing_output_and_leveldb_backend_are_refused(image_list, capsys):
+def test_existing_output_and_unknown_backends_are_refused(image_list, capsys):
     tmp_path, _ = image_list
     assert run_convert(tmp_path) == 0
     assert run_convert(tmp_path) == 1
     assert "already exists" in capsys.readouterr().err
-    assert run_convert(tmp_path, "-backend", "leveldb", name="other") == 1
-    assert "-backend leveldb is not supported" in capsys.readouterr().err
+    assert run_convert(tmp_path, "-backend", "rocksdb", name="other") == 1
+    assert "-backend rocksdb is not a database type; give lmdb (the default) or leveldb" in capsys.readouterr().err
 
 
 def test_the_nvcaffe_cli_dispatches_to_the_tools(image_list):

@@ -1,8 +1,10 @@
-"""Dataset tools, run as `nvcaffe <tool> ...`; the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`,
-which returns the exit status. Flags take Caffe's gflags spellings (tools.gflags).
+"""Caffe's other tools (datasets, features, upgrades, logs, drawings), run as `nvcaffe <tool> ...`;
+the CLI calls `nvcaffe_py.tools.<tool>.main(argv)`, which returns the exit status. Flags take
+Caffe's gflags spellings (tools.gflags).
 
-This module holds what the tools share: running one with one-line errors, the `-backend` check
-(LMDB only), and progress lines, logged as Caffe's tools log them (nvcaffe_py.log).
+This module holds what the tools share: running one with one-line errors, and progress lines,
+logged as Caffe's tools log them (nvcaffe_py.log); `-backend lmdb|leveldb` picks the database
+writer (nvcaffe_py.datasets).
 """
 import sys
 import time
@@ -10,7 +12,21 @@ import time
 from .. import log
 from ..errors import CaffeError
 
-TOOLS = ("convert_imageset", "compute_image_mean", "convert_mnist_data", "convert_cifar_data", "make_digits")
+# name -> what it does, for the usage text (each is nvcaffe_py.tools.<name>).
+TOOLS = {
+    "convert_imageset": "convert a list of images to an LMDB of Datums",
+    "compute_image_mean": "the mean image of an LMDB, as a .binaryproto",
+    "convert_mnist_data": "MNIST's IDX files to an LMDB",
+    "convert_cifar_data": "CIFAR-10's binary batches to LMDBs",
+    "make_digits": "generate a synthetic digits dataset (LMDBs)",
+    "extract_features": "a net's blobs for a dataset, to LMDBs of Datums",
+    "upgrade_net_proto_text": "a net prototxt in an old format, in the current one",
+    "upgrade_net_proto_binary": "a binary net (.caffemodel) in an old format, in the current one",
+    "upgrade_solver_proto_text": "a solver prototxt in an old format, in the current one",
+    "parse_log": "a training log as CSV tables (.train, .test), as Caffe's parse_log.py",
+    "plot": "a chart of a training log as PNG, as Caffe's plot_training_log.py",
+    "draw_net": "a picture of a net, as Caffe's draw_net.py",
+}
 
 
 def run_tool(parser, body, argv) -> int:
@@ -26,9 +42,6 @@ def run_tool(parser, body, argv) -> int:
         return 1
 
 
-def check_backend(backend: str):
-    if backend.lower() != "lmdb":
-        raise CaffeError(f"-backend {backend} is not supported; the tools write LMDB (-backend lmdb, the default)")
 
 
 def say(message: str):
@@ -36,21 +49,26 @@ def say(message: str):
 
 
 class Progress:
-    """'Processed 3000/10000 images (2950/s)' every `every` items, and a last line at `done()`."""
+    """'Processed 3000/10000 images (2950/s)' every `every` items, and a last line at `done()`;
+    on a terminal, with a total, a live status line with the rate and time left in between."""
 
     def __init__(self, what, total=None, every=1000):
         self.what, self.total, self.every = what, total, every
         self.count = 0
         self._start = time.perf_counter()
+        self._meter = log.ProgressMeter(total, what) if total else None
 
     def step(self):
         self.count += 1
         if self.count % self.every == 0:
             self._line()
+        if self._meter:
+            self._meter.show(self.count, f"{self.count}/{self.total} {self.what}")
 
     def done(self):
         if self.count % self.every:
             self._line()
+        log.end_progress()
 
     def _line(self):
         rate = self.count / max(time.perf_counter() - self._start, 1e-9)

@@ -12,9 +12,9 @@ import os
 import numpy as np
 
 from ..datum import array_to_datum
-from ..db import LMDBWriter
+from ..datasets import writer_class
 from ..errors import CaffeError
-from . import Progress, check_backend, run_tool, say
+from . import Progress, run_tool, say
 from .gflags import GflagsParser
 
 SHAPE = (3, 32, 32)
@@ -40,9 +40,9 @@ def read_batch(path):
     return records[:, 1:].reshape((-1,) + SHAPE), records[:, 0]
 
 
-def write_set(folder, names, output):
+def write_set(folder, names, output, writer):
     progress = Progress("records", every=10000)
-    with LMDBWriter(output) as db:
+    with writer(output) as db:
         for name in names:
             images, labels = read_batch(os.path.join(folder, name))
             say(f"Reading {name}: {len(images)} records")
@@ -55,19 +55,19 @@ def write_set(folder, names, output):
 
 def build_parser():
     p = GflagsParser("convert_cifar_data", "Convert the CIFAR-10 binary batches to LMDBs.")
-    p.add_flag("backend", default="lmdb", help="the db backend to use (lmdb)")
+    p.add_flag("backend", default="lmdb", help="the db backend to use (lmdb or leveldb)")
     p.add_argument("input_folder", metavar="INPUT_FOLDER")
     p.add_argument("output_folder", metavar="OUTPUT_FOLDER")
     return p
 
 
 def convert(args) -> int:
-    check_backend(args.backend)
+    writer, backend = writer_class(args.backend), args.backend.lower()
     missing = [n for n in TRAIN_FILES + TEST_FILES if not os.path.isfile(os.path.join(args.input_folder, n))]
     if missing:
         raise CaffeError(f"'{args.input_folder}' lacks {', '.join(missing)} (the binary version of CIFAR-10)")
-    write_set(args.input_folder, TRAIN_FILES, os.path.join(args.output_folder, "cifar10_train_lmdb"))
-    write_set(args.input_folder, TEST_FILES, os.path.join(args.output_folder, "cifar10_test_lmdb"))
+    write_set(args.input_folder, TRAIN_FILES, os.path.join(args.output_folder, f"cifar10_train_{backend}"), writer)
+    write_set(args.input_folder, TEST_FILES, os.path.join(args.output_folder, f"cifar10_test_{backend}"), writer)
     return 0
 
 

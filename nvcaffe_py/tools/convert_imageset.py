@@ -12,9 +12,9 @@ import os
 
 from .. import log, rng
 from ..datum import datum_to_array, read_image_list, read_image_to_datum
-from ..db import LMDBWriter
+from ..datasets import writer_class
 from ..errors import CaffeError
-from . import Progress, check_backend, run_tool, say
+from . import Progress, run_tool, say
 from .gflags import GflagsParser
 
 
@@ -22,7 +22,7 @@ def build_parser():
     p = GflagsParser("convert_imageset", "Convert a set of images to an LMDB of Datums.")
     p.add_bool_flag("gray", help="treat images as grayscale ones")
     p.add_bool_flag("shuffle", help="randomly shuffle the order of images and their labels")
-    p.add_flag("backend", default="lmdb", help="the backend for storing the result (lmdb)")
+    p.add_flag("backend", default="lmdb", help="the backend for storing the result (lmdb or leveldb)")
     p.add_flag("resize_width", type=int, default=0, help="width images are resized to")
     p.add_flag("resize_height", type=int, default=0, help="height images are resized to")
     p.add_bool_flag("check_size", help="check that all the images have the same size")
@@ -45,16 +45,29 @@ def _encoding(args, name) -> str:
     return ext
 
 
+def check_root_folder(root_folder, entries, listfile):
+    """Caffe reads ROOTFOLDER + path, a plain concatenation: a folder given without its trailing
+    '/' that holds the listed files is a mistake worth naming before every image fails to load."""
+    if not entries or root_folder.endswith(("/", os.sep)) or not os.path.isdir(root_folder):
+        return
+    number, name, _ = entries[0]
+    if not os.path.exists(root_folder + name) and os.path.exists(os.path.join(root_folder, name)):
+        raise CaffeError(f"{listfile}:{number}: '{root_folder + name}' does not exist, but "
+                         f"'{os.path.join(root_folder, name)}' does: ROOTFOLDER is joined to each path as given, "
+                         f"so give it a trailing '/' ('{root_folder}/')")
+
+
 def convert(args) -> int:
-    check_backend(args.backend)
+    writer = writer_class(args.backend)
     entries = read_image_list(args.listfile)
+    check_root_folder(args.root_folder, entries, args.listfile)
     if args.shuffle:
         rng.generator().shuffle(entries)
     say(f"A total of {len(entries)} images.")
     skipped = []
     first_shape = None
     progress = Progress("files", len(entries))
-    with LMDBWriter(args.db_name) as db:
+    with writer(args.db_name) as db:
         for index, (number, name, label) in enumerate(entries):
             try:
                 datum = read_image_to_datum(args.root_folder + name, label, args.resize_height, args.resize_width,

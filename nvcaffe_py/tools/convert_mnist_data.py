@@ -11,9 +11,9 @@ import gzip
 import numpy as np
 
 from ..datum import array_to_datum
-from ..db import LMDBWriter
+from ..datasets import writer_class
 from ..errors import CaffeError
-from . import Progress, check_backend, run_tool, say
+from . import Progress, run_tool, say
 from .gflags import GflagsParser
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
@@ -45,7 +45,7 @@ def read_idx(path, magic, dims):
 
 def build_parser():
     p = GflagsParser("convert_mnist_data", "Convert MNIST images and labels (IDX files) to an LMDB.")
-    p.add_flag("backend", default="lmdb", help="the db backend to use (lmdb)")
+    p.add_flag("backend", default="lmdb", help="the db backend to use (lmdb or leveldb)")
     p.add_flag("start", type=int, default=0, help="nvcaffe: index of the first item to convert")
     p.add_flag("count", type=int, default=-1, help="nvcaffe: how many items to convert (-1: all from --start)")
     p.add_argument("image_file", metavar="IMAGE_FILE")
@@ -55,7 +55,7 @@ def build_parser():
 
 
 def convert(args) -> int:
-    check_backend(args.backend)
+    writer = writer_class(args.backend)
     images = read_idx(args.image_file, IMAGE_MAGIC, 3)
     labels = read_idx(args.label_file, LABEL_MAGIC, 1)
     if len(images) != len(labels):
@@ -67,7 +67,7 @@ def convert(args) -> int:
     say(f"A total of {stop - args.start} items (of {len(images)}); rows x cols: "
         f"{images.shape[1]} x {images.shape[2]}")
     progress = Progress("items", stop - args.start, every=10000)
-    with LMDBWriter(args.db_name) as db:
+    with writer(args.db_name) as db:
         for index in range(args.start, stop):
             db.put(f"{index:08d}", array_to_datum(images[index][np.newaxis], labels[index]).SerializeToString())
             progress.step()

@@ -7,6 +7,7 @@ booleans `-flag`, `--flag=true|false`, `--noflag`.
     args = parser.parse_args(argv)
 """
 import argparse
+import difflib
 import sys
 
 _TRUE = ("1", "true", "t", "yes", "y")
@@ -65,4 +66,18 @@ class GflagsParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
         # gflags takes flags anywhere, also between positional arguments.
-        return super().parse_intermixed_args(normalize(args, self._bool_flags), namespace)
+        parsed, unknown = super().parse_known_intermixed_args(normalize(args, self._bool_flags), namespace)
+        if unknown:
+            self.error(self._unknown_message(unknown))
+        return parsed
+
+    def _unknown_message(self, unknown) -> str:
+        """What is wrong with the first unknown argument, with the closest flag for a mistyped one."""
+        flags = [name[2:] for action in self._actions for name in action.option_strings if name.startswith("--")]
+        for arg in unknown:
+            if arg.startswith("-") and not _is_number(arg):
+                name = arg.lstrip("-").partition("=")[0]
+                close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+                hint = f"; did you mean -{close[0]}?" if close else f" (flags: {', '.join('-' + f for f in flags)})"
+                return f"unknown flag -{name}{hint}"
+        return f"unrecognized arguments: {' '.join(unknown)}"
