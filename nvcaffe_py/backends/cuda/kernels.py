@@ -48,25 +48,30 @@ def compile_options(dtype) -> list:
     return [f"-DDtype={C_TYPES[dtype]}"]
 
 
-def parse_signatures(preprocessed: str) -> dict:
-    """{kernel name: PyCUDA argument format} of every extern "C" kernel in preprocessed source;
-    'P' is a pointer, the other letters are struct codes of the scalar types."""
+def parse_parameters(preprocessed: str) -> dict:
+    """{kernel name: [(code, parameter name), ...]} of every extern "C" kernel in preprocessed
+    source; the code 'P' is a pointer, the other letters are struct codes of the scalar types."""
     kernels = {}
     for name, params in _SIGNATURE.findall(preprocessed):
-        codes = ""
+        parameters = []
         for param in (p.strip() for p in params.split(",")):
             if not param or param == "void":
                 continue
-            if "*" in param:
-                codes += "P"
+            words = [w for w in param.replace("*", " * ").split() if w not in ("const", "__restrict__")]
+            if "*" in words:
+                parameters.append(("P", words[-1]))
                 continue
-            words = [w for w in param.split() if w not in ("const", "__restrict__")]
             base = " ".join(words[:-1])  # drop the parameter's name
             if base not in _SCALAR_CODES:
                 raise CaffeError(f"kernel {name}: parameter '{param}' has a type the launcher cannot pass")
-            codes += _SCALAR_CODES[base]
-        kernels[name] = codes
+            parameters.append((_SCALAR_CODES[base], words[-1]))
+        kernels[name] = parameters
     return kernels
+
+
+def parse_signatures(preprocessed: str) -> dict:
+    """{kernel name: PyCUDA argument format} of every extern "C" kernel in preprocessed source."""
+    return {name: "".join(code for code, _ in params) for name, params in parse_parameters(preprocessed).items()}
 
 
 def preprocess(path: str, dtype) -> str:
@@ -83,6 +88,34 @@ def preprocess(path: str, dtype) -> str:
 @functools.lru_cache(maxsize=None)
 def signatures(path: str, dtype_name: str) -> dict:
     return parse_signatures(preprocess(path, dtype_name))
+
+
+# What one sm_90 multiprocessor holds (CUDA C++ Programming Guide, compute capability 9.0).
+SM90_REGISTERS, SM90_THREADS, SM90_BLOCKS = 65536, 2048, 32
+SM90_SHARED, SM90_SHARED_PER_BLOCK_RESERVED = 228 * 1024, 1024
+_PTXAS_ENTRY = re.compile(r"Function properties for (\w+)\n.*?Used (\d+) registers(?:, used \d+ barriers)?"
+                          r"(?:, (\d+) bytes smem)?", re.S)
+
+
+def resource_usage(path: str, dtype) -> dict:
+    """{kernel: (registers per thread, static shared-memory bytes per block)}: what ptxas reports
+    compiling `path` for sm_90. Needs nvcc, not a GPU."""
+    command = [nvcc(), "-cubin", "-arch=sm_90", "--resource-usage", f"-I{INCLUDE_DIR}", *compile_options(dtype),
+               "-o", os.devnull, path]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise CaffeError(f"{path}: nvcc --resource-usage failed: {result.stderr.strip().splitlines()[-1:]}")
+    return {name: (int(registers), int(shared or 0))
+            for name, registers, shared in _PTXAS_ENTRY.findall(result.stdout + result.stderr)}
+
+
+def blocks_per_sm(threads: int, registers: int, shared_bytes: int) -> int:
+    """How many blocks of a kernel one sm_90 multiprocessor runs at once, limited by threads,
+    registers (allocated per warp, in units of 256) and shared memory."""
+    warps = -(-threads // 32)
+    register_warps = SM90_REGISTERS // (-(-registers * 32 // 256) * 256) if registers else SM90_THREADS // 32
+    by_shared = SM90_SHARED // (shared_bytes + SM90_SHARED_PER_BLOCK_RESERVED)
+    return max(0, min(SM90_BLOCKS, SM90_THREADS // (warps * 32), register_warps // warps, by_shared))
 
 
 def _pointer(arg) -> int:

@@ -1,0 +1,283 @@
+"""PREDICTED, not measured: how long a training iteration of our CUDA backend would take on an H100,
+layer by layer, from the launches that benchmarks/launch_tracer.py records (PyCUDA stubbed out,
+no GPU needed) and a roofline model of the card.
+
+    python benchmarks/gpu_model.py [--nets alexnet:64,alexnet:256,resnet50:64] [--json out.json]
+
+The iteration is benchmarks/gpu_nets.py's: `solver.step(1)` (forward, backward, SGD update) on
+Input blobs, then a synchronisation. Each event of the trace gets a device time:
+- a GEMM launch: its tile (from the kernel's name, 8x8 outputs per thread), blocks, the K depth
+  each block runs and how many blocks an SM holds (from ptxas's registers and shared memory) give
+  the time of the busiest SM at the FFMA rate (less when an SM holds under 16 warps), bounded
+  below by its L2 traffic (each block reads its A and B panels) and its DRAM traffic (A, B and C
+  once);
+- any other kernel: its DRAM traffic, each pointer argument read or written once over the
+  elements the kernel covers (at most to the end of its allocation); rules below for kernels
+  whose pointers cover other sizes;
+- device copies and memsets: their bytes at DRAM speed; host<->device copies are synchronous
+  (pageable memory), at PCIe speed.
+Every kernel costs at least `min_kernel_s`. Host time is measured while tracing (this machine's
+CPU, with the recorder standing in for the driver calls), and a host/device timeline gives the
+iteration: a launch starts when both the host has issued it and the device is free; a
+synchronisation or a host copy waits for the device.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+import nvcaffe_py as caffe
+from nvcaffe_py.backends.cuda import kernels
+from nvcaffe_py.proto import caffe_pb2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_nets  # noqa: E402  (this script's folder: the nets it benchmarks)
+import resnet50  # noqa: E402
+from launch_tracer import LaunchTracer  # noqa: E402
+
+
+class Machine(NamedTuple):
+    name: str
+    multiprocessors: int
+    clock_hz: float
+    ffma_per_clock: int  # per multiprocessor
+    warps_for_full_rate: int  # resident warps per multiprocessor that keep the FFMA pipes busy
+    ffma_efficiency: float  # of the FFMA issue rate, for our register-blocked GEMM inner loop
+    l2_bytes_per_s: float
+    dram_bytes_per_s: float
+    pcie_bytes_per_s: float  # pageable host<->device copies
+    min_kernel_s: float  # a launch's device time when it has no work (launch gap included)
+    sync_s: float  # a host wait for the device, beyond the work waited for
+
+
+H100 = Machine(
+    name="H100 SXM5 (model)",
+    multiprocessors=132,
+    clock_hz=1.98e9,  # boost clock; seen on this workplace's H200s right after matrix work
+    ffma_per_clock=128,  # 128 FP32 lanes per SM: 66.9 TFLOP/s FP32 at 1.98 GHz
+    warps_for_full_rate=16,  # four per scheduler
+    ffma_efficiency=0.85,  # 64 FFMA per 4 shared-memory vector loads, plus the loop and barrier
+    l2_bytes_per_s=5.5e12,  # measured on an H100 PCIe (chipsandcheese, 2023); the SXM has more SMs
+    dram_bytes_per_s=2.6e12,  # a device copy ran at 3.0 TB/s on the lent H100; plain kernels get less
+    pcie_bytes_per_s=12e9,
+    min_kernel_s=3e-6,
+    sync_s=10e-6,
+)
+
+NETS = {
+    "alexnet": gpu_nets.alexnet,
+    "resnet50": resnet50.train_net,
+}
+_TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
+
+
+# -- device time of one event -----------------------------------------------------------------------
+class Cost(NamedTuple):
+    seconds: float
+    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie"
+    flops: float = 0.0
+
+
+def _roofline(flops_seconds, l2_seconds, dram_seconds, machine, flops=0.0):
+    seconds, bound = max((flops_seconds, "ffma"), (l2_seconds, "l2"), (dram_seconds, "dram"),
+                         (machine.min_kernel_s, "launch"))
+    return Cost(seconds, bound, flops)
+
+
+def gemm_cost(event, machine):
+    """A launch of one of our GEMM kernels (a tile of 8x8 outputs per thread)."""
+    args = event.args
+    threads = int(np.prod(event.block))
+    suffix = _TILE_SUFFIX.search(event.name)
+    rows, cols = (int(suffix[1]), int(suffix[2])) if suffix else (int(np.sqrt(64 * threads)),) * 2
+    depth = args.get("slice_k", args["K"])  # kernels without K slices run all of K per block
+    depth = -(-depth // 8) * 8  # K advances 8 at a time
+    blocks = int(np.prod(event.grid))
+    resident = kernels.blocks_per_sm(threads, event.registers, event.shared_bytes)
+    busiest = -(-blocks // machine.multiprocessors)
+    full_waves, last = divmod(busiest, resident)
+
+    def wave_seconds(count):  # `count` blocks resident on one multiprocessor, each doing its tile
+        warps = count * threads // 32
+        rate = (machine.ffma_per_clock * machine.clock_hz * machine.ffma_efficiency
+                * min(1.0, warps / machine.warps_for_full_rate))
+        return count * rows * cols * depth / rate
+
+    ffma = full_waves * wave_seconds(resident) + (wave_seconds(last) if last else 0.0)
+    l2 = blocks * (rows + cols) * depth * event.itemsize / machine.l2_bytes_per_s
+    M, N, K = args["M"], args["N"], args["K"]
+    splits = args.get("splits", 1)  # K slices write partial products, which a reduction sums into C
+    products = event.grid[2] // splits
+    c_passes = splits if splits > 1 else 2 if args["beta"] != 0 else 1
+    dram = products * (M * K + K * N + c_passes * M * N) * event.itemsize / machine.dram_bytes_per_s
+    return _roofline(ffma, l2, dram, machine, 2.0 * M * N * K * products)
+
+
+def _elements(event):
+    """How many elements a grid-stride kernel covers."""
+    args = event.args
+    if "positions" in args:
+        return args["positions"] * args["channels"] * args["inner"]
+    if "outer" in args:
+        return args["outer"] * args["channels"] * args["inner"]
+    return args.get("n", args.get("count", 0))
+
+
+def _traffic(event, elements_by_pointer=None):
+    """DRAM bytes of a kernel touching each pointer argument once: over the kernel's elements, or
+    the counts given per pointer, at most to the end of its allocation."""
+    elements = _elements(event)
+    counts = elements_by_pointer or {}
+    return sum(min(extent, counts.get(name, elements) * event.itemsize) for name, extent in event.extents.items())
+
+
+def _pooling_traffic(event):
+    a = event.args
+    per_image_bottom, per_image_top = a["C"] * a["H"] * a["W"], a["C"] * a["PH"] * a["PW"]
+    forward = "forward" in event.name
+    images = a["count"] // (per_image_top if forward else per_image_bottom)
+    top, bottom = images * per_image_top, images * per_image_bottom
+    return _traffic(event, {"bottom": bottom, "bottom_diff": bottom, "top": top, "top_diff": top, "mask": top,
+                            "top_mask": top})
+
+
+def _im2col_traffic(event):
+    a = event.args
+    image = a["B"] * a["C"] * a["H"] * a["W"]
+    columns = a["B"] * a["C"] * a["kh"] * a["kw"] * a["OH"] * a["OW"]
+    return _traffic(event, {"im": image, "col": columns})
+
+
+SPECIAL_TRAFFIC = {
+    "im2col": _im2col_traffic,
+    "col2im": _im2col_traffic,
+    "max_pool_forward": _pooling_traffic,
+    "max_pool_backward": _pooling_traffic,
+    "ave_pool_forward": _pooling_traffic,
+    "ave_pool_backward": _pooling_traffic,
+}
+
+
+def event_cost(event, machine):
+    if event.kind == "launch":
+        if event.name.startswith("gemm_"):
+            return gemm_cost(event, machine)
+        traffic = SPECIAL_TRAFFIC.get(event.name, _traffic)(event)
+        return _roofline(0.0, 0.0, traffic / machine.dram_bytes_per_s, machine)
+    if event.kind in ("htod", "dtoh"):
+        return Cost(event.nbytes / machine.pcie_bytes_per_s + machine.sync_s, "pcie")
+    if event.kind in ("dtod", "memset"):
+        moved = event.nbytes * (2 if event.kind == "dtod" else 1)
+        return _roofline(0.0, 0.0, moved / machine.dram_bytes_per_s, machine)
+    return Cost(machine.sync_s, "sync")
+
+
+# -- the iteration: trace, timeline, summary --------------------------------------------------------
+def trace_iteration(net, batch, machine):
+    """The events of one `solver.step(1)` + synchronisation after a warm-up step, each labelled
+    with the layer pass it came from ('<layer> forward' / '<layer> backward') or 'solver'."""
+    tracer = LaunchTracer(machine.multiprocessors, machine.name)
+    with tracer.installed():
+        caffe.set_mode_gpu()
+        param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=10 ** 6, display=0,
+                                          random_seed=1, snapshot_after_train=False, type="SGD",
+                                          solver_mode=caffe_pb2.SolverParameter.GPU)
+        param.net_param.CopyFrom(NETS[net](batch))
+        solver = caffe.get_solver(param)
+        names = solver.net.layer_names
+
+        def labeller(direction):
+            return lambda i: setattr(tracer, "label", f"{names[i]} {direction}")
+
+        handles = [solver.net.before_forward(labeller("forward")), solver.net.before_backward(labeller("backward")),
+                   solver.net.after_backward(lambda i: setattr(tracer, "label", "solver"))]
+        solver.step(1)  # warm-up: kernel look-ups, first allocations
+        tracer.label = "solver"
+        with tracer.recording() as events:
+            solver.step(1)
+            caffe.backends.synchronize()
+        for handle in handles:
+            handle.remove()
+        caffe.set_mode_cpu()
+    return events
+
+
+def timeline(events, machine):
+    """(iteration seconds, host seconds, device-busy seconds, costs): the host issues events in
+    order; the device runs launches and device copies in order as soon as both allow."""
+    host = device = busy = 0.0
+    costs = []
+    for event in events:
+        cost = event_cost(event, machine)
+        costs.append(cost)
+        host += event.host_seconds
+        if event.kind in ("launch", "dtod", "memset"):
+            device = max(device, host) + cost.seconds
+            busy += cost.seconds
+        else:  # a synchronisation or a synchronous copy: the host waits for the device
+            host = max(host, device) + cost.seconds
+            device = host
+    return max(host, device), sum(e.host_seconds for e in events), busy, costs
+
+
+def summarize(net, batch, machine):
+    events = trace_iteration(net, batch, machine)
+    total, host, busy, costs = timeline(events, machine)
+    layers = {}
+    for event, cost in zip(events, costs):
+        row = layers.setdefault(event.label, {"device_ms": 0.0, "host_ms": 0.0, "launches": 0, "gflop": 0.0,
+                                              "bounds": {}})
+        row["device_ms"] += 1e3 * cost.seconds
+        row["host_ms"] += 1e3 * event.host_seconds
+        row["launches"] += event.kind == "launch"
+        row["gflop"] += cost.flops / 1e9
+        row["bounds"][cost.bound] = row["bounds"].get(cost.bound, 0.0) + 1e3 * cost.seconds
+    gemms = [{"label": e.label, "kernel": e.name, "M": e.args["M"], "N": e.args["N"], "K": e.args["K"],
+              "blocks": int(np.prod(e.grid)), "ms": 1e3 * c.seconds, "bound": c.bound,
+              "tflops": c.flops / c.seconds / 1e12}
+             for e, c in zip(events, costs) if e.name.startswith("gemm_")]
+    kinds = [e.kind for e in events]
+    return {"net": net, "batch": batch, "machine": machine._asdict(), "predicted_iteration_ms": 1e3 * total,
+            "predicted_device_busy_ms": 1e3 * busy, "host_ms_measured_while_tracing": 1e3 * host,
+            "launches": kinds.count("launch"), "syncs": kinds.count("sync"),
+            "host_device_copies": kinds.count("htod") + kinds.count("dtoh"),
+            "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "gemms": gemms}
+
+
+def print_summary(result, top=8):
+    print(f"{result['net']} batch {result['batch']}: PREDICTED {result['predicted_iteration_ms']:.1f} ms per iteration "
+          f"on {result['machine']['name']} (device busy {result['predicted_device_busy_ms']:.1f} ms, host "
+          f"{result['host_ms_measured_while_tracing']:.1f} ms as traced here; {result['launches']} launches, "
+          f"{result['syncs']} syncs, {result['host_device_copies']} host<->device copies)")
+    slowest = sorted(result["layers"].items(), key=lambda item: -item[1]["device_ms"])[:top]
+    for label, row in slowest:
+        bound = max(row["bounds"], key=row["bounds"].get)
+        print(f"  {label:28s} {row['device_ms']:8.2f} ms device ({bound}-bound), {row['launches']:4d} launches, "
+              f"{row['host_ms']:6.2f} ms host")
+    print("  slowest GEMM launches:")
+    for g in sorted(result["gemms"], key=lambda g: -g["ms"])[:top]:
+        print(f"    {g['label']:26s} {g['kernel']:16s} {g['M']:5d}x{g['N']:6d}x{g['K']:6d} {g['blocks']:6d} blocks "
+              f"{g['ms']:7.3f} ms {g['tflops']:5.1f} TFLOP/s ({g['bound']})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nets", default="alexnet:64,alexnet:256,resnet50:64", help="net:batch,...")
+    parser.add_argument("--json", help="write the predictions to this file")
+    args = parser.parse_args()
+    results = []
+    for item in args.nets.split(","):
+        net, batch = item.split(":")
+        results.append(summarize(net, int(batch), H100))
+        print_summary(results[-1])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"what": "PREDICTIONS of a roofline model, not measurements", "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

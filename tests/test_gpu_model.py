@@ -1,0 +1,69 @@
+"""The launch tracer and the H100 model of benchmarks/ (no GPU needed; nvcc for the traced kernels'
+signatures and ptxas facts): a traced LeNet iteration lists its launches by layer with their
+arguments, and the model's GEMM law and occupancy behave as the hardware does."""
+import os
+import sys
+
+import pytest
+
+from nvcaffe_py.backends.cuda import kernels
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+needs_nvcc = pytest.mark.skipif(not os.path.exists(kernels.nvcc()), reason=f"nvcc not found ({kernels.nvcc()})")
+
+
+def test_blocks_per_sm_follows_the_sm90_limits():
+    assert kernels.blocks_per_sm(256, 128, 16896) == 2  # registers: 2 x 256 x 128 = 65536
+    assert kernels.blocks_per_sm(64, 128, 8704) == 8
+    assert kernels.blocks_per_sm(256, 32, 0) == 8  # threads: 2048 per SM
+    assert kernels.blocks_per_sm(32, 16, 0) == 32  # at most 32 blocks
+    assert kernels.blocks_per_sm(64, 32, 100 * 1024) == 2  # shared memory: 228 KB, 1 KB reserved per block
+    assert kernels.blocks_per_sm(128, 129, 0) == 3  # 129 registers are allocated as 136
+
+
+@needs_nvcc
+def test_resource_usage_reads_ptxas():
+    usage = kernels.resource_usage(os.path.join(kernels.INCLUDE_DIR, "math_functions.cu"), "float32")
+    registers, shared = usage["reduce_final"]
+    assert 0 < registers <= 255 and shared >= 32 * 8  # block_sum's 32 doubles
+
+
+def _gemm_event(blocks, depth, name="gemm_nt"):
+    from launch_tracer import Event
+
+    args = {"M": 128, "N": 128 * blocks, "K": depth, "beta": 0.0}
+    return Event("launch", name, "x", (blocks, 1, 1), (256, 1, 1), args, {}, 4, 128, 16896, 0, 0.0)
+
+
+def test_gemm_law_rewards_filling_the_gpu():
+    import gpu_model
+
+    machine = gpu_model.H100
+    few = gpu_model.gemm_cost(_gemm_event(3, 132 * 8 * 64), machine)
+    many = gpu_model.gemm_cost(_gemm_event(264, 8 * 64), machine)  # the same work over 2 blocks per SM
+    assert few.flops == pytest.approx(many.flops / 88 * 132)
+    assert few.bound == "ffma" and few.seconds > 30 * many.seconds * (few.flops / many.flops)
+    # A full GPU of 128x128 tiles runs at the FFMA efficiency of the model, under peak.
+    big = gpu_model.gemm_cost(_gemm_event(264 * 4, 4096), machine)
+    peak = 2 * machine.ffma_per_clock * machine.clock_hz * machine.multiprocessors
+    assert 0.5 * peak < big.flops / big.seconds <= machine.ffma_efficiency * peak
+
+
+@needs_nvcc
+def test_traced_lenet_iteration_lists_its_launches_by_layer():
+    import cpu_nets
+    import gpu_model
+
+    gpu_model.NETS.setdefault("lenet", lambda batch: cpu_nets.load_train_net_param("lenet"))
+    events = gpu_model.trace_iteration("lenet", 64, gpu_model.H100)
+    conv1 = [e for e in events if e.label == "conv1 forward" and e.name.startswith("gemm_")]
+    assert conv1 and (conv1[0].args["M"], conv1[0].args["K"]) == (20, 25)
+    assert conv1[0].itemsize == 4 and conv1[0].registers > 0
+    assert all(extent > 0 for e in conv1 for extent in e.extents.values())
+    updates = [e.name for e in events if e.label == "solver" and e.kind == "launch"]
+    assert updates.count("sgd_update") == 8  # conv1, conv2, ip1, ip2: weights and biases
+    assert events[-1].kind == "sync" and all(e.host_seconds >= 0 for e in events)
+    total, host, busy, costs = gpu_model.timeline(events, gpu_model.H100)
+    assert total >= max(busy, host) > 0 and len(costs) == len(events)
