@@ -6,17 +6,15 @@ no GPU needed) and a roofline model of the card.
 
 The iteration is benchmarks/gpu_nets.py's: `solver.step(1)` (forward, backward, SGD update) on
 Input blobs, then a synchronisation. Each event of the trace gets a device time:
-- a GEMM launch: its tile (from the kernel's name, 8x8 outputs per thread), blocks, the K depth
-  each block runs and how many blocks an SM holds (from ptxas's registers and shared memory) give
-  the time of the busiest SM at the FFMA rate (less when an SM holds under 16 warps), bounded
-  below by its L2 traffic (each block reads its A and B panels) and its DRAM traffic (A, B and C
-  once);
+- a GEMM launch: nvcaffe_py/backends/cuda/gemm_plan.py's law (the one that picks tiles and K
+  slices), from the traced tile, grid, K slices and what ptxas lets an SM hold: the busiest SM's
+  FFMA time, bounded below by the L2 and DRAM traffic; the split-K reduction by its traffic;
 - any other kernel: its DRAM traffic, each pointer argument read or written once over the
   elements the kernel covers (at most to the end of its allocation); rules below for kernels
   whose pointers cover other sizes;
 - device copies and memsets: their bytes at DRAM speed; host<->device copies are synchronous
   (pageable memory), at PCIe speed.
-Every kernel costs at least `min_kernel_s`. Host time is measured while tracing (this machine's
+Every kernel costs at least the launch gap. Host time is measured while tracing (this machine's
 CPU, with the recorder standing in for the driver calls), and a host/device timeline gives the
 iteration: a launch starts when both the host has issued it and the device is free; a
 synchronisation or a host copy waits for the device.
@@ -31,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 import nvcaffe_py as caffe
-from nvcaffe_py.backends.cuda import kernels
+from nvcaffe_py.backends.cuda import gemm_plan, kernels
 from nvcaffe_py.proto import caffe_pb2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,30 +41,12 @@ from launch_tracer import LaunchTracer  # noqa: E402
 class Machine(NamedTuple):
     name: str
     multiprocessors: int
-    clock_hz: float
-    ffma_per_clock: int  # per multiprocessor
-    warps_for_full_rate: int  # resident warps per multiprocessor that keep the FFMA pipes busy
-    ffma_efficiency: float  # of the FFMA issue rate, for our register-blocked GEMM inner loop
-    l2_bytes_per_s: float
-    dram_bytes_per_s: float
+    gpu: gemm_plan.Throughput  # FFMA rate, L2 and DRAM bandwidth, launch gap: the GEMM plan's model
     pcie_bytes_per_s: float  # pageable host<->device copies
-    min_kernel_s: float  # a launch's device time when it has no work (launch gap included)
     sync_s: float  # a host wait for the device, beyond the work waited for
 
 
-H100 = Machine(
-    name="H100 SXM5 (model)",
-    multiprocessors=132,
-    clock_hz=1.98e9,  # boost clock; seen on this workplace's H200s right after matrix work
-    ffma_per_clock=128,  # 128 FP32 lanes per SM: 66.9 TFLOP/s FP32 at 1.98 GHz
-    warps_for_full_rate=16,  # four per scheduler
-    ffma_efficiency=0.85,  # 64 FFMA per 4 shared-memory vector loads, plus the loop and barrier
-    l2_bytes_per_s=5.5e12,  # measured on an H100 PCIe (chipsandcheese, 2023); the SXM has more SMs
-    dram_bytes_per_s=2.6e12,  # a device copy ran at 3.0 TB/s on the lent H100; plain kernels get less
-    pcie_bytes_per_s=12e9,
-    min_kernel_s=3e-6,
-    sync_s=10e-6,
-)
+H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, sync_s=10e-6)
 
 NETS = {
     "alexnet": gpu_nets.alexnet,
@@ -78,43 +58,37 @@ _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 # -- device time of one event -----------------------------------------------------------------------
 class Cost(NamedTuple):
     seconds: float
-    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie"
+    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie", "sync"
     flops: float = 0.0
 
 
-def _roofline(flops_seconds, l2_seconds, dram_seconds, machine, flops=0.0):
-    seconds, bound = max((flops_seconds, "ffma"), (l2_seconds, "l2"), (dram_seconds, "dram"),
-                         (machine.min_kernel_s, "launch"))
-    return Cost(seconds, bound, flops)
+def _memory_bound(moved_bytes, machine):
+    seconds, bound = max((moved_bytes / machine.gpu.dram_bytes_per_s, "dram"), (machine.gpu.launch_s, "launch"))
+    return Cost(seconds, bound)
 
 
 def gemm_cost(event, machine):
-    """A launch of one of our GEMM kernels (a tile of 8x8 outputs per thread)."""
+    """A launch of one of our GEMM kernels: gemm_plan's law for its tile (from the kernel's name,
+    8x8 outputs per thread), grid, K slices and what ptxas lets an SM hold."""
     args = event.args
     threads = int(np.prod(event.block))
     suffix = _TILE_SUFFIX.search(event.name)
     rows, cols = (int(suffix[1]), int(suffix[2])) if suffix else (int(np.sqrt(64 * threads)),) * 2
-    depth = args.get("slice_k", args["K"])  # kernels without K slices run all of K per block
-    depth = -(-depth // 8) * 8  # K advances 8 at a time
-    blocks = int(np.prod(event.grid))
-    resident = kernels.blocks_per_sm(threads, event.registers, event.shared_bytes)
-    busiest = -(-blocks // machine.multiprocessors)
-    full_waves, last = divmod(busiest, resident)
-
-    def wave_seconds(count):  # `count` blocks resident on one multiprocessor, each doing its tile
-        warps = count * threads // 32
-        rate = (machine.ffma_per_clock * machine.clock_hz * machine.ffma_efficiency
-                * min(1.0, warps / machine.warps_for_full_rate))
-        return count * rows * cols * depth / rate
-
-    ffma = full_waves * wave_seconds(resident) + (wave_seconds(last) if last else 0.0)
-    l2 = blocks * (rows + cols) * depth * event.itemsize / machine.l2_bytes_per_s
-    M, N, K = args["M"], args["N"], args["K"]
-    splits = args.get("splits", 1)  # K slices write partial products, which a reduction sums into C
+    splits = args.get("splits", 1)  # kernels without K slices run all of K in every block
     products = event.grid[2] // splits
-    c_passes = splits if splits > 1 else 2 if args["beta"] != 0 else 1
-    dram = products * (M * K + K * N + c_passes * M * N) * event.itemsize / machine.dram_bytes_per_s
-    return _roofline(ffma, l2, dram, machine, 2.0 * M * N * K * products)
+    resident = kernels.blocks_per_sm(threads, event.registers, event.shared_bytes)
+    M, N, K = args["M"], args["N"], args["K"]
+    seconds, bound = gemm_plan.gemm_seconds(rows, cols, threads, resident, M, N, K, products, splits,
+                                            args.get("slice_k", K), args["beta"] != 0, event.itemsize,
+                                            machine.multiprocessors, machine.gpu)
+    return Cost(seconds, bound, 2.0 * M * N * K * products)
+
+
+def splitk_reduce_cost(event, machine):
+    a = event.args
+    products = a["n"] // (a["M"] * a["N"])
+    return Cost(gemm_plan.reduce_seconds(a["M"], a["N"], products, a["splits"], a["beta"] != 0, event.itemsize,
+                                         machine.gpu), "dram")
 
 
 def _elements(event):
@@ -164,22 +138,23 @@ SPECIAL_TRAFFIC = {
 
 def event_cost(event, machine):
     if event.kind == "launch":
+        if event.name == "gemm_splitk_reduce":
+            return splitk_reduce_cost(event, machine)
         if event.name.startswith("gemm_"):
             return gemm_cost(event, machine)
-        traffic = SPECIAL_TRAFFIC.get(event.name, _traffic)(event)
-        return _roofline(0.0, 0.0, traffic / machine.dram_bytes_per_s, machine)
+        return _memory_bound(SPECIAL_TRAFFIC.get(event.name, _traffic)(event), machine)
     if event.kind in ("htod", "dtoh"):
         return Cost(event.nbytes / machine.pcie_bytes_per_s + machine.sync_s, "pcie")
     if event.kind in ("dtod", "memset"):
-        moved = event.nbytes * (2 if event.kind == "dtod" else 1)
-        return _roofline(0.0, 0.0, moved / machine.dram_bytes_per_s, machine)
+        return _memory_bound(event.nbytes * (2 if event.kind == "dtod" else 1), machine)
     return Cost(machine.sync_s, "sync")
 
 
 # -- the iteration: trace, timeline, summary --------------------------------------------------------
-def trace_iteration(net, batch, machine):
+def trace_iteration(net, batch, machine, repeats=3):
     """The events of one `solver.step(1)` + synchronisation after a warm-up step, each labelled
-    with the layer pass it came from ('<layer> forward' / '<layer> backward') or 'solver'."""
+    with the layer pass it came from ('<layer> forward' / '<layer> backward') or 'solver'. The
+    step is traced `repeats` times; each event's host time is its least (this CPU is shared)."""
     tracer = LaunchTracer(machine.multiprocessors, machine.name)
     with tracer.installed():
         caffe.set_mode_gpu()
@@ -196,14 +171,19 @@ def trace_iteration(net, batch, machine):
         handles = [solver.net.before_forward(labeller("forward")), solver.net.before_backward(labeller("backward")),
                    solver.net.after_backward(lambda i: setattr(tracer, "label", "solver"))]
         solver.step(1)  # warm-up: kernel look-ups, first allocations
-        tracer.label = "solver"
-        with tracer.recording() as events:
-            solver.step(1)
-            caffe.backends.synchronize()
+        runs = []
+        for _ in range(repeats):
+            tracer.label = "solver"
+            with tracer.recording() as events:
+                solver.step(1)
+                caffe.backends.synchronize()
+            runs.append(events)
         for handle in handles:
             handle.remove()
         caffe.set_mode_cpu()
-    return events
+    if any([(e.kind, e.name, e.label) for e in run] != [(e.kind, e.name, e.label) for e in runs[0]] for run in runs):
+        raise RuntimeError(f"{net}: the traced iterations issue different events")
+    return [event._replace(host_seconds=min(run[i].host_seconds for run in runs)) for i, event in enumerate(runs[0])]
 
 
 def timeline(events, machine):
@@ -237,15 +217,19 @@ def summarize(net, batch, machine):
         row["gflop"] += cost.flops / 1e9
         row["bounds"][cost.bound] = row["bounds"].get(cost.bound, 0.0) + 1e3 * cost.seconds
     gemms = [{"label": e.label, "kernel": e.name, "M": e.args["M"], "N": e.args["N"], "K": e.args["K"],
-              "blocks": int(np.prod(e.grid)), "ms": 1e3 * c.seconds, "bound": c.bound,
+              "splits": e.args.get("splits", 1), "blocks": int(np.prod(e.grid)), "ms": 1e3 * c.seconds, "bound": c.bound,
               "tflops": c.flops / c.seconds / 1e12}
-             for e, c in zip(events, costs) if e.name.startswith("gemm_")]
+             for e, c in zip(events, costs) if e.name.startswith("gemm_") and "K" in e.args]
+    kernels_ms = {}
+    for event, cost in zip(events, costs):
+        kernels_ms[event.name or event.kind] = kernels_ms.get(event.name or event.kind, 0.0) + 1e3 * cost.seconds
     kinds = [e.kind for e in events]
     return {"net": net, "batch": batch, "machine": machine._asdict(), "predicted_iteration_ms": 1e3 * total,
             "predicted_device_busy_ms": 1e3 * busy, "host_ms_measured_while_tracing": 1e3 * host,
             "launches": kinds.count("launch"), "syncs": kinds.count("sync"),
             "host_device_copies": kinds.count("htod") + kinds.count("dtoh"),
-            "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "gemms": gemms}
+            "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "kernels_ms": kernels_ms,
+            "gemms": gemms}
 
 
 def print_summary(result, top=8):
@@ -258,9 +242,13 @@ def print_summary(result, top=8):
         bound = max(row["bounds"], key=row["bounds"].get)
         print(f"  {label:28s} {row['device_ms']:8.2f} ms device ({bound}-bound), {row['launches']:4d} launches, "
               f"{row['host_ms']:6.2f} ms host")
+    print("  " + ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(result["kernels_ms"].items(),
+                                                                    key=lambda item: -item[1])[:top])
+          + " (ms of device time, by kernel)")
     print("  slowest GEMM launches:")
     for g in sorted(result["gemms"], key=lambda g: -g["ms"])[:top]:
-        print(f"    {g['label']:26s} {g['kernel']:16s} {g['M']:5d}x{g['N']:6d}x{g['K']:6d} {g['blocks']:6d} blocks "
+        print(f"    {g['label']:22s} {g['kernel']:16s} {g['M']:5d}x{g['N']:6d}x{g['K']:6d} /{g['splits']:<2d} "
+              f"{g['blocks']:6d} blocks "
               f"{g['ms']:7.3f} ms {g['tflops']:5.1f} TFLOP/s ({g['bound']})")
 
 

@@ -227,10 +227,11 @@ def pycuda_modules():
 
 
 def _reset_backend():
-    from nvcaffe_py.backends.cuda import context, memory
+    from nvcaffe_py.backends.cuda import context, kernels, memory
 
     context._state.update(context=None, device_id=None, sm_count=None)
     memory._state["pool"] = None
+    kernels.clear_compiled()
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from nvcaffe_py.backends.cuda import kernels
+from nvcaffe_py.backends.cuda import gemm_plan, kernels
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
@@ -30,25 +30,27 @@ def test_resource_usage_reads_ptxas():
     assert 0 < registers <= 255 and shared >= 32 * 8  # block_sum's 32 doubles
 
 
-def _gemm_event(blocks, depth, name="gemm_nt"):
+def _gemm_event(name, grid, args):
     from launch_tracer import Event
 
-    args = {"M": 128, "N": 128 * blocks, "K": depth, "beta": 0.0}
-    return Event("launch", name, "x", (blocks, 1, 1), (256, 1, 1), args, {}, 4, 128, 16896, 0, 0.0)
+    return Event("launch", name, "x", grid, (64 if name.endswith("64x64") else 256, 1, 1),
+                 dict(beta=1.0, **args), {}, 4, 155, 8704, 0, 0.0)
 
 
-def test_gemm_law_rewards_filling_the_gpu():
+def test_gemm_cost_reads_tile_slices_and_products_off_the_launch():
     import gpu_model
 
     machine = gpu_model.H100
-    few = gpu_model.gemm_cost(_gemm_event(3, 132 * 8 * 64), machine)
-    many = gpu_model.gemm_cost(_gemm_event(264, 8 * 64), machine)  # the same work over 2 blocks per SM
-    assert few.flops == pytest.approx(many.flops / 88 * 132)
-    assert few.bound == "ffma" and few.seconds > 30 * many.seconds * (few.flops / many.flops)
-    # A full GPU of 128x128 tiles runs at the FFMA efficiency of the model, under peak.
-    big = gpu_model.gemm_cost(_gemm_event(264 * 4, 4096), machine)
-    peak = 2 * machine.ffma_per_clock * machine.clock_hz * machine.multiprocessors
-    assert 0.5 * peak < big.flops / big.seconds <= machine.ffma_efficiency * peak
+    split = _gemm_event("gemm_nt_64x64", (6, 1, 8), dict(M=100, N=130, K=1000, splits=4, slice_k=256))
+    cost = gpu_model.gemm_cost(split, machine)
+    resident = kernels.blocks_per_sm(64, 155, 8704)
+    assert cost.flops == 2 * 100 * 130 * 1000 * 2  # two products, four slices each
+    assert (cost.seconds, cost.bound) == gemm_plan.gemm_seconds(64, 64, 64, resident, 100, 130, 1000, 2, 4, 256,
+                                                                True, 4, machine.multiprocessors, machine.gpu)
+    # A kernel without K slices (before split-K) runs all of K; its tile is square, 8x8 per thread.
+    whole = gpu_model.gemm_cost(_gemm_event("gemm_nt", (2, 1, 1), dict(M=100, N=130, K=1000)), machine)
+    assert whole.seconds == gemm_plan.gemm_seconds(128, 128, 256, resident, 100, 130, 1000, 1, 1, 1000, True, 4,
+                                                   machine.multiprocessors, machine.gpu)[0]
 
 
 @needs_nvcc

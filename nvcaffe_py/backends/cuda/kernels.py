@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import weakref
 
 import numpy as np
 
@@ -159,15 +160,31 @@ class Kernel:
         if threads <= 0:
             return
         blocks = grid_blocks(threads)
-        if threads + blocks * BLOCK >= 2 ** 31:
-            raise CaffeError(f"kernel {self.name}: {threads} elements exceed 32-bit indexing")
+        check_32bit_loop(self.name, threads, blocks)
         self((blocks, 1, 1), (BLOCK, 1, 1), *args)
+
+
+def check_32bit_loop(name: str, items: int, blocks: int):
+    """A grid-stride loop's int index must not overflow: items plus one grid's threads fit 2^31."""
+    if items + blocks * BLOCK >= 2 ** 31:
+        raise CaffeError(f"kernel {name}: {items} elements exceed 32-bit indexing")
 
 
 def grid_blocks(threads: int) -> int:
     """Blocks of BLOCK threads for a grid-stride kernel over `threads` items: enough to cover
     them, capped at what the GPU holds at once (the kernels loop over the rest)."""
     return max(1, min(-(-int(threads) // BLOCK), context.multiprocessor_count() * BLOCKS_PER_SM))
+
+
+_SOURCES = weakref.WeakSet()
+
+
+def clear_compiled():
+    """Forget every Source's compiled modules and kernels: they belong to the PyCUDA they were
+    built with (tests/cuda_emulator.py and benchmarks/launch_tracer.py stand in for it)."""
+    for source in _SOURCES:
+        source._modules.clear()
+        source._kernels.clear()
 
 
 class Source:
@@ -177,6 +194,7 @@ class Source:
         self.path = os.path.join(os.path.dirname(os.path.abspath(module_file)), filename)
         self._modules = {}
         self._kernels = {}
+        _SOURCES.add(self)
 
     def get(self, name: str, dtype) -> Kernel:
         key = (name, np.dtype(dtype))
