@@ -34,7 +34,6 @@ from nvcaffe_py.proto import caffe_pb2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_nets  # noqa: E402  (this script's folder: the nets it benchmarks)
-import resnet50  # noqa: E402
 from launch_tracer import LaunchTracer  # noqa: E402
 
 
@@ -48,10 +47,6 @@ class Machine(NamedTuple):
 
 H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, sync_s=10e-6)
 
-NETS = {
-    "alexnet": gpu_nets.alexnet,
-    "resnet50": resnet50.train_net,
-}
 _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 
 
@@ -161,7 +156,7 @@ def trace_iteration(net, batch, machine, repeats=3):
         param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=10 ** 6, display=0,
                                           random_seed=1, snapshot_after_train=False, type="SGD",
                                           solver_mode=caffe_pb2.SolverParameter.GPU)
-        param.net_param.CopyFrom(NETS[net](batch))
+        param.net_param.CopyFrom(gpu_nets.NET_PARAMS[net](batch))
         solver = caffe.get_solver(param)
         names = solver.net.layer_names
 

@@ -57,8 +57,9 @@ def test_gemm_cost_reads_tile_slices_and_products_off_the_launch():
 def test_traced_lenet_iteration_lists_its_launches_by_layer():
     import cpu_nets
     import gpu_model
+    import gpu_nets
 
-    gpu_model.NETS.setdefault("lenet", lambda batch: cpu_nets.load_train_net_param("lenet"))
+    gpu_nets.NET_PARAMS.setdefault("lenet", lambda batch: cpu_nets.load_train_net_param("lenet"))
     events = gpu_model.trace_iteration("lenet", 64, gpu_model.H100)
     conv1 = [e for e in events if e.label == "conv1 forward" and e.name.startswith("gemm_")]
     assert conv1 and (conv1[0].args["M"], conv1[0].args["K"]) == (20, 25)
