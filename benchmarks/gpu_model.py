@@ -219,10 +219,13 @@ def summarize(net, batch, machine):
     for event, cost in zip(events, costs):
         kernels_ms[event.name or event.kind] = kernels_ms.get(event.name or event.kind, 0.0) + 1e3 * cost.seconds
     kinds = [e.kind for e in events]
+    gemm_launches = [e for e in events if e.name.startswith("gemm_") and "flags" in e.args]
+    scalar = sum(1 for e in gemm_launches if e.args["flags"] & 3 != 3)  # A or B without 4-wide loads
     return {"net": net, "batch": batch, "machine": machine._asdict(), "predicted_iteration_ms": 1e3 * total,
             "predicted_device_busy_ms": 1e3 * busy, "host_ms_measured_while_tracing": 1e3 * host,
             "launches": kinds.count("launch"), "syncs": kinds.count("sync"),
             "host_device_copies": kinds.count("htod") + kinds.count("dtoh"),
+            "gemm_launches": len(gemm_launches), "gemm_launches_with_scalar_loads": scalar,
             "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "kernels_ms": kernels_ms,
             "gemms": gemms}
 
@@ -231,7 +234,9 @@ def print_summary(result, top=8):
     print(f"{result['net']} batch {result['batch']}: PREDICTED {result['predicted_iteration_ms']:.1f} ms per iteration "
           f"on {result['machine']['name']} (device busy {result['predicted_device_busy_ms']:.1f} ms, host "
           f"{result['host_ms_measured_while_tracing']:.1f} ms as traced here; {result['launches']} launches, "
-          f"{result['syncs']} syncs, {result['host_device_copies']} host<->device copies)")
+          f"{result['syncs']} syncs, {result['host_device_copies']} host<->device copies; "
+          f"{result['gemm_launches_with_scalar_loads']} of {result['gemm_launches']} GEMM launches load A or B "
+          "without vectors)")
     slowest = sorted(result["layers"].items(), key=lambda item: -item[1]["device_ms"])[:top]
     for label, row in slowest:
         bound = max(row["bounds"], key=row["bounds"].get)
