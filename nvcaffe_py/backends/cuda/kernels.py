@@ -11,6 +11,8 @@ and a wrong argument count is an error naming the kernel, not a corrupted launch
 
 `_kernels.get(name, dtype)` on the module's `Source` is the one way to look a kernel up (no
 per-module wrappers): the call names the kernel and its element type where it is launched.
+What nvcc tells of a file without a GPU (parameter names, ptxas's registers and shared memory
+for sm_90, hence blocks per SM) serves the SGEMM's tile table and benchmarks/gpu_model.py.
 """
 import functools
 import os
