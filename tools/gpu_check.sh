@@ -14,7 +14,9 @@
 #             reported with what to carry). If it fails, nothing else runs.
 #   probe     what the machine has, and PyCUDA compiling and running a kernel (.whl/probe.sh)
 #   pytest    `pytest -m cuda` with NVCAFFE_REQUIRE_GPU=1: a CUDA test that cannot reach the GPU
-#             fails instead of skipping (layer, GEMM, RNG and solver parity, LeNet GPU vs CPU)
+#             fails instead of skipping (GEMM paths, layer, RNG and solver parity, LeNet GPU vs
+#             CPU); a stage cut short by its limit is interrupted (SIGINT), so pytest.xml still
+#             holds what ran
 #   sgemm     benchmarks/sgemm.py: our SGEMM against cuBLAS by shape, split-K shapes included
 #   nets      benchmarks/gpu_nets.py: AlexNet (64, 256) and ResNet-50 (64) against PyTorch +
 #             cuDNN with TF32 off and on, and our CPU backend on the same nets
@@ -40,7 +42,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, record and re
     shift 2
     echo "=== $name (limit ${limit}s) ==="
     local start=$SECONDS
-    timeout --kill-after="$GRACE" "$limit" "$@"
+    timeout --signal=INT --kill-after="$GRACE" "$limit" "$@"  # INT: pytest still writes its XML
     local rc=$?
     echo "=== $name: exit $rc after $((SECONDS - start))s ==="
     printf '%s\t%s\t%s\t%s\n' "$name" "$limit" "$rc" "$((SECONDS - start))" >> "$OUT/stages.tsv"
@@ -86,7 +88,12 @@ main() {
     export -f install check_build_backend
     stage install 35 bash -c install || return "$FAILED"
     stage probe 15 bash .whl/probe.sh
-    stage pytest 160 python3 -m pytest -q -m cuda -p no:cacheprovider --durations=15 --junitxml "$OUT/pytest.xml" tests
+    # The GEMM's paths and the parity tests first, should the time run short.
+    local first="tests/test_sgemm.py tests/test_cuda_parity.py"
+    local rest
+    rest=$(ls tests/test_*.py | grep -v -e test_sgemm.py -e test_cuda_parity.py)
+    stage pytest 160 python3 -m pytest -q -m cuda -p no:cacheprovider --durations=15 --junitxml "$OUT/pytest.xml" \
+        $first $rest
     stage sgemm 40 python3 benchmarks/sgemm.py --json "$OUT/sgemm.json"
     stage nets 110 python3 benchmarks/gpu_nets.py --json "$OUT/gpu_nets.json"
     stage report 10 python3 benchmarks/gpu_report.py "$OUT" "$REPORT" && cp "$REPORT" "$OUT/"
