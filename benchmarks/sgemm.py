@@ -4,8 +4,11 @@
 
 cuBLAS is reached through CuPy, or PyTorch when CuPy is missing (benchmark-only dependencies),
 with TF32 off so that both sides do FP32 arithmetic. Shapes: 1024^3, 4096^3 and the GEMMs of
-AlexNet's convolutions as our convolution issues them for a chunk of 64 images (forward NN,
-weight gradient NT, data gradient TN). Each result is also checked against cuBLAS's.
+AlexNet's and ResNet-50's convolutions as our convolution issues them (forward NN, weight gradient
+NT, data gradient TN; a grouped layer's GEMM is one group's): AlexNet's for chunks of its batch
+of 256, ResNet-50's for its batch of 64. Ours runs the plan gemm_plan picks for the shape (tile
+variant, K slices); where that splits K, the same tile in one slice is timed too, to show what
+split-K gives. Each result is also checked against cuBLAS's.
 """
 import argparse
 import json
@@ -13,7 +16,7 @@ import json
 import numpy as np
 
 import nvcaffe_py
-from nvcaffe_py.backends.cuda import context, memory
+from nvcaffe_py.backends.cuda import context, gemm_plan, memory
 from nvcaffe_py.backends.cuda.sgemm import gemm
 
 SHAPES = [
@@ -22,12 +25,22 @@ SHAPES = [
     ("square 4096", False, False, 4096, 4096, 4096),
     ("square 4096 NT", False, True, 4096, 4096, 4096),
     ("square 4096 TN", True, False, 4096, 4096, 4096),
-    ("alexnet conv1 fwd", False, False, 96, 3025 * 16, 363),
-    ("alexnet conv2 fwd (group)", False, False, 128, 729 * 64, 1200),
-    ("alexnet conv3 fwd", False, False, 384, 169 * 64, 2304),
-    ("alexnet conv3 dW", False, True, 384, 2304, 169 * 64),
-    ("alexnet conv3 dX", True, False, 2304, 169 * 64, 384),
-    ("alexnet fc6 fwd", False, True, 64, 4096, 9216),
+    ("alexnet conv1 fwd", False, False, 96, 3025 * 52, 363),
+    ("alexnet conv2 fwd (group)", False, False, 128, 729 * 32, 1200),
+    ("alexnet conv3 fwd", False, False, 384, 169 * 128, 2304),
+    ("alexnet conv3 dX", True, False, 2304, 169 * 128, 384),
+    ("alexnet fc6 fwd", False, True, 256, 4096, 9216),
+    ("alexnet conv1 dW", False, True, 96, 363, 3025 * 52),
+    ("alexnet conv2 dW (group)", False, True, 128, 1200, 729 * 32),
+    ("alexnet conv3 dW", False, True, 384, 2304, 169 * 128),
+    ("alexnet conv4 dW (group)", False, True, 192, 1728, 169 * 88),
+    ("alexnet conv5 dW (group)", False, True, 128, 1728, 169 * 88),
+    ("resnet50 conv1 dW", False, True, 64, 147, 12544 * 32),
+    ("resnet50 res2 3x3 dW", False, True, 64, 576, 3136 * 32),
+    ("resnet50 res2 1x1 dW", False, True, 64, 256, 3136 * 64),
+    ("resnet50 res3 3x3 dW", False, True, 128, 1152, 784 * 64),
+    ("resnet50 res4 3x3 dW", False, True, 256, 2304, 196 * 64),
+    ("resnet50 res5 3x3 dW", False, True, 512, 4608, 49 * 64),
 ]
 
 
@@ -77,12 +90,17 @@ def main():
     name, matmul, to_device, to_host, synchronize = cublas()
     rng = np.random.default_rng(0)
     rows = []
-    print(f"{device['name']}: our SGEMM vs {name} (TF32 off), GFLOP/s")
+    print(f"{device['name']}: our SGEMM (tile/K slices) vs {name} (TF32 off), GFLOP/s")
     for label, ta, tb, M, N, K in SHAPES:
         a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
         b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
         da, db, dc = memory.to_device(a), memory.to_device(b), memory.empty(M * N, np.float32)
-        ours = time_it(lambda: gemm(ta, tb, M, N, K, 1.0, da, db, 0.0, dc), args.repeat)
+        plan = gemm_plan.plan(M, N, K, 1, False, 4, context.multiprocessor_count())
+        unsplit = None
+        if plan.splits > 1:
+            unsplit = time_it(lambda: gemm(ta, tb, M, N, K, 1.0, da, db, 0.0, dc, plan=plan._replace(splits=1, slice_k=K)),
+                              args.repeat)
+        ours = time_it(lambda: gemm(ta, tb, M, N, K, 1.0, da, db, 0.0, dc, plan=plan), args.repeat)
         ca, cb = to_device(a), to_device(b)
         theirs = time_it(lambda: matmul(ca, cb, ta, tb), args.repeat)
         synchronize()
@@ -90,11 +108,14 @@ def main():
         error = float(np.max(np.abs(memory.to_host(dc).reshape(M, N) - reference)) / np.max(np.abs(reference)))
         flops = 2.0 * M * N * K
         row = {"shape": label, "trans": ("T" if ta else "N") + ("T" if tb else "N"), "M": M, "N": N, "K": K,
-               "ours_gflops": flops / ours / 1e9, "cublas_gflops": flops / theirs / 1e9,
-               "ratio": theirs / ours, "max_rel_error_vs_cublas": error}
+               "tile": plan.tile.name, "splits": plan.splits, "ours_gflops": flops / ours / 1e9,
+               "cublas_gflops": flops / theirs / 1e9, "ratio": theirs / ours,
+               "unsplit_gflops": flops / unsplit / 1e9 if unsplit else None, "max_rel_error_vs_cublas": error}
         rows.append(row)
-        print(f"  {label:28s} {row['trans']} {M:5d}x{N:6d}x{K:6d}  ours {row['ours_gflops']:8.0f}  "
-              f"cuBLAS {row['cublas_gflops']:8.0f}  {100 * row['ratio']:5.1f}%  (max rel err {error:.1e})")
+        gain = f"  split-K x{unsplit / ours:.2f}" if unsplit else ""
+        print(f"  {label:26s} {row['trans']} {M:5d}x{N:6d}x{K:6d} {plan.tile.name:>7s}/{plan.splits:<3d} ours "
+              f"{row['ours_gflops']:8.0f}  cuBLAS {row['cublas_gflops']:8.0f}  {100 * row['ratio']:5.1f}%{gain}  "
+              f"(max rel err {error:.1e})")
     result = {"device": device, "cublas": name, "repeat": args.repeat, "results": rows}
     if args.json:
         with open(args.json, "w") as f:

@@ -1,13 +1,15 @@
 """The GPU half of Convolution and Deconvolution (2-D): conv.cu's im2col/col2im around our GEMM.
 
 A chunk of images is turned into one column matrix (C*kh*kw rows, images*pixels columns), so each
-group is a single large GEMM; swap_axes01 moves the (channels, images, pixels) result into the
-blob's (images, channels, pixels) layout, adding the bias on the way. A 1x1 convolution with
-stride 1 and no pad needs no columns: its forward and data gradient are one batched GEMM over
-the images. Deconvolution runs the same passes the other way round: its forward is the
-convolution's data gradient, with its top as the image side. Arrays here are device arrays;
-`Geometry` says what the convolution is.
+group is a single large GEMM, and the groups are one batched launch (the group index in the
+grid); swap_axes01 moves the (channels, images, pixels) result into the blob's (images, channels,
+pixels) layout, adding the bias on the way. A 1x1 convolution with stride 1 and no pad needs no
+columns: its forward and data gradient are one batched GEMM over the images (a launch per group,
+whose weights every image shares). Deconvolution runs the same passes the other way round: its
+forward is the convolution's data gradient, with its top as the image side. Arrays here are
+device arrays; `Geometry` says what the convolution is.
 """
+import math
 from typing import NamedTuple
 
 from nvcaffe_py.backends.cuda import kernels, memory
@@ -51,8 +53,16 @@ class Geometry(NamedTuple):
 
 
 def _chunks(num, g):
+    """(start, count) chunks of the batch whose column matrix fits CHUNK_ELEMENTS, as even as
+    can be, each count a multiple of what keeps count * pixels (the GEMMs' column count and row
+    stride) a multiple of 4, so that the GEMMs load 4-wide vectors."""
     per_image = max(g.rows * g.group, g.out_channels) * g.pixels
-    step = max(1, min(num, CHUNK_ELEMENTS // max(per_image, 1)))
+    fit = max(1, min(num, CHUNK_ELEMENTS // max(per_image, 1)))
+    multiple = 4 // math.gcd(g.pixels, 4)
+    if fit >= multiple:
+        fit -= fit % multiple
+    even = -(-num // -(-num // fit))  # the same number of chunks, balanced
+    step = min(fit, -(-even // multiple) * multiple)
     for start in range(0, num, step):
         yield start, min(step, num - start)
 
@@ -87,9 +97,8 @@ def _convolve(x, w, bias, y, num, g):
         col = memory.empty(g.rows * g.group * N, y.dtype)
         out = memory.empty(g.out_channels * N, y.dtype)
         _im2col(x, start, count, g, col)
-        for grp in range(g.group):
-            gemm(False, False, M, N, K, 1.0, w, col, 0.0, out, offset_a=grp * M * K,
-                 offset_b=grp * K * N, offset_c=grp * M * N)
+        gemm(False, False, M, N, K, 1.0, w, col, 0.0, out, batch=g.group, stride_a=M * K, stride_b=K * N,
+             stride_c=M * N)
         mf.swap_axes01(out, g.out_channels, count, S, memory.region(y, start * g.out_channels * S, g.out_channels * N),
                        bias)
 
@@ -113,13 +122,11 @@ def _convolve_gradients(dy, x, w, dw, dx, num, g):
         col = memory.empty(g.rows * g.group * N, dy.dtype)
         if dw is not None:
             _im2col(x, start, count, g, col)
-            for grp in range(g.group):
-                gemm(False, True, M, K, N, 1.0, dyt, col, 1.0, dw, offset_a=grp * M * N,
-                     offset_b=grp * K * N, offset_c=grp * M * K)
+            gemm(False, True, M, K, N, 1.0, dyt, col, 1.0, dw, batch=g.group, stride_a=M * N, stride_b=K * N,
+                 stride_c=M * K)
         if dx is not None:
-            for grp in range(g.group):
-                gemm(True, False, K, N, M, 1.0, w, dyt, 0.0, col, offset_a=grp * M * K,
-                     offset_b=grp * M * N, offset_c=grp * K * N)
+            gemm(True, False, K, N, M, 1.0, w, dyt, 0.0, col, batch=g.group, stride_a=M * K, stride_b=M * N,
+                 stride_c=K * N)
             _col2im(col, start, count, g, dx)
 
 

@@ -34,9 +34,12 @@ def _cpu_mode_and_seed():
 def device(request):
     """Where the GPU code of a test runs: a usable GPU (the `gpu` case, marked `cuda`), else the
     CUDA emulator of tests/cuda_emulator.py (the `emulator` case: the same kernels and Python
-    code, run by CPU threads). Each case skips, with the reason, where it cannot run."""
+    code, run by CPU threads). Each case skips, with the reason, where it cannot run; with
+    NVCAFFE_REQUIRE_GPU=1 (tools/gpu_check.sh on a GPU machine) the `gpu` case fails instead."""
     reason = cuda_unavailable_reason()
     if request.param == "gpu":
+        if reason is not None and os.environ.get("NVCAFFE_REQUIRE_GPU") == "1":
+            pytest.fail(f"NVCAFFE_REQUIRE_GPU=1 but no GPU is usable: {reason}")
         if reason is not None:
             pytest.skip(f"no usable GPU: {reason}")
         yield "gpu"

@@ -205,7 +205,8 @@ class DeviceMemoryPool:
         pass
 
 
-def _modules():
+def pycuda_modules():
+    """The stand-in modules, fresh objects on each call (benchmarks/launch_tracer.py replaces parts)."""
     pycuda = types.ModuleType("pycuda")
     driver = types.ModuleType("pycuda.driver")
     for name in ("Error", "DeviceAllocation", "mem_alloc", "memset_d8", "memcpy_htod", "memcpy_dtoh", "memcpy_dtod",
@@ -226,17 +227,20 @@ def _modules():
 
 
 def _reset_backend():
-    from nvcaffe_py.backends.cuda import context, memory
+    from nvcaffe_py.backends.cuda import context, kernels, memory
 
     context._state.update(context=None, device_id=None, sm_count=None)
     memory._state["pool"] = None
+    kernels.clear_compiled()
 
 
 @contextlib.contextmanager
-def installed():
-    """Run the CUDA backend on the emulator inside the block (GPU mode is left to the caller)."""
-    saved = {name: sys.modules.get(name) for name in _modules()}
-    sys.modules.update(_modules())
+def installed(modules=None):
+    """Run the CUDA backend on the emulator (or on `modules`, from pycuda_modules()) inside the
+    block; GPU mode is left to the caller."""
+    modules = modules or pycuda_modules()
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
     _reset_backend()
     try:
         yield

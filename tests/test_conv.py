@@ -395,3 +395,18 @@ def test_changed_channels_and_wrong_weight_shapes_are_errors():
     bias.data.extend([0.0] * 2)
     with pytest.raises(CaffeError, match="weight shape"):
         setup_layer(param, [np.zeros((1, 2, 5, 5))])
+
+
+@pytest.mark.parametrize("pixels,num,fit,expected", [
+    (3025, 256, 61, [52, 52, 52, 52, 48]),  # AlexNet conv1 at batch 256: odd pixels, chunks of 4k images
+    (729, 10, 4, [4, 4, 2]),  # the last chunk is what is left
+    (50, 9, 5, [4, 4, 1]),  # pixels = 2 mod 4: even counts
+    (64, 7, 3, [3, 3, 1]),  # pixels a multiple of 4: any count, balanced
+    (3025, 9, 2, [2, 2, 2, 2, 1]),  # fewer images fit than 4: as many as fit
+])
+def test_gpu_chunks_keep_column_counts_multiples_of_4(monkeypatch, pixels, num, fit, expected):
+    g = conv_gpu.Geometry(1, 1, 1, 1, pixels, 1, (1, 1), (0, 0), (1, 1), (1, 1), 1)
+    monkeypatch.setattr(conv_gpu, "CHUNK_ELEMENTS", fit * pixels)
+    counts = [count for _, count in conv_gpu._chunks(num, g)]
+    assert counts == expected
+    assert [start for start, _ in conv_gpu._chunks(num, g)] == list(np.cumsum([0] + counts[:-1]))

@@ -4,31 +4,50 @@
 #     echo /.whl/ >> .git/info/exclude
 #     mkdir -p .whl && cp ../shared/device/wheels-cp312/*.whl ../shared/device/probe.sh .whl/
 # then run it with the device tool: command "bash tools/gpu_check.sh", carry [".whl"],
-# timeout_s 600 (the stages below add up to 540 s). It installs the carried wheels into
-# /tmp/site and this checkout with `pip install -e .`, offline: the machine's python3 (a venv)
-# has setuptools, wheel and threadpoolctl, as last read there, and the build generates the
-# protobuf module; a missing setuptools is reported with what to carry. Then it prints the
-# machine (probe.sh), runs `pytest -m cuda` (layer, GEMM, RNG and solver parity, and the LeNet
-# GPU-vs-CPU run), then benchmarks/sgemm.py and benchmarks/gpu_nets.py. Figures go to $OUT as
-# JSON (sgemm.json, gpu_nets.json), with pytest.xml and the whole log (log); without $OUT they
-# go to runs/gpu_check. Each stage has its own time limit so that a slow one leaves the others
-# their turn; the exit status is that of the first stage that failed.
+# timeout_s 420. The stages' limits add up to 370 s, and each may overrun by its 5 s of grace
+# before it is killed: at most 400 s, which leaves a 15-minute lease room to fix and rerun once.
+#
+# Stages, each with its own time limit so that a slow one leaves the others their turn:
+#   install   the carried wheels into /tmp/site and this checkout with `pip install -e .`,
+#             offline (the machine's python3 has setuptools, wheel and threadpoolctl, as last
+#             read there; the build generates the protobuf module; a missing setuptools is
+#             reported with what to carry). If it fails, nothing else runs.
+#   probe     what the machine has, and PyCUDA compiling and running a kernel (.whl/probe.sh)
+#   pytest    `pytest -m cuda` with NVCAFFE_REQUIRE_GPU=1: a CUDA test that cannot reach the GPU
+#             fails instead of skipping (GEMM paths, layer, RNG and solver parity, LeNet GPU vs
+#             CPU); a stage cut short by its limit is interrupted (SIGINT), so pytest.xml still
+#             holds what ran
+#   sgemm     benchmarks/sgemm.py: our SGEMM against cuBLAS by shape, split-K shapes included
+#   nets      benchmarks/gpu_nets.py: AlexNet (64, 256) and ResNet-50 (64) against PyTorch +
+#             cuDNN with TF32 off and on, and our CPU backend on the same nets
+#   report    benchmarks/gpu_report.py: every figure above in one Markdown file
+# Everything lands in $OUT (without $OUT: runs/gpu_check): log, stages.tsv, pytest.xml,
+# sgemm.json, gpu_nets.json and the report, named benchmarks/results/<UTC date-time>-gpu-check.md;
+# the report is also written there in this checkout. From the device tool, copy it from the
+# returned files into benchmarks/results/ and commit it. The exit status is that of the first
+# stage that failed.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu_check}
-mkdir -p "$OUT"
+REPORT=benchmarks/results/$(date -u +%Y-%m-%d-%H%M)-gpu-check.md
+GRACE=5  # seconds a stage may overrun its limit before it is killed
+mkdir -p "$OUT" benchmarks/results
+: > "$OUT/stages.tsv"
 export PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/site  # the carried wheels (pycuda, lmdb, grpcio-tools, protobuf) first
+export NVCAFFE_REQUIRE_GPU=1
 
-stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, report, remember the first failure
+stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, record and report it
     local name=$1 limit=$2
     shift 2
     echo "=== $name (limit ${limit}s) ==="
     local start=$SECONDS
-    timeout --kill-after=10 "$limit" "$@"
+    timeout --signal=INT --kill-after="$GRACE" "$limit" "$@"  # INT: pytest still writes its XML
     local rc=$?
     echo "=== $name: exit $rc after $((SECONDS - start))s ==="
+    printf '%s\t%s\t%s\t%s\n' "$name" "$limit" "$rc" "$((SECONDS - start))" >> "$OUT/stages.tsv"
     if [ "$rc" -ne 0 ] && [ "${FAILED:-0}" -eq 0 ]; then FAILED=$rc; fi
-    return 0
+    return "$rc"
 }
 
 check_build_backend() {  # pip's --no-build-isolation builds with what python3 has: say what is missing
@@ -57,8 +76,6 @@ PY
 install() {
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || { echo "gpu_check: wheel install failed (are the wheels in .whl/ and carried?)"; return 1; }
-    # Ahead of the machine's own packages: pycuda, lmdb, grpcio-tools and a current protobuf.
-    export PYTHONPATH=/tmp/site
     check_build_backend || return 1
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . \
         || { echo "gpu_check: 'pip install -e .' of this checkout failed (see pip's message above)"; return 1; }
@@ -68,11 +85,18 @@ install() {
 
 main() {
     FAILED=0
-    install || return 1
-    stage probe 60 bash .whl/probe.sh
-    stage pytest-cuda 240 python3 -m pytest -q -m cuda -p no:cacheprovider --junitxml "$OUT/pytest.xml" tests
-    stage sgemm 60 python3 benchmarks/sgemm.py --json "$OUT/sgemm.json"
-    stage gpu-nets 180 python3 benchmarks/gpu_nets.py --json "$OUT/gpu_nets.json"
+    export -f install check_build_backend
+    stage install 35 bash -c install || return "$FAILED"
+    stage probe 15 bash .whl/probe.sh
+    # The GEMM's paths and the parity tests first, should the time run short.
+    local first="tests/test_sgemm.py tests/test_cuda_parity.py"
+    local rest
+    rest=$(ls tests/test_*.py | grep -v -e test_sgemm.py -e test_cuda_parity.py)
+    stage pytest 160 python3 -m pytest -q -m cuda -p no:cacheprovider --durations=15 --junitxml "$OUT/pytest.xml" \
+        $first $rest
+    stage sgemm 40 python3 benchmarks/sgemm.py --json "$OUT/sgemm.json"
+    stage nets 110 python3 benchmarks/gpu_nets.py --json "$OUT/gpu_nets.json"
+    stage report 10 python3 benchmarks/gpu_report.py "$OUT" "$REPORT" && cp "$REPORT" "$OUT/"
     return "$FAILED"
 }
 

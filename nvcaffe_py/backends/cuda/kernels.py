@@ -11,12 +11,15 @@ and a wrong argument count is an error naming the kernel, not a corrupted launch
 
 `_kernels.get(name, dtype)` on the module's `Source` is the one way to look a kernel up (no
 per-module wrappers): the call names the kernel and its element type where it is launched.
+What nvcc tells of a file without a GPU (parameter names, ptxas's registers and shared memory
+for sm_90, hence blocks per SM) serves the SGEMM's tile table and benchmarks/gpu_model.py.
 """
 import functools
 import os
 import re
 import shutil
 import subprocess
+import weakref
 
 import numpy as np
 
@@ -48,25 +51,30 @@ def compile_options(dtype) -> list:
     return [f"-DDtype={C_TYPES[dtype]}"]
 
 
-def parse_signatures(preprocessed: str) -> dict:
-    """{kernel name: PyCUDA argument format} of every extern "C" kernel in preprocessed source;
-    'P' is a pointer, the other letters are struct codes of the scalar types."""
+def parse_parameters(preprocessed: str) -> dict:
+    """{kernel name: [(code, parameter name), ...]} of every extern "C" kernel in preprocessed
+    source; the code 'P' is a pointer, the other letters are struct codes of the scalar types."""
     kernels = {}
     for name, params in _SIGNATURE.findall(preprocessed):
-        codes = ""
+        parameters = []
         for param in (p.strip() for p in params.split(",")):
             if not param or param == "void":
                 continue
-            if "*" in param:
-                codes += "P"
+            words = [w for w in param.replace("*", " * ").split() if w not in ("const", "__restrict__")]
+            if "*" in words:
+                parameters.append(("P", words[-1]))
                 continue
-            words = [w for w in param.split() if w not in ("const", "__restrict__")]
             base = " ".join(words[:-1])  # drop the parameter's name
             if base not in _SCALAR_CODES:
                 raise CaffeError(f"kernel {name}: parameter '{param}' has a type the launcher cannot pass")
-            codes += _SCALAR_CODES[base]
-        kernels[name] = codes
+            parameters.append((_SCALAR_CODES[base], words[-1]))
+        kernels[name] = parameters
     return kernels
+
+
+def parse_signatures(preprocessed: str) -> dict:
+    """{kernel name: PyCUDA argument format} of every extern "C" kernel in preprocessed source."""
+    return {name: "".join(code for code, _ in params) for name, params in parse_parameters(preprocessed).items()}
 
 
 def preprocess(path: str, dtype) -> str:
@@ -83,6 +91,34 @@ def preprocess(path: str, dtype) -> str:
 @functools.lru_cache(maxsize=None)
 def signatures(path: str, dtype_name: str) -> dict:
     return parse_signatures(preprocess(path, dtype_name))
+
+
+# What one sm_90 multiprocessor holds (CUDA C++ Programming Guide, compute capability 9.0).
+SM90_REGISTERS, SM90_THREADS, SM90_BLOCKS = 65536, 2048, 32
+SM90_SHARED, SM90_SHARED_PER_BLOCK_RESERVED = 228 * 1024, 1024
+_PTXAS_ENTRY = re.compile(r"Function properties for (\w+)\n.*?Used (\d+) registers(?:, used \d+ barriers)?"
+                          r"(?:, (\d+) bytes smem)?", re.S)
+
+
+def resource_usage(path: str, dtype) -> dict:
+    """{kernel: (registers per thread, static shared-memory bytes per block)}: what ptxas reports
+    compiling `path` for sm_90. Needs nvcc, not a GPU."""
+    command = [nvcc(), "-cubin", "-arch=sm_90", "--resource-usage", f"-I{INCLUDE_DIR}", *compile_options(dtype),
+               "-o", os.devnull, path]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise CaffeError(f"{path}: nvcc --resource-usage failed: {result.stderr.strip().splitlines()[-1:]}")
+    return {name: (int(registers), int(shared or 0))
+            for name, registers, shared in _PTXAS_ENTRY.findall(result.stdout + result.stderr)}
+
+
+def blocks_per_sm(threads: int, registers: int, shared_bytes: int) -> int:
+    """How many blocks of a kernel one sm_90 multiprocessor runs at once, limited by threads,
+    registers (allocated per warp, in units of 256) and shared memory."""
+    warps = -(-threads // 32)
+    register_warps = SM90_REGISTERS // (-(-registers * 32 // 256) * 256) if registers else SM90_THREADS // 32
+    by_shared = SM90_SHARED // (shared_bytes + SM90_SHARED_PER_BLOCK_RESERVED)
+    return max(0, min(SM90_BLOCKS, SM90_THREADS // (warps * 32), register_warps // warps, by_shared))
 
 
 def _pointer(arg) -> int:
@@ -126,15 +162,31 @@ class Kernel:
         if threads <= 0:
             return
         blocks = grid_blocks(threads)
-        if threads + blocks * BLOCK >= 2 ** 31:
-            raise CaffeError(f"kernel {self.name}: {threads} elements exceed 32-bit indexing")
+        check_32bit_loop(self.name, threads, blocks)
         self((blocks, 1, 1), (BLOCK, 1, 1), *args)
+
+
+def check_32bit_loop(name: str, items: int, blocks: int):
+    """A grid-stride loop's int index must not overflow: items plus one grid's threads fit 2^31."""
+    if items + blocks * BLOCK >= 2 ** 31:
+        raise CaffeError(f"kernel {name}: {items} elements exceed 32-bit indexing")
 
 
 def grid_blocks(threads: int) -> int:
     """Blocks of BLOCK threads for a grid-stride kernel over `threads` items: enough to cover
     them, capped at what the GPU holds at once (the kernels loop over the rest)."""
     return max(1, min(-(-int(threads) // BLOCK), context.multiprocessor_count() * BLOCKS_PER_SM))
+
+
+_SOURCES = weakref.WeakSet()
+
+
+def clear_compiled():
+    """Forget every Source's compiled modules and kernels: they belong to the PyCUDA they were
+    built with (tests/cuda_emulator.py and benchmarks/launch_tracer.py stand in for it)."""
+    for source in _SOURCES:
+        source._modules.clear()
+        source._kernels.clear()
 
 
 class Source:
@@ -144,6 +196,7 @@ class Source:
         self.path = os.path.join(os.path.dirname(os.path.abspath(module_file)), filename)
         self._modules = {}
         self._kernels = {}
+        _SOURCES.add(self)
 
     def get(self, name: str, dtype) -> Kernel:
         key = (name, np.dtype(dtype))

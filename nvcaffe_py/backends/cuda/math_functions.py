@@ -58,6 +58,7 @@ def _reduce(op, x, y=None, n=None) -> float:
     if n == 0:
         return 0.0
     blocks = kernels.grid_blocks(n)
+    kernels.check_32bit_loop("reduce_partial", n, blocks)
     partial = memory.empty(blocks, np.float64)
     total = memory.empty(1, np.float64)
     _kernels.get("reduce_partial", x.dtype)((blocks, 1, 1), (kernels.BLOCK, 1, 1), n, op, x, y, partial)
