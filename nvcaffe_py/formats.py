@@ -101,6 +101,7 @@ def write_atomic(path, payload: bytes):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 is for the temporary name only
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
