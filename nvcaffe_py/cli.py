@@ -1,6 +1,7 @@
 """The `nvcaffe` command: Caffe's `caffe` tool (train, test, time, device_query) with its gflags
-spellings (`-solver x`, `--solver x`, `--solver=x`), the porting commands (export_onnx), plus
-every data tool in nvcaffe_py/tools (`nvcaffe convert_imageset ...` runs that module's `main(argv)`).
+spellings (`-solver x`, `--solver x`, `--solver=x`), the porting commands (export_onnx, summary),
+plus every data tool in nvcaffe_py/tools (`nvcaffe convert_imageset ...` runs that module's
+`main(argv)`).
 
 A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
 """
@@ -10,7 +11,7 @@ import signal
 import sys
 import time
 
-from . import backends, log, mode, onnx_export
+from . import backends, log, mode, onnx_export, summary
 from .backends.cuda import context
 from .errors import CaffeError
 from .layer_timer import LayerTimer
@@ -154,6 +155,13 @@ def export_onnx(flags, given):
     return 0
 
 
+def summary_command(flags, given):
+    if not flags["model"]:
+        raise UsageError("summary needs -model (the net to describe)")
+    print(summary.format_table(summary.summarize(_test_net(flags))))
+    return 0
+
+
 COMMANDS = {
     "train": (train, "train or finetune a model",
               ("solver", "weights", "snapshot", "gpu", "iterations", "level", "stage", "sigint_effect",
@@ -164,6 +172,8 @@ COMMANDS = {
              ("model", "iterations", "gpu", "phase", "level", "stage", "compare")),
     "export_onnx": (export_onnx, "write a TEST-phase net and its weights as an ONNX model",
                     ("model", "weights", "output", "opset", "level", "stage")),
+    "summary": (summary_command, "per layer: type, top shapes, parameters, multiply-adds, activation memory",
+                ("model", "weights", "phase", "level", "stage")),
 }
 
 
