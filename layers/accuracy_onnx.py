@@ -1,7 +1,9 @@
-"""ONNX translation of ArgMax (TopK); Accuracy, a test-time metric against labels, is refused."""
+"""ONNX translations of ArgMax (TopK) and Accuracy."""
 import numpy as np
 
 from nvcaffe_py.onnx_translation import onnx_translation
+
+from .loss_onnx import class_labels, total
 
 INT64_MIN = -2 ** 63
 
@@ -27,4 +29,24 @@ def argmax(layer, g):
 
 @onnx_translation("Accuracy")
 def accuracy(layer, g):
-    raise g.refuse("a test-time metric against labels; export the deploy net")
+    """The fraction of counted positions where fewer than top_k classes score at least as high as
+    the true one (a tie counts against it, as Caffe); per class, over the positions of that class."""
+    shape = (layer.outer_num, 1, layer.inner_num)
+    scores = g.reshape(g.bottoms[0], (layer.outer_num, layer.num_classes, layer.inner_num), "class_view")
+    labels, valid, safe_labels = class_labels(g, g.bottoms[1], shape, layer.ignore)
+    true_score = g.op("GatherElements", scores, safe_labels, axis=1)
+    at_least = g.reduce("ReduceSum", g.cast_float(g.op("GreaterOrEqual", scores, true_score)), [1], keepdims=True)
+    correct = g.op("Less", at_least, g.constant(layer.top_k + 1, "top_k_and_itself"))
+    if valid is not None:
+        correct = g.op("And", correct, valid)
+    count = g.constant(np.prod(shape), "count") if valid is None else total(g, g.cast_float(valid), 3)
+    one = g.constant(1, "one")
+    tops = [g.op("Div", total(g, g.cast_float(correct), 3), g.op("Max", count, one))]
+    if len(g.top_shapes) > 1:
+        of_class = g.op("Equal", labels, g.ints(np.arange(layer.num_classes).reshape(1, -1, 1), "classes"))
+        if valid is not None:
+            of_class = g.op("And", of_class, valid)
+        totals = g.reduce("ReduceSum", g.cast_float(of_class), [0, 2], keepdims=False)
+        hits = g.reduce("ReduceSum", g.cast_float(g.op("And", of_class, correct)), [0, 2], keepdims=False)
+        tops.append(g.op("Div", hits, g.op("Max", totals, one)))
+    return tops

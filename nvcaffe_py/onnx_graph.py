@@ -127,8 +127,8 @@ class LayerGraph:
         return self.graph.add_initializer(np.asarray(array, FLOAT), f"{self.layer.name}/{what}")
 
     def ints(self, values, what: str) -> str:
-        """A 1-D int64 initializer (shapes, axes, pads, sizes)."""
-        return self.graph.add_initializer(np.asarray(values, np.int64).reshape(-1), f"{self.layer.name}/{what}")
+        """An int64 initializer of values' shape (shapes, axes, pads, sizes: 1-D lists)."""
+        return self.graph.add_initializer(np.asarray(values, np.int64), f"{self.layer.name}/{what}")
 
     def input(self, j: int) -> str:
         """Top j as a graph input of its static shape."""

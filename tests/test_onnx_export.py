@@ -29,7 +29,6 @@ from onnx_helpers import RELATIVE_TOLERANCE, compare_with_onnxruntime, net_aroun
 
 # Configurations the export refuses by design, with the reason it gives.
 REFUSED = {
-    "Accuracy": "a test-time metric",
     "DummyData": "draws new values every forward",  # its random fillers (constant ones are exported)
     "Filter": "the exported shapes are static",
 }
@@ -114,6 +113,16 @@ def test_the_opset_dependent_forms_match_at_every_opset(opset):
         assert_matches(net, feeds, opset)
 
 
+def test_infogain_loss_with_its_matrix_from_a_file(tmp_path):
+    generator = np.random.default_rng(5)
+    path = tmp_path / "H.binaryproto"
+    formats.write_binary(path, formats.blob_to_proto(generator.uniform(0, 2, (1, 1, 3, 3))))
+    labels = generator.integers(0, 3, (2, 1, 2, 2)).astype(np.float64)
+    net, feeds = net_around(f'type: "InfogainLoss" infogain_loss_param {{ source: "{path}" }} '
+                            'loss_param { ignore_label: 1 }', [generator.standard_normal((2, 3, 2, 2)), labels])
+    assert_matches(net, feeds)
+
+
 def test_argmax_breaks_ties_toward_the_larger_index_as_caffe():
     # After a ReLU most scores tie at 0; Caffe ranks equal scores by the larger index first.
     scores = np.array([[0, 2, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0]], np.float64)
@@ -184,16 +193,25 @@ def _one_line_refusal(net, layer_name, type_name, why):
     assert why in message
 
 
-def test_training_only_configurations_are_refused_naming_the_layer():
+def test_random_training_behaviour_is_refused_naming_the_layer():
     x = [np.ones((2, 3, 4, 4))]
     train_dropout = caffe_net('layer { name: "drop" type: "Dropout" bottom: "in0" top: "out" }', x, caffe.TRAIN)
     _one_line_refusal(train_dropout, "drop", "Dropout", "TRAIN-phase dropout is random")
     stochastic = caffe_net('layer { name: "pool" type: "Pooling" bottom: "in0" top: "out" '
                            'pooling_param { pool: STOCHASTIC kernel_size: 2 } }', x, caffe.TRAIN)
     _one_line_refusal(stochastic, "pool", "Pooling", "STOCHASTIC pooling samples at random")
-    loss = caffe_net('layer { name: "loss" type: "EuclideanLoss" bottom: "in0" bottom: "in1" top: "loss" }',
-                     x * 2, caffe.TEST)
-    _one_line_refusal(loss, "loss", "EuclideanLoss", "a loss layer")
+    batch_norm = caffe_net('layer { name: "bn" type: "BatchNorm" bottom: "in0" top: "out" }', x, caffe.TRAIN)
+    assert_matches(batch_norm, {"in0": x[0]})  # normalized by the batch's statistics, which ONNX expresses
+
+
+def test_a_type_without_a_translation_is_refused_with_what_the_exporter_can_tell(isolated_registries):
+    @register_layer("TestLossWithoutTranslation")
+    class PluginLoss(layer_class("EuclideanLoss")):
+        cases = ()
+
+    net = caffe_net('layer { name: "loss" type: "TestLossWithoutTranslation" bottom: "in0" bottom: "in1" '
+                    'top: "loss" }', [np.ones((2, 3))] * 2, caffe.TEST)
+    _one_line_refusal(net, "loss", "TestLossWithoutTranslation", "a loss layer, used in training")
 
 
 def test_a_data_layer_is_refused_naming_it():
@@ -205,6 +223,18 @@ def test_a_data_layer_is_refused_naming_it():
         'layer { name: "memory" type: "MemoryData" top: "x" top: "y" '
         'memory_data_param { batch_size: 2 channels: 1 height: 2 width: 2 } }'), caffe.TEST)
     _one_line_refusal(net, "memory", "MemoryData", "a data layer")
+
+
+def test_a_python_layer_is_refused_naming_its_code():
+    net = caffe_net('layer { name: "py" type: "Python" bottom: "in0" bottom: "in1" top: "loss" '
+                    "python_param { module: 'pyloss' layer: 'EuclideanLossLayer' } }", [np.ones((2, 3))] * 2, caffe.TEST)
+    _one_line_refusal(net, "py", "Python", "it runs Python code (pyloss.EuclideanLossLayer)")
+
+
+def test_hdf5_output_is_refused(tmp_path):
+    net = caffe_net(f'layer {{ name: "save" type: "HDF5Output" bottom: "in0" bottom: "in1" '
+                    f'hdf5_output_param {{ file_name: "{tmp_path / "out.h5"}" }} }}', [np.ones((2, 3))] * 2, caffe.TEST)
+    _one_line_refusal(net, "save", "HDF5Output", "writes its bottoms to an HDF5 file")
 
 
 def test_a_window_wholly_outside_the_image_is_refused():
@@ -312,8 +342,9 @@ def test_the_command_exports_caffe_trained_lenet_that_classifies_as_ours(tmp_pat
 def test_the_command_reports_a_refused_layer_on_one_line(tmp_path):
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 } } } '
-        'layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 1 } } } '
-        'layer { name: "acc" type: "Accuracy" bottom: "data" bottom: "label" top: "acc" }')
+        'layer { name: "noise" type: "DummyData" top: "noise" dummy_data_param { shape { dim: 1 dim: 3 } '
+        'data_filler { type: "gaussian" } } } '
+        'layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "noise" top: "sum" }')
     net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
     net.save(str(tmp_path / "net.caffemodel"))
     result = subprocess.run([sys.executable, "-m", "nvcaffe_py", "export_onnx", "-model", "net.prototxt",
@@ -321,6 +352,6 @@ def test_the_command_reports_a_refused_layer_on_one_line(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "nvcaffe: error: layer 'acc' (Accuracy) cannot be exported to ONNX: a test-time metric against labels; "
-        "export the deploy net"]
+        "nvcaffe: error: layer 'noise' (DummyData) cannot be exported to ONNX: a filler other than constant "
+        "draws new values every forward"]
     assert not (tmp_path / "net.onnx").exists()
