@@ -46,6 +46,7 @@ FLAGS = {
     "output": (str, "", "export_onnx: the .onnx file to write"),
     "opset": (int, onnx_export.DEFAULT_OPSET, f"export_onnx: the ONNX opset (default {onnx_export.DEFAULT_OPSET}; "
                                               f"{onnx_export.MIN_OPSET} or later)"),
+    "batch": (int, 0, "export_onnx, summary: the batch size of the net's inputs (default: the prototxt's)"),
 }
 
 
@@ -149,6 +150,7 @@ def export_onnx(flags, given):
         if not flags[name]:
             raise UsageError(f"export_onnx needs -{name} ({what})")
     net = _test_net(flags)
+    _set_batch(net, flags["batch"])
     onnx_export.export(net, flags["output"], flags["opset"])
     log.info(f"Wrote {flags['output']} (ONNX opset {flags['opset']}): inputs {', '.join(net.inputs)}; "
              f"outputs {', '.join(net.outputs)}")
@@ -158,7 +160,9 @@ def export_onnx(flags, given):
 def summary_command(flags, given):
     if not flags["model"]:
         raise UsageError("summary needs -model (the net to describe)")
-    print(summary.format_table(summary.summarize(_test_net(flags))))
+    net = _test_net(flags)
+    _set_batch(net, flags["batch"])
+    print(summary.format_table(summary.summarize(net)))
     return 0
 
 
@@ -171,9 +175,9 @@ COMMANDS = {
     "time": (time_command, "benchmark model execution time",
              ("model", "iterations", "gpu", "phase", "level", "stage", "compare")),
     "export_onnx": (export_onnx, "write a TEST-phase net and its weights as an ONNX model",
-                    ("model", "weights", "output", "opset", "level", "stage")),
+                    ("model", "weights", "output", "opset", "batch", "level", "stage")),
     "summary": (summary_command, "per layer: type, top shapes, parameters, multiply-adds, activation memory",
-                ("model", "weights", "phase", "level", "stage")),
+                ("model", "weights", "batch", "phase", "level", "stage")),
 }
 
 
@@ -195,6 +199,17 @@ def _test_net(flags):
     for path in filter(None, flags["weights"].split(",")):
         net.copy_from(path)
     return net
+
+
+def _set_batch(net, batch):
+    """Reshape the net's inputs to `batch` items (0: leave the prototxt's), as pycaffe scripts do."""
+    if batch < 0:
+        raise UsageError(f"-batch must be positive (got {batch})")
+    if batch:
+        for name in net.inputs:
+            blob = net.blobs[name]
+            blob.reshape((batch,) + blob.shape[1:])
+        net.reshape()
 
 
 def _gpu_ids(text):

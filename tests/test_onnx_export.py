@@ -318,25 +318,23 @@ def test_the_command_exports_caffe_trained_lenet_that_classifies_as_ours(tmp_pat
 
     model_dir = shared_path("data", "caffemodels", "lenet_mnist")
     deploy, weights = os.path.join(model_dir, "mnist_deploy.prototxt"), os.path.join(model_dir, "lenet_iter_10000.caffemodel")
+    samples = sorted(glob.glob(os.path.join(model_dir, "samples", "*.png")))
     output = tmp_path / "lenet.onnx"
     result = subprocess.run([sys.executable, "-m", "nvcaffe_py", "export_onnx", "--model", deploy, "--weights", weights,
-                             "--output", str(output), "--opset", "13"], capture_output=True, text=True, timeout=120)
+                             "--output", str(output), "--opset", "13", "--batch", str(len(samples))],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Wrote" in result.stderr and "outputs loss" in result.stderr
-    images = np.stack([caffe.io.load_image(p, color=False).transpose(2, 0, 1)
-                       for p in sorted(glob.glob(os.path.join(model_dir, "samples", "*.png")))]).astype(np.float32)
+    images = np.stack([caffe.io.load_image(p, color=False).transpose(2, 0, 1) for p in samples]).astype(np.float32)
     images *= 255 / 256  # the training net's scale of 1/256 on 0..255 pixels
     net = caffe.Net(deploy, weights, caffe.TEST)
     net.blobs["data"].reshape(*images.shape)
     net.reshape()
     ours = net.forward(data=images)["loss"]
     session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-    with pytest.raises(Exception, match="data"):  # the model keeps the prototxt's batch of one
-        session.run(None, {"data": images})
-    theirs = np.concatenate([session.run(None, {"data": image[None]})[0] for image in images])
+    theirs = session.run(None, {"data": images})[0]
     np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-6)
-    labels = [int(os.path.basename(p).split("_")[1]) for p in sorted(glob.glob(os.path.join(model_dir, "samples", "*.png")))]
-    assert list(theirs.argmax(axis=1)) == labels
+    assert list(theirs.argmax(axis=1)) == [int(os.path.basename(p).split("_")[1]) for p in samples]
 
 
 def test_the_command_reports_a_refused_layer_on_one_line(tmp_path):

@@ -97,15 +97,18 @@ def test_the_table_lists_every_layer_and_the_totals():
     assert total[1] == f"{sum(r.params for r in rows) / 1000:.2f}k"
 
 
-def test_the_command_prints_the_table_with_weights_loaded(tmp_path):
+def test_the_command_prints_the_table_with_weights_loaded_at_a_batch_size(tmp_path):
     (tmp_path / "net.prototxt").write_text(NET)
     net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
     net.save(str(tmp_path / "net.caffemodel"))
     command = [sys.executable, "-m", "nvcaffe_py", "summary", "--model", "net.prototxt"]
-    result = subprocess.run(command + ["--weights", "net.caffemodel"], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path)
+    result = subprocess.run(command + ["--weights", "net.caffemodel", "--batch", "3"], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    net.blobs["data"].reshape(3, 4, 9, 9)
+    net.reshape()
     assert result.stdout == summary.format_table(summary.summarize(net)) + "\n"
+    assert "3x6x7x7" in result.stdout
     os.remove(tmp_path / "net.prototxt")
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 1 and "net.prototxt" in result.stderr
