@@ -3,7 +3,7 @@ import numpy as np
 
 from nvcaffe_py.onnx_translation import onnx_translation
 
-from .loss_onnx import class_labels, total
+from .loss_onnx import int64_labels, total
 
 INT64_MIN = -2 ** 63
 
@@ -33,7 +33,7 @@ def accuracy(layer, g):
     the true one (a tie counts against it, as Caffe); per class, over the positions of that class."""
     shape = (layer.outer_num, 1, layer.inner_num)
     scores = g.reshape(g.bottoms[0], (layer.outer_num, layer.num_classes, layer.inner_num), "class_view")
-    labels, valid, safe_labels = class_labels(g, g.bottoms[1], shape, layer.ignore)
+    labels, valid, safe_labels = int64_labels(g, g.bottoms[1], shape, layer.ignore)
     true_score = g.op("GatherElements", scores, safe_labels, axis=1)
     at_least = g.reduce("ReduceSum", g.cast_float(g.op("GreaterOrEqual", scores, true_score)), [1], keepdims=True)
     correct = g.op("Less", at_least, g.constant(layer.top_k + 1, "top_k_and_itself"))

@@ -14,7 +14,7 @@ def total(g, value, ndim):
     return g.reduce("ReduceSum", value, list(range(ndim)), keepdims=False)
 
 
-def class_labels(g, labels, shape, ignore_label):
+def int64_labels(g, labels, shape, ignore_label):
     """(labels as int64 of `shape`, the mask of those that count or None, the labels with the
     ignored ones set to 0 so that they can still index)."""
     labels = g.cast_int64(g.reshape(labels, shape, "label_shape"))
@@ -76,7 +76,7 @@ def hinge(layer, g):
     num = g.bottom_shapes[0][0]
     scores = _per_item(g, g.bottoms[0], num)
     classes = int(np.prod(g.bottom_shapes[0][1:]))
-    labels, _, _ = class_labels(g, g.bottoms[1], (num, 1), None)
+    labels, _, _ = int64_labels(g, g.bottoms[1], (num, 1), None)
     sign = g.op("Sub", g.constant(1, "one"), g.op("Mul", g.constant(2, "two"), g.cast_float(_one_hot(g, labels, classes))))
     margins = g.op("Relu", g.op("Add", g.constant(1, "one"), g.op("Mul", sign, scores)))
     if layer.layer_param.hinge_loss_param.norm == caffe_pb2.HingeLossParameter.L2:
@@ -88,7 +88,7 @@ def hinge(layer, g):
 def multinomial_logistic(layer, g):
     """-sum log max(p[label], 1e-20) / N"""
     num = g.bottom_shapes[0][0]
-    labels, _, _ = class_labels(g, g.bottoms[1], (num, 1), None)
+    labels, _, _ = int64_labels(g, g.bottoms[1], (num, 1), None)
     prob = g.op("GatherElements", _per_item(g, g.bottoms[0], num), labels, axis=1)
     log_prob = g.op("Log", g.op("Max", prob, g.constant(LOG_THRESHOLD, "threshold")))
     return [g.op("Mul", total(g, log_prob, 2), g.constant(-1 / num, "minus_over_num"))]
@@ -101,7 +101,7 @@ def contrastive(layer, g):
     num = g.bottom_shapes[0][0]
     difference = g.op("Sub", _per_item(g, g.bottoms[0], num), _per_item(g, g.bottoms[1], num))
     distance_sq = g.reduce("ReduceSum", g.op("Mul", difference, difference), [1], keepdims=False)
-    similar, _, _ = class_labels(g, g.bottoms[2], (num,), None)
+    similar, _, _ = int64_labels(g, g.bottoms[2], (num,), None)
     similar = g.op("Not", g.op("Equal", similar, g.ints([0], "zero_label")))
     gap = g.op("Sub", g.constant(p.margin, "margin"), distance_sq if p.legacy_version else g.op("Sqrt", distance_sq))
     dissimilar = g.op("Relu", gap)

@@ -3,7 +3,7 @@ T one-hot at the label (or the label's row of H), ignored labels not counted, no
 The optional second top is the probabilities."""
 from nvcaffe_py.onnx_translation import onnx_translation
 
-from .loss_onnx import class_labels, counted, normalized, total
+from .loss_onnx import int64_labels, counted, normalized, total
 
 
 def _log_probabilities(layer, g):
@@ -21,7 +21,7 @@ def _with_probabilities(layer, g, loss, log_prob):
 @onnx_translation("SoftmaxWithLoss")
 def softmax_with_loss(layer, g):
     log_prob = _log_probabilities(layer, g)
-    _, valid, labels = class_labels(g, g.bottoms[1], (layer.outer_num, 1, layer.inner_num), layer.ignore)
+    _, valid, labels = int64_labels(g, g.bottoms[1], (layer.outer_num, 1, layer.inner_num), layer.ignore)
     picked = counted(g, g.op("GatherElements", log_prob, labels, axis=1), valid)
     loss = normalized(g, g.op("Neg", total(g, picked, 3)), layer.normalization, layer.outer_num, layer.inner_num,
                       valid, 3)
@@ -32,7 +32,7 @@ def softmax_with_loss(layer, g):
 def infogain(layer, g):
     classes = layer.num_classes
     log_prob = _log_probabilities(layer, g)
-    _, valid, labels = class_labels(g, g.bottoms[1], (layer.outer_num, layer.inner_num), layer.ignore)
+    _, valid, labels = int64_labels(g, g.bottoms[1], (layer.outer_num, layer.inner_num), layer.ignore)
     matrix = (g.reshape(g.bottoms[2], (classes, classes), "H_shape") if len(g.bottoms) > 2
               else g.constant(layer.infogain.reshape(classes, classes), "H"))
     rows = g.op("Transpose", g.op("Gather", matrix, labels, axis=0), perm=[0, 2, 1])  # H[label] as (outer, classes, inner)

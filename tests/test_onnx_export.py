@@ -255,6 +255,20 @@ def test_an_opset_out_of_range_is_refused():
             onnx_export.export(net, opset=opset)
 
 
+def test_a_model_over_protobufs_2_gib_limit_is_refused(monkeypatch):
+    net, _ = net_around('type: "InnerProduct" inner_product_param { num_output: 3 }', [np.ones((1, 4))])
+    monkeypatch.setattr(onnx_export, "MAX_MODEL_BYTES", 40)  # the weights alone take 48 bytes
+    with pytest.raises(CaffeError, match=r"more than the 2 GiB one ONNX file can hold"):
+        onnx_export.export(net)
+
+
+def test_without_onnx_the_export_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx then raises ImportError
+    net, _ = net_around('type: "ReLU"', [np.ones((1, 2))])
+    with pytest.raises(CaffeError, match=r"pip install 'nvcaffe_py\[onnx\]'"):
+        onnx_export.export(net)
+
+
 # -- the model and its file ---------------------------------------------------------------------
 def test_the_file_is_a_checked_model_named_after_the_blobs(tmp_path):
     net = caffe_net('layer { name: "fc" type: "InnerProduct" bottom: "in0" top: "fc" inner_product_param { '
