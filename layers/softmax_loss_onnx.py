@@ -3,7 +3,7 @@ T one-hot at the label (or the label's row of H), ignored labels not counted, no
 The optional second top is the probabilities."""
 from nvcaffe_py.onnx_translation import onnx_translation
 
-from .loss_onnx import int64_labels, counted, normalized, total
+from .loss_onnx import counted, int64_labels, normalized, total
 
 
 def _log_probabilities(layer, g):
