@@ -11,6 +11,8 @@ related by output = W * columns. Deconvolution's forward is then Convolution's b
 and vice versa, as in Caffe. The CPU engine is backends/cpu/convolution.py (on im2col.py there);
 the GPU half, for 2-D, is conv_gpu.py with conv.cu (depthwise: depthwise_gpu.py with depthwise.cu).
 """
+import numpy as np
+
 from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine, add_bias_gradient
 from nvcaffe_py.backends.cpu.im2col import output_size
 from nvcaffe_py.conformance import Case
@@ -164,6 +166,12 @@ class BaseConvolution(Layer):
                     self.engine.convolve(weights, top_diff, b.diff)
                 else:
                     self.engine.convolve_transposed(weights, top_diff, b.diff)
+
+    def multiply_adds(self, bottom, top):
+        # Each element of the output side (Convolution: the top; Deconvolution: the bottom) meets
+        # channels / group x kernel weights.
+        per_element = self.conv_in_channels // self.group * int(np.prod(self.kernel))
+        return sum(blob.count() for blob in (bottom if self.reverse_dimensions else top)) * per_element
 
     def make_gpu(self):
         if self.num_spatial != 2:

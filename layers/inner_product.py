@@ -101,6 +101,9 @@ class InnerProductLayer(Layer):
             threads.run(lambda part: np.matmul(dy, weights[:, part], out=dx[:, part]),
                          self._parts(self.inputs, self.rows * self.num_output))
 
+    def multiply_adds(self, bottom, top):
+        return top[0].count() * self.inputs
+
     def make_gpu(self):
         return InnerProductGPU(layer=self, inputs=self.inputs, num_output=self.num_output, bias_term=self.bias_term,
                                transpose=self.transpose)

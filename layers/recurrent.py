@@ -156,6 +156,13 @@ class RecurrentLayer(Layer):
     def recurrent_params(self, weight_filler, bias_filler):
         raise NotImplementedError
 
+    def multiply_adds(self, bottom, top):
+        # Every weight matrix is applied at every step to every stream, but for the static input's,
+        # which is applied once per stream.
+        matrices = [blob.count() for blob in self.blobs if blob.num_axes == 2]
+        static = matrices.pop(1) if self.static_input else 0
+        return bottom[0].shape[1] * (self.timesteps * sum(matrices) + static)
+
     def reshape(self, bottom, top):
         x, cont = bottom[0], bottom[1]
         if x.num_axes < 2 or x.shape[0] != self.timesteps:

@@ -1,6 +1,7 @@
 """The `nvcaffe` command: Caffe's `caffe` tool (train, test, time, device_query) with its gflags
-spellings (`-solver x`, `--solver x`, `--solver=x`), plus every data tool in nvcaffe_py/tools
-(`nvcaffe convert_imageset ...` runs that module's `main(argv)`).
+spellings (`-solver x`, `--solver x`, `--solver=x`), the porting commands (export_onnx, summary),
+plus every data tool in nvcaffe_py/tools (`nvcaffe convert_imageset ...` runs that module's
+`main(argv)`).
 
 A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
 """
@@ -14,7 +15,7 @@ import signal
 import sys
 import time
 
-from . import backends, log, mode
+from . import backends, log, mode, onnx_export, summary
 from .backends.cuda import context
 from .errors import CaffeError
 from .layer_timer import LayerTimer
@@ -46,6 +47,10 @@ FLAGS = {
                                    "stopping writes a snapshot when snapshot_after_train is set, as by default)"),
     "sighup_effect": (str, "snapshot", "what SIGHUP does during training: snapshot, stop or none (default snapshot)"),
     "compare": (str, "", "time: two backends to time side by side with the speed-up, e.g. cpu,gpu"),
+    "output": (str, "", "export_onnx: the .onnx file to write"),
+    "opset": (int, onnx_export.DEFAULT_OPSET, f"export_onnx: the ONNX opset (default {onnx_export.DEFAULT_OPSET}; "
+                                              f"{onnx_export.MIN_OPSET} or later)"),
+    "batch": (int, 0, "export_onnx, summary: the batch size of the net's inputs (default: the prototxt's)"),
 }
 
 
@@ -90,9 +95,7 @@ def test(flags, given):
     if not flags["weights"]:
         raise UsageError("test needs -weights (the trained .caffemodel to score)")
     _set_mode(flags)
-    net = Net(flags["model"], phase=_phase(flags, "TEST"), level=flags["level"], stages=_stages(flags))
-    for path in filter(None, flags["weights"].split(",")):
-        net.copy_from(path)
+    net = _test_net(flags)
     iterations = flags["iterations"]
     log.info(f"Running for {iterations} iterations.")
     totals, loss = None, 0.0
@@ -147,6 +150,28 @@ def device_query(flags, given):
     return 0
 
 
+def export_onnx(flags, given):
+    for name, what in (("model", "the deploy net"), ("weights", "the trained .caffemodel"),
+                       ("output", "the .onnx file to write")):
+        if not flags[name]:
+            raise UsageError(f"export_onnx needs -{name} ({what})")
+    net = _test_net(flags)
+    _set_batch(net, flags["batch"])
+    onnx_export.export(net, flags["output"], flags["opset"])
+    log.info(f"Wrote {flags['output']} (ONNX opset {flags['opset']}): inputs {', '.join(net.inputs)}; "
+             f"outputs {', '.join(net.outputs)}")
+    return 0
+
+
+def summary_command(flags, given):
+    if not flags["model"]:
+        raise UsageError("summary needs -model (the net to describe)")
+    net = _test_net(flags)
+    _set_batch(net, flags["batch"])
+    print(summary.format_table(summary.summarize(net)))
+    return 0
+
+
 COMMANDS = {
     "train": (train, "train or finetune a model",
               ("solver", "weights", "snapshot", "gpu", "iterations", "level", "stage", "sigint_effect",
@@ -155,6 +180,10 @@ COMMANDS = {
     "device_query": (device_query, "show GPU diagnostic information", ("gpu",)),
     "time": (time_command, "benchmark model execution time",
              ("model", "iterations", "gpu", "phase", "level", "stage", "compare")),
+    "export_onnx": (export_onnx, "write a TEST-phase net and its weights as an ONNX model",
+                    ("model", "weights", "output", "opset", "batch", "level", "stage")),
+    "summary": (summary_command, "per layer: type, top shapes, parameters, multiply-adds, activation memory",
+                ("model", "weights", "batch", "phase", "level", "stage")),
 }
 
 
@@ -168,6 +197,25 @@ def _phase(flags, default):
     if phase not in ("TRAIN", "TEST"):
         raise UsageError(f"-phase must be TRAIN or TEST (got '{phase}')")
     return caffe_pb2.Phase.Value(phase)
+
+
+def _test_net(flags):
+    """The -model net (TEST phase unless -phase says otherwise), with the -weights given."""
+    net = Net(flags["model"], phase=_phase(flags, "TEST"), level=flags["level"], stages=_stages(flags))
+    for path in filter(None, flags["weights"].split(",")):
+        net.copy_from(path)
+    return net
+
+
+def _set_batch(net, batch):
+    """Reshape the net's inputs to `batch` items (0: leave the prototxt's), as pycaffe scripts do."""
+    if batch < 0:
+        raise UsageError(f"-batch must be positive (got {batch})")
+    if batch:
+        for name in net.inputs:
+            blob = net.blobs[name]
+            blob.reshape((batch,) + blob.shape[1:])
+        net.reshape()
 
 
 def _gpu_ids(text):

@@ -113,6 +113,12 @@ class Layer:
         """This layer's GPU half for the configuration setup chose, or None (the CPU code runs)."""
         return None
 
+    def multiply_adds(self, bottom, top) -> int:
+        """How many multiply-adds of weights with activations one forward does at these shapes
+        (`nvcaffe summary`): the convolutions', inner products' and recurrent layers' products.
+        Element-wise work, pooling and normalization count 0, as in published MAC counts."""
+        return 0
+
     @classmethod
     def has_backward(cls) -> bool:
         """Does this type compute gradients at all? (Caffe's layers without one, such as

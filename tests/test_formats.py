@@ -107,6 +107,12 @@ def test_write_atomic_replaces_the_file(existing_file):
     assert os.listdir(existing_file.parent) == [existing_file.name]
 
 
+def test_write_atomic_leaves_a_file_others_can_read(tmp_path):
+    path = tmp_path / "model.caffemodel"
+    formats.write_atomic(path, b"weights")
+    assert os.stat(path).st_mode & 0o777 == 0o644  # not the temporary file's 0600
+
+
 # -- BlobProto -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3,), (2, 3, 1, 1, 2), ()])
 @pytest.mark.parametrize("double", [False, True])

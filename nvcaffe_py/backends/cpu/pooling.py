@@ -105,7 +105,7 @@ class Pool2D:
     def __init__(self, height, width, kernel, stride, pad, method=MAX, ceil_mode=True, train=True):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
         padded = bool(ph or pw)
-        self.height, self.width, self.kernel = height, width, (kh, kw)
+        self.height, self.width, self.kernel, self.stride, self.pad = height, width, (kh, kw), (sh, sw), (ph, pw)
         self.method, self.train = method, train
         self.pooled = (pooled_size(height, kh, sh, ph, ceil_mode, padded),
                        pooled_size(width, kw, sw, pw, ceil_mode, padded))
