@@ -359,9 +359,11 @@ def test_the_command_reports_a_refused_layer_on_one_line(tmp_path):
         'layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "noise" top: "sum" }')
     net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
     net.save(str(tmp_path / "net.caffemodel"))
+    # Warnings and errors only (glog's level 1), so that the net's INFO setup dump stays out.
     result = subprocess.run([sys.executable, "-m", "nvcaffe_py", "export_onnx", "-model", "net.prototxt",
                              "-weights", "net.caffemodel", "-output", "net.onnx"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "GLOG_minloglevel": "1"})
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "nvcaffe: error: layer 'noise' (DummyData) cannot be exported to ONNX: a filler other than constant "
