@@ -37,8 +37,8 @@ def create_app(jobs_dir, root=".", token=None, bind="127.0.0.1", max_upload_byte
     app.before_request(_guard)
     app.register_error_handler(CaffeError, lambda exc: _error(str(exc), http_status(exc)))
     app.register_error_handler(RequestEntityTooLarge, lambda exc: _error(
-        f"the upload is larger than the server's limit of {max_upload_bytes / 2**20:g} MiB "
-        f"(nvcaffe serve --max-upload-mb)", 413))
+        f"the upload is larger than the server's limit of {max_upload_bytes / 2**20:.3g} MiB "
+        f"(nvcaffe serve --max_upload_mb)", 413))
     app.register_error_handler(HTTPException, lambda exc: _error(exc.description, exc.code))
     app.register_error_handler(Exception, _unexpected)
     if start_runner:

@@ -70,7 +70,8 @@ class Model:
         """The deploy net's blobs (name -> array of N items) for the images, run one by one."""
         batch = np.stack([self.preprocess(payload) for payload in payloads])
         with running_nets():
-            return self.net.forward_all(blobs=list(self.net.blobs), **{self.input: batch})
+            out = self.net.forward_all(blobs=list(self.net.blobs), **{self.input: batch})
+        return {name: out[name] for name in self.net.blobs}  # in the net's order
 
     def classify(self, payloads) -> list:
         """For each image, its top classes: [{"label", "index", "probability"}], best first."""
