@@ -53,7 +53,7 @@ def describe(array, filters=False) -> dict:
 def picture(array, filters=False) -> np.ndarray:
     """A uint8 image of a blob: 4-D filters (out, in, h, w) as tiles (colour when in is 3, else
     each filter's first input channel); 3-D maps (c, h, w) as tiles of their channels; a matrix as
-    itself, shrunk to MAX_SIDE; a vector as a strip."""
+    itself, shrunk to MAX_SIDE; a vector as a row (the page stretches flat ones)."""
     if array.ndim == 4 and filters:
         maps = array[:MAX_MAPS].transpose(0, 2, 3, 1) if array.shape[1] == 3 else array[:MAX_MAPS, 0]
         return tile(maps)
@@ -66,4 +66,4 @@ def picture(array, filters=False) -> np.ndarray:
     if scale < 1:
         image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
                            interpolation=cv2.INTER_AREA)
-    return np.repeat(image, 8, axis=0) if image.shape[0] == 1 else image
+    return image

@@ -3,6 +3,7 @@ one at a time per device, followed live (server-sent events), aborted, resumed, 
 recovered after a restart; every bad input refused with its message."""
 import json
 import os
+import shutil
 import time
 
 from conftest import finished, lenet_job_fields, wait_for
@@ -10,6 +11,7 @@ from conftest import finished, lenet_job_fields, wait_for
 from nvcaffe_py.formats import read_solver_param
 from nvcaffe_py.serve.app import app_shutdown, create_app
 from nvcaffe_py.serve.tasks import read_state, write_state
+from nvcaffe_py.tools import make_digits
 from nvcaffe_py.tools.parse_log import parse_log
 
 
@@ -163,3 +165,20 @@ def test_a_restart_shows_running_jobs_as_aborted_and_they_resume(tmp_path, root)
         assert finished(second.test_client(), "jobs", job_id)["status"] == "done"
     finally:
         app_shutdown(second)
+
+
+def test_the_readme_api_example_makes_a_job(tmp_path):
+    """The README's `curl ... -d '{"solver": "models/lenet/lenet_solver.prototxt"}'`, from a
+    checkout where `nvcaffe make_digits` ran: the job reads the net and data as the solver says,
+    relative to the root, and snapshots into its own folder."""
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copytree(os.path.join(checkout, "models", "lenet"), tmp_path / "models" / "lenet")  # a link would leave the root
+    assert make_digits.main(["--output", str(tmp_path / "runs" / "digits"), "--num_train", "20", "--num_test", "10"]) == 0
+    app = create_app(str(tmp_path / "jobs"), str(tmp_path), start_runner=False)
+    answer = app.test_client().post("/api/jobs", json={"solver": "models/lenet/lenet_solver.prototxt"})
+    assert answer.status_code == 201, answer.get_json()
+    job = app.test_client().get(f"/api/jobs/{answer.get_json()['id']}").get_json()
+    assert job["status"] == "queued" and job["max_iter"] == 2000 and job["has_deploy"]
+    solver = read_solver_param(os.path.join(tmp_path, "jobs", "jobs", job["id"], "solver.prototxt"))
+    assert solver.net == os.path.join(tmp_path, "models", "lenet", "lenet_train_test.prototxt")
+    assert solver.snapshot_prefix == os.path.join(tmp_path, "jobs", "jobs", job["id"], "snapshot")

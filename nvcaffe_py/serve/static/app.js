@@ -206,9 +206,12 @@ function setSeries(chart, list) {
   chart.update("none");
 }
 
+// The snapshot menu, newest first; it follows new snapshots unless an older one was chosen.
 function snapshotSelect(job) {
-  const select = $("#snapshot"), chosen = select.value;
+  const select = $("#snapshot"), newest = String(job.snapshots[job.snapshots.length - 1] ?? "");
+  const chosen = !select.value || select.value === select.dataset.newest ? newest : select.value;
   select.replaceChildren(...[...job.snapshots].reverse().map((s) => element("option", {value: s, selected: String(s) === chosen}, `iteration ${s}`)));
+  select.dataset.newest = newest;
   return select;
 }
 
@@ -300,7 +303,8 @@ function histogram(h) {
 function blobView(title, b) {
   const s = b.stats;
   return element("div", {class: "blob"}, element("h3", {}, title),
-    element("img", {src: b.image, alt: title, class: "pixelated"}),
+    element("img", {src: b.image, alt: title, class: "pixelated",
+      onload: (event) => event.target.classList.toggle("strip", event.target.naturalHeight * 4 < event.target.naturalWidth)}),
     element("p", {class: "stats"}, `shape ${b.shape.join("×")} · mean ${number(s.mean)} · std ${number(s.std)} · min ${number(s.min)} · max ${number(s.max)}`),
     histogram(s.histogram));
 }
