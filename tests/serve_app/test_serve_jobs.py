@@ -6,13 +6,17 @@ import os
 import shutil
 import time
 
-from conftest import finished, lenet_job_fields, wait_for
+import pytest
 
-from nvcaffe_py.formats import read_solver_param
-from nvcaffe_py.serve.app import app_shutdown, create_app
-from nvcaffe_py.serve.tasks import read_state, write_state
-from nvcaffe_py.tools import make_digits
-from nvcaffe_py.tools.parse_log import parse_log
+from .helpers import NEEDS_SERVE, finished, lenet_job_fields, wait_for
+
+pytest.importorskip("flask", reason=NEEDS_SERVE)
+
+from nvcaffe_py.formats import read_solver_param  # noqa: E402
+from nvcaffe_py.serve.app import app_shutdown, create_app  # noqa: E402
+from nvcaffe_py.serve.tasks import read_state, write_state  # noqa: E402
+from nvcaffe_py.tools import make_digits  # noqa: E402
+from nvcaffe_py.tools.parse_log import parse_log  # noqa: E402
 
 
 def test_a_job_trains_and_reports_its_curves(client, trained_job):

@@ -12,10 +12,13 @@ import time
 import urllib.request
 
 import pytest
-from conftest import finished, lenet_job_fields
 
-from nvcaffe_py.cli import main
-from nvcaffe_py.serve.app import create_app
+from .helpers import NEEDS_SERVE, finished, lenet_job_fields
+
+pytest.importorskip("flask", reason=NEEDS_SERVE)
+
+from nvcaffe_py.cli import main  # noqa: E402
+from nvcaffe_py.serve.app import create_app  # noqa: E402
 
 
 @pytest.fixture

@@ -6,11 +6,15 @@ import stat
 import zipfile
 
 import numpy as np
-from conftest import CLASSES, PER_CLASS, finished, make_image_folder, zip_of
+import pytest
 
-from nvcaffe_py.datum import datum_to_array, parse_datum
-from nvcaffe_py.db import open_reader
-from nvcaffe_py.formats import read_mean_binaryproto
+from .helpers import CLASSES, NEEDS_SERVE, finished, make_image_folder, zip_of
+
+pytest.importorskip("flask", reason=NEEDS_SERVE)
+
+from nvcaffe_py.datum import datum_to_array, parse_datum  # noqa: E402
+from nvcaffe_py.db import open_reader  # noqa: E402
+from nvcaffe_py.formats import read_mean_binaryproto  # noqa: E402
 
 
 def test_a_folder_of_class_folders_becomes_two_lmdbs_and_a_mean(client, dataset_id):

@@ -8,9 +8,12 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import CLASSES, png_bytes
 
-from nvcaffe_py import TEST, Net
+from .helpers import CLASSES, NEEDS_SERVE, png_bytes
+
+pytest.importorskip("flask", reason=NEEDS_SERVE)
+
+from nvcaffe_py import TEST, Net  # noqa: E402
 
 
 def _image(root, digit, n=0):

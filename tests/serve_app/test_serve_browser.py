@@ -6,15 +6,16 @@ bad input shown on the page. With NVCAFFE_SCREENSHOTS=DIR, a screenshot of each 
 import base64
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
 
 import pytest
-from conftest import CLASSES, make_image_folder
 
-from nvcaffe_py.serve.app import app_shutdown, create_app
+from .helpers import CLASSES, NEEDS_SERVE, make_image_folder
+
+pytest.importorskip("flask", reason=NEEDS_SERVE)
+from nvcaffe_py.serve.app import app_shutdown, create_app  # noqa: E402
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser tests need selenium: pip install -e '.[test]'")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
