@@ -1,5 +1,6 @@
 """The jobs folder, the app's only state: `datasets/<id>/` and `jobs/<id>/`, each described by JSON
-files written atomically (dataset.json or job.json: what to do; state.json: how it went). Ids are
+files written atomically (dataset.json or job.json: what to do; state.json: how it went, written
+last when the item is made, so that a folder without it is one still being made). Ids are
 made here and checked against one pattern wherever a request names one, so that no name reaches
 the file system unchecked. Paths that a request names on the server are kept under one root."""
 import contextlib
@@ -15,6 +16,7 @@ from ..errors import CaffeError
 from .errors import Forbidden, NotFound
 
 KINDS = ("datasets", "jobs")
+STATE_FILE = "state.json"
 _ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")
 
 
@@ -66,15 +68,15 @@ class JobsDir:
         if not isinstance(item_id, str) or not _ID.fullmatch(item_id):
             raise NotFound(f"no {what} '{item_id}'")
         folder = os.path.join(self.path, kind, item_id)
-        if not os.path.isdir(folder):
+        if not os.path.isfile(os.path.join(folder, STATE_FILE)):
             raise NotFound(f"no {what} '{item_id}'")
         return folder
 
     def ids(self, kind) -> list[str]:
-        """Every id of `kind`, oldest first."""
+        """Every id of `kind` (made, not being made), oldest first."""
         base = os.path.join(self.path, kind)
         return sorted(name for name in os.listdir(base)
-                      if _ID.fullmatch(name) and os.path.isdir(os.path.join(base, name)))
+                      if _ID.fullmatch(name) and os.path.isfile(os.path.join(base, name, STATE_FILE)))
 
 
 def under_root(root, path, what) -> str:

@@ -8,11 +8,10 @@ import os
 import re
 import time
 
-from .storage import read_json, write_json
+from .storage import STATE_FILE, read_json, write_json
 
 QUEUED, RUNNING, DONE, FAILED, ABORTED = "queued", "running", "done", "failed", "aborted"
 FINISHED = (DONE, FAILED, ABORTED)
-STATE_FILE = "state.json"
 
 
 @dataclasses.dataclass

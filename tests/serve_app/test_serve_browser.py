@@ -128,8 +128,12 @@ def test_a_person_makes_a_dataset_trains_tests_and_compares(site, browser):
         assert "failed" not in browser.find_element(By.ID, "job-status").text, browser.find_element(By.ID, "job-message").text
         time.sleep(0.25)
     assert len({n for n in seen if n}) >= 2 and seen == sorted(seen), f"the chart gains points while it runs: {seen}"
-    wait(browser, lambda d: chart_points(d) > max(seen))
+    assert chart_points(browser) >= max(seen)  # done: every row (the last ones may have come while it still ran)
     screenshot(browser, "job")
+    Select(browser.find_element(By.ID, "x-axis")).select_by_value("epoch")
+    last_x = browser.execute_script("return Chart.getChart(document.getElementById('metrics-chart'))"
+                                    ".data.datasets[0].data.at(-1).x")
+    assert last_x == pytest.approx(396 / 5, abs=1e-3)  # the last logged (every 4th) iteration; 5 batches of 8 an epoch
     browser.find_element(By.ID, "clone").click()  # a second job to compare with: same net, other initial weights
     wait(browser, lambda d: d.current_url.rsplit("/", 1)[1] not in (job_id, "new"))
     wait(browser, lambda d: "done" in d.find_element(By.ID, "job-status").text, message="the clone trains")

@@ -152,3 +152,15 @@ def test_a_zip_that_unpacks_beyond_the_limit_is_refused(tmp_path, root):
     assert answer.status_code == 400 and "the limit" in answer.get_json()["error"]
     too_big = small.post("/api/datasets", data={"zip": (io.BytesIO(os.urandom(1 << 17)), "big.zip")})
     assert too_big.status_code == 413 and "limit of 0.0625 MiB" in too_big.get_json()["error"]
+
+
+def test_a_dataset_being_made_is_neither_listed_nor_started(client, app):
+    server = app.extensions["nvcaffe_serve"]
+    dataset_id, folder = server.jobs.new_folder("datasets")  # as create() leaves it while it unpacks a zip
+    try:
+        server.runner.tick()
+        assert dataset_id not in [d["id"] for d in client.get("/api/datasets").get_json()]
+        assert client.get(f"/api/datasets/{dataset_id}").status_code == 404
+        assert os.listdir(folder) == [], "the runner did not start a build there"
+    finally:
+        os.rmdir(folder)

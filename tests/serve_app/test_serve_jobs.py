@@ -58,10 +58,12 @@ def test_a_finished_jobs_stream_sends_it_once_and_ends(client, trained_job):
 
 
 def test_abort_resume_and_clone_with_one_job_at_a_time(client, dataset_id):
-    job_id = client.post("/api/jobs", json=lenet_job_fields(dataset_id, iterations=300, snapshot=10)).get_json()["id"]
+    job_id = client.post("/api/jobs", json=lenet_job_fields(dataset_id, iterations=400, snapshot=10)).get_json()["id"]
+    wait_for(client, f"/api/jobs/{job_id}", lambda j: j["status"] == "running")
     clone_id = client.post(f"/api/jobs/{job_id}/clone").get_json()["id"]
-    events = _events(client, job_id, 4)
+    time.sleep(1)  # two ticks of the runner
     assert client.get(f"/api/jobs/{clone_id}").get_json()["status"] == "queued", "the CPU runs one job at a time"
+    events = _events(client, job_id, 4)
     iterations = [e["iter"] for e in events if e["status"] == "running"]
     assert len(set(iterations)) > 1 and iterations == sorted(iterations), "the stream follows the training"
     assert client.post(f"/api/jobs/{clone_id}/abort").get_json()["status"] == "aborted"
@@ -69,18 +71,18 @@ def test_abort_resume_and_clone_with_one_job_at_a_time(client, dataset_id):
     wait_for(client, f"/api/jobs/{job_id}", lambda j: 10 in j["snapshots"] and j["iter"] > 12)
     assert client.post(f"/api/jobs/{job_id}/abort").status_code == 200
     aborted = finished(client, "jobs", job_id)
-    assert aborted["status"] == "aborted" and aborted["iter"] < 300
+    assert aborted["status"] == "aborted" and aborted["iter"] < 400
     assert client.post(f"/api/jobs/{job_id}/abort").get_json()["error"].startswith("the job is aborted")
     assert client.post(f"/api/jobs/{job_id}/abort").status_code == 409
     assert read_state(os.path.join(os.path.dirname(aborted["workdir"]), clone_id))["runs"] == []
     last_snapshot = max(aborted["snapshots"])
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 200
     resumed = finished(client, "jobs", job_id)
-    assert resumed["status"] == "done" and resumed["iter"] == 300, resumed["message"]
+    assert resumed["status"] == "done" and resumed["iter"] == 400, resumed["message"]
     runs = read_state(resumed["workdir"])["runs"]
     assert [run["resume_iter"] for run in runs] == [0, last_snapshot]
     train_iters = [row["iter"] for row in resumed["metrics"]["train"]]
-    assert train_iters == list(range(0, 300, 3)), "the first run's rows stop where the second resumed"
+    assert train_iters == list(range(0, 400, 4)), "the first run's rows stop where the second resumed"
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409
 
 

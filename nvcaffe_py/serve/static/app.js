@@ -219,7 +219,7 @@ async function job() {
   const id = document.body.dataset.job;
   const metricsChart = lineChart($("#metrics-chart"), "loss", true);
   const lrChart = lineChart($("#lr-chart"), "learning rate", false);
-  let events = null;
+  let events = null, shown = null;
   function show(j) {
     $("#job-name").textContent = j.name;
     $("#job-status").replaceChildren(statusBadge(j.status));
@@ -233,8 +233,12 @@ async function job() {
     const select = snapshotSelect(j);
     $("#download").hidden = !j.snapshots.length;
     $("#download").href = `/api/jobs/${id}/download?snapshot=${select.value}`;
-    setSeries(metricsChart, series(j.metrics));
-    setSeries(lrChart, [{label: "learning rate", points: j.metrics.train.filter((r) => r.lr !== null).map((r) => ({x: r.iter, y: r.lr}))}]);
+    const x = $("#x-axis").value;
+    $("#x-axis").disabled = !j.iterations_per_epoch;  // a job from a solver file knows no epoch
+    for (const chart of [metricsChart, lrChart]) chart.options.scales.x.title.text = x === "epoch" ? "epoch" : "iteration";
+    setSeries(metricsChart, series(j.metrics, x));
+    setSeries(lrChart, [{label: "learning rate", points: j.metrics.train.filter((r) => r.lr !== null).map((r) => ({x: r[x], y: r.lr}))}]);
+    shown = j;
     if (FINISHED.includes(j.status) && events) { events.close(); events = null; }
   }
   function follow() {
@@ -245,6 +249,7 @@ async function job() {
   const first = await api(`/api/jobs/${id}`);
   show(first);
   if (!FINISHED.includes(first.status)) follow();
+  $("#x-axis").onchange = () => show(shown);
   $("#snapshot").onchange = () => { $("#download").href = `/api/jobs/${id}/download?snapshot=${$("#snapshot").value}`; };
   $("#abort").onclick = guarded(async () => { await post(`/api/jobs/${id}/abort`); });
   $("#resume").onclick = guarded(async () => { await post(`/api/jobs/${id}/resume`); follow(); });
