@@ -24,6 +24,8 @@ def number(fields, name, default=None, low=None, high=None) -> float:
 
 def choice(fields, name, choices, default=None) -> str:
     value = text(fields, name, default)
+    if value is None:
+        raise CaffeError(f"give {name}: one of {', '.join(choices)}")
     if value not in choices:
         raise CaffeError(f"{name} must be one of {', '.join(choices)} (got '{value}')")
     return value

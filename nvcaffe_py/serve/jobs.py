@@ -45,7 +45,7 @@ def create(jobs_dir, root, fields, models_dir=networks.MODELS_DIR) -> str:
     if dataset["status"] != "done":
         raise CaffeError(f"dataset '{dataset['name']}' is {dataset['status']}; a job needs a built dataset")
     standard = networks.standard_networks(models_dir)
-    network = f.choice(fields, "network", (*standard, CUSTOM), next(iter(standard), CUSTOM))
+    network = f.choice(fields, "network", (*standard, CUSTOM))
     if network == CUSTOM:
         text = f.text(fields, "custom_network")
         if not text:

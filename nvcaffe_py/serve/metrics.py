@@ -2,6 +2,7 @@
 loss and accuracy, learning rate — as JSON rows ({"iter", "seconds", "lr", "epoch", <outputs>}),
 the runs joined where a resumed run took over (a run's rows stop at the iteration the next one
 resumed from), and the last iteration logged."""
+import functools
 import math
 import os
 
@@ -18,11 +19,19 @@ def job_metrics(folder, runs, iterations_per_epoch=None) -> dict:
             continue
         later = runs[index + 1:]
         end = later[0].get("resume_iter", 0) if later else math.inf
-        train_rows, test_rows = parse_log(path)
+        stat = os.stat(path)
+        train_rows, test_rows = _parsed(path, stat.st_size, stat.st_mtime_ns)
         for rows, out in ((train_rows, train), (test_rows, test)):
             out += [_row(r, offset, iterations_per_epoch) for r in rows if r["NumIters"] < end]
         offset += (run.get("finished") or run["started"]) - run["started"]
     return {"train": train, "test": test, "iter": _last_iteration(folder, runs)}
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path, size, mtime_ns):
+    """parse_log's rows, read again only when the log changed (its size or time): the pages ask
+    for every job's curves every few seconds."""
+    return parse_log(path)
 
 
 def _row(row, offset, iterations_per_epoch) -> dict:

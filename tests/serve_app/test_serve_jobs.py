@@ -93,6 +93,7 @@ def test_bad_job_requests_are_refused_with_their_reason(client, dataset_id, root
     cases = {
         "choose the dataset": {"network": "lenet"},
         "no dataset": {"dataset": "20990101-000000-abcd"},
+        "give network: one of alexnet, cifar10_quick, lenet, custom": {"dataset": dataset_id},
         "network must be one of": {"dataset": dataset_id, "network": "resnet"},
         "the custom network:3:30: Expected": {"dataset": dataset_id, "network": "custom", "custom_network": custom},
         "paste or upload": {"dataset": dataset_id, "network": "custom"},
