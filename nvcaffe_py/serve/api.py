@@ -82,9 +82,7 @@ def browse_lmdb():
 
 
 def _browse(path):
-    fields = request.args
-    label = fields.get("label", "")
-    return browse(path, _int_arg("page", 0), _int_arg("per_page", 48), int(label) if label.lstrip("-").isdigit() else None)
+    return browse(path, _int_arg("page", 0), _int_arg("per_page", 48), _int_arg("label", None))
 
 
 def _int_arg(name, default):

@@ -30,8 +30,8 @@ def create_app(jobs_dir, root=".", token=None, bind="127.0.0.1", max_upload_byte
     app.config["MAX_CONTENT_LENGTH"] = max_upload_bytes
     store = JobsDir(jobs_dir)
     runner = Runner(store, {datasets.KIND: datasets.launch, jobs.KIND: jobs.launch})
-    app.extensions[EXTENSION] = Server(store, runner, os.path.realpath(root), token or None,
-                                       bind in LOOPBACK_NAMES or bind.startswith("127."), max_upload_bytes, models_dir)
+    app.extensions[EXTENSION] = Server(store, runner, os.path.realpath(root), token or None, is_loopback(bind),
+                                       max_upload_bytes, models_dir)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
     app.before_request(_guard)
@@ -44,6 +44,10 @@ def create_app(jobs_dir, root=".", token=None, bind="127.0.0.1", max_upload_byte
     if start_runner:
         runner.start()
     return app
+
+
+def is_loopback(address) -> bool:
+    return address in LOOPBACK_NAMES or address.startswith("127.")
 
 
 def app_shutdown(app):

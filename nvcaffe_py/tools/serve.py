@@ -20,9 +20,6 @@ from ..errors import CaffeError
 from . import run_tool
 from .gflags import GflagsParser
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def build_parser():
     p = GflagsParser("serve", "The web app: datasets, training jobs with live curves, models to test and compare.")
     p.add_flag("port", type=int, default=5000, help="the port to listen on (default 5000)")
@@ -38,12 +35,12 @@ def serve(args) -> int:
     try:
         from werkzeug.serving import make_server
 
-        from ..serve.app import app_shutdown, create_app
+        from ..serve.app import app_shutdown, create_app, is_loopback
     except ImportError as exc:
         raise CaffeError(f"nvcaffe serve needs the serve extra ({exc.name} is missing): "
                          f"pip install -e \".[serve]\"") from None
     token = args.token or os.environ.get("NVCAFFE_SERVE_TOKEN", "")
-    if args.bind not in LOOPBACK and not token:
+    if not is_loopback(args.bind) and not token:
         raise CaffeError(f"binding {args.bind} lets other machines in: give a token (--token or NVCAFFE_SERVE_TOKEN) "
                          f"that every request must carry")
     if not os.path.isdir(args.root):

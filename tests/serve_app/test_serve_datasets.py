@@ -41,6 +41,7 @@ def test_browsing_pages_through_thumbnails_with_label_counts(client, dataset_id)
     assert first["key"] == next(iter(open_reader(page["path"]).begin().cursor()))[0].decode()
     assert client.get(f"/api/datasets/{dataset_id}/browse?split=test").status_code == 400
     assert "per_page" in client.get(f"/api/datasets/{dataset_id}/browse?per_page=0").get_json()["error"]
+    assert "label must be a whole number" in client.get(f"/api/datasets/{dataset_id}/browse?label=one").get_json()["error"]
 
 
 def test_any_lmdb_under_the_root_can_be_browsed(client, dataset_id, root):
