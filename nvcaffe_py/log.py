@@ -74,6 +74,7 @@ def _is_terminal(stream) -> bool:
 
 
 _progress = _Progress()
+_progress_listeners = []
 
 
 class _StderrHandler(logging.Handler):
@@ -189,6 +190,13 @@ def end_progress():
     _progress.clear(sys.stderr)
 
 
+def listen_to_progress(callback):
+    """Also call callback(done, total) at every step of every ProgressMeter, wherever stderr goes
+    (`nvcaffe serve` shows a dataset build's progress this way). Returns a function that stops it."""
+    _progress_listeners.append(callback)
+    return lambda: _progress_listeners.remove(callback)
+
+
 def duration(seconds) -> str:
     """A duration for people: 45s, 3m05s, 2h07m."""
     seconds = max(int(round(seconds)), 0)
@@ -214,6 +222,8 @@ class ProgressMeter:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = duration((self.total - done) / rate) if rate > 0 else "?"
         progress(f"{head} ({rate:.3g} {self.unit}/s, ETA {eta}){tail}", force=done >= self.total)
+        for listener in _progress_listeners:
+            listener(done, self.total)
 
 
 class _CallableModule(types.ModuleType):

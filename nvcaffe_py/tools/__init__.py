@@ -26,6 +26,7 @@ TOOLS = {
     "parse_log": "a training log as CSV tables (.train, .test), as Caffe's parse_log.py",
     "plot": "a chart of a training log as PNG, as Caffe's plot_training_log.py",
     "draw_net": "a picture of a net, as Caffe's draw_net.py",
+    "serve": "the web app: datasets, training jobs with live curves, models to test and compare",
 }
 
 
