@@ -31,20 +31,16 @@ class LMDBSource:
                 self._cursor.next()
         self._wrapped = self._cursor.wrapped
 
-    @staticmethod
-    def _text(key: bytes) -> str:
-        return key.decode("utf-8", errors="replace")
-
     def peek(self):
         key, value = self._cursor.peek()
-        return self._text(key), value
+        return db.key_text(key), value
 
     def next(self):
         key, value = self._cursor.next()
         if self._cursor.wrapped != self._wrapped:
             self._wrapped = self._cursor.wrapped
             log.info("Restarting data prefetching from start.")
-        return self._text(key), value
+        return db.key_text(key), value
 
     @staticmethod
     def decode(value, transformer):

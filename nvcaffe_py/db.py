@@ -1,7 +1,9 @@
 """LMDB datasets, as Caffe's db::LMDB: a directory holding data.mdb, keys sorted, values Datums.
 
 Readers open the environment read-only and without the lock file (lock=False), so that several
-nets (train and test), processes, and read-only file systems can read one LMDB at once.
+nets (train and test), processes, and read-only file systems can read one LMDB at once. Before
+LMDB maps a file, lmdb_layout checks it (a truncated or damaged data.mdb would crash the process);
+errors LMDB reports while reading are one-line errors naming the database and the record.
 Writers build into a temporary directory beside the target and rename it into place when done,
 so a crash or a bad record never leaves a half-written database under the target's name.
 LevelDB databases are recognised and refused with a way forward.
@@ -14,7 +16,9 @@ import weakref
 
 import lmdb
 
+from . import lmdb_layout
 from .errors import CaffeError
+from .lmdb_layout import key_text
 
 LEVELDB_ADVICE = ("only LMDB is supported: recreate the dataset with the nvcaffe tools, which write LMDB "
                   "(e.g. `nvcaffe convert_imageset ROOT/ LIST OUT_LMDB`), and set `backend: LMDB`")
@@ -53,6 +57,7 @@ def open_reader(path) -> "lmdb.Environment":
     with _readers_lock:
         env = _readers.get(key)
         if env is None:
+            lmdb_layout.check(path)
             try:
                 env = lmdb.open(key, readonly=True, lock=False, readahead=False, subdir=True)
             except lmdb.Error as exc:
@@ -67,22 +72,41 @@ class CyclingCursor:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._env = open_reader(self.path)
-        self._txn = self._env.begin(buffers=False)
+        self._last_key = None  # of the last record read, for messages
+        self._txn = self._reading(lambda: self._env.begin(buffers=False))
         self._cursor = self._txn.cursor()
-        if not self._cursor.first():
+        if not self._reading(self._cursor.first):
             raise CaffeError(f"LMDB '{self.path}' holds no records")
         self.wrapped = 0  # how many times the end was reached
 
+    def _reading(self, operation):
+        """operation(), with LMDB's errors as one line naming the database and the record."""
+        try:
+            return operation()
+        except lmdb.Error as exc:
+            where = f"the record after '{key_text(self._last_key)}'" if self._last_key is not None \
+                else "its first record"
+            raise CaffeError(f"LMDB '{self.path}': cannot read {where}: {exc}") from None
+
     def peek(self):
         """(key, value) of the current record, without advancing."""
-        return self._cursor.item()
+        return self._reading(self._cursor.item)
 
     def next(self):
-        item = self._cursor.item()
-        if not self._cursor.next():
-            self._cursor.first()
+        item = self.peek()
+        self._last_key = item[0]
+        if not self._reading(self._cursor.next):
+            self._reading(self._cursor.first)
             self.wrapped += 1
         return item
+
+    def records(self):
+        """Every record once, in key order, from the first."""
+        for _ in range(self.entries()):
+            yield self.next()
+
+    def entries(self) -> int:
+        return self._txn.stat()["entries"]
 
 
 class LMDBWriter:

@@ -27,26 +27,23 @@ def build_parser():
 def mean_of_lmdb(path) -> np.ndarray:
     """The CxHxW float64 mean of every record."""
     sum_ = first_key = None
-    with db.open_reader(path).begin(buffers=False) as txn:
-        progress = Progress("files", txn.stat()["entries"], every=10000)
-        for key, value in txn.cursor():
-            key = key.decode("utf-8", errors="replace")
-            try:
-                image = datum_to_array(parse_datum(value))
-            except CaffeError as exc:
-                raise CaffeError(f"LMDB '{path}': record '{key}': {exc}") from None
-            if sum_ is None:
-                sum_, first_key = np.zeros(image.shape, np.float64), key
-            elif image.shape != sum_.shape:
-                raise CaffeError(f"LMDB '{path}': record '{key}' is {image.shape} but record '{first_key}' is "
-                                 f"{sum_.shape}; a mean needs images of one size")
-            sum_ += image
-            progress.step()
-        progress.done()
-    total = progress.count
-    if not total:
-        raise CaffeError(f"LMDB '{path}' holds no records")
-    return sum_ / total
+    cursor = db.CyclingCursor(path)
+    progress = Progress("files", cursor.entries(), every=10000)
+    for key, value in cursor.records():
+        key = db.key_text(key)
+        try:
+            image = datum_to_array(parse_datum(value))
+        except CaffeError as exc:
+            raise CaffeError(f"LMDB '{path}': record '{key}': {exc}") from None
+        if sum_ is None:
+            sum_, first_key = np.zeros(image.shape, np.float64), key
+        elif image.shape != sum_.shape:
+            raise CaffeError(f"LMDB '{path}': record '{key}' is {image.shape} but record '{first_key}' is "
+                             f"{sum_.shape}; a mean needs images of one size")
+        sum_ += image
+        progress.step()
+    progress.done()
+    return sum_ / progress.count
 
 
 def compute(args) -> int:
