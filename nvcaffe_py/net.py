@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backends, formats, hdf5_format
+from . import backends, formats, hdf5_format, trained_weights
 from .blob import Blob
 from .errors import CaffeError
 from .net_state import filter_net, make_state
@@ -370,61 +370,15 @@ class Net:
     # -- weights -----------------------------------------------------------------------------
     def copy_from(self, weights):
         """Copy trained parameters, layer by name, from a .caffemodel path or a NetParameter; a path
-        ending in .h5 is read as Caffe's HDF5 weights (as Caffe's CopyTrainedLayersFrom decides)."""
-        if isinstance(weights, caffe_pb2.NetParameter):
-            self._copy_from_proto(weights, "<weights>")
-        elif str(weights).endswith(".h5"):
-            self.load_hdf5(weights)
-        else:
-            self._copy_from_proto(formats.read_caffemodel(weights), str(weights))
+        ending in .h5 is read as Caffe's HDF5 weights (as Caffe's CopyTrainedLayersFrom decides).
+        A file that gives no learnable layer weights is an error, one that misses some a warning."""
+        trained_weights.copy_trained_layers(self, weights)
 
     copy_trained_layers_from = copy_from
 
-    def _copy_from_proto(self, source, where):
-        by_name = self.layer_dict
-        for source_layer in source.layer:
-            target = by_name.get(source_layer.name)
-            if target is None:
-                continue
-            if len(target.blobs) != len(source_layer.blobs):
-                raise self._param_count_error(where, source_layer.name, len(source_layer.blobs), len(target.blobs))
-            for k, proto in enumerate(source_layer.blobs):
-                blob = target.blobs[k]
-                self._check_param_shape(where, source_layer.name, k, blob, formats.blob_proto_shape(proto),
-                                        formats.proto_shape_matches(proto, blob.shape))
-                blob.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(blob.shape)
-
     def load_hdf5(self, filename):
-        """pycaffe's load_hdf5 (Caffe's CopyTrainedLayersFromHDF5): layers by name; a param the file
-        lacks is allowed only where the layer shares it from another (Caffe writes no data for it)."""
-        where = str(filename)
-        owned = self._owned_params()
-        by_name = self.layer_dict
-        for name, datasets in hdf5_format.read_weights(filename).items():
-            target = by_name.get(name)
-            if target is None:
-                continue
-            count = len(target.blobs)
-            lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
-            if len(datasets) > count or lacking:
-                raise self._param_count_error(where, name, len(datasets), count)
-            for k, blob in enumerate(target.blobs):
-                values = datasets.get(str(k))
-                if values is not None:
-                    self._check_param_shape(where, name, k, blob, values.shape, values.shape == blob.shape)
-                    blob.data[...] = values
-
-    @staticmethod
-    def _param_count_error(where, layer_name, in_weights, in_net):
-        return CaffeError(f"{where}: layer '{layer_name}' has {in_weights} param blobs in the weights "
-                          f"but {in_net} in the net")
-
-    @staticmethod
-    def _check_param_shape(where, layer_name, k, blob, source_shape, matches):
-        if not matches:
-            raise CaffeError(f"{where}: cannot copy param {k} of layer '{layer_name}': shape mismatch, weights "
-                             f"have {tuple(source_shape)}, the net has {blob.shape} (rename the layer to learn "
-                             f"it from scratch)")
+        """pycaffe's load_hdf5 (Caffe's CopyTrainedLayersFromHDF5), whatever the file's extension."""
+        trained_weights.copy_trained_layers(self, filename, hdf5=True)
 
     def _owned_params(self):
         """(layer name, blob index) of every param its layer owns rather than shares."""

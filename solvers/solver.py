@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from nvcaffe_py import formats, hdf5_format, log, mode, rng, upgrade
+from nvcaffe_py import formats, hdf5_format, log, mode, rng, trained_weights, upgrade
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
@@ -177,8 +177,9 @@ class Solver:
         """Fine-tuning: copy layers by name from .caffemodel file(s) ('a,b') into every net."""
         for path in filter(None, weights.split(",")):
             log.info(f"Finetuning from {path}")
-            for net in [self.net, *self.test_nets]:
-                net.copy_from(path)
+            self.net.copy_from(path)
+            for net in self.test_nets:  # what the train net was told about the file holds for these
+                trained_weights.copy_trained_layers(net, path, report_unreached=False)
 
     # -- the training loop -------------------------------------------------------------------
     def set_action_function(self, function):
