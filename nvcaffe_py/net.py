@@ -86,6 +86,8 @@ class Net:
         self.state = state
         self.name = param.name
         filtered = insert_splits(filter_net(param, state), self.source)
+        if not filtered.layer:
+            self._refuse_empty(param, state)
         self.param = filtered
         self.layers = []
         self.layer_names = []
@@ -151,6 +153,14 @@ class Net:
             bottom_need.append(needs)
         self.outputs = list(available)
         self._decide_backward(bottom_need, filtered.force_backward)
+
+    def _refuse_empty(self, param, state):
+        """A net with no layers would train and test on nothing, reporting loss 0."""
+        if not param.layer:
+            raise CaffeError(f"{self.source}: the net has no layers")
+        stages = ", ".join(state.stage) or "none"
+        raise CaffeError(f"{self.source}: none of the net's {len(param.layer)} layers is included in phase "
+                         f"{caffe_pb2.Phase.Name(state.phase)} (level {state.level}, stages: {stages})")
 
     def _add_auto_tops(self, layer, tops, top_names):
         wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)

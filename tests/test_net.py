@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import nvcaffe_py as caffe
+from nvcaffe_py import cli
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.formats import net_param_from_text
 
@@ -270,3 +271,25 @@ def test_real_caffe_lenet_weights_classify_mnist():
         correct += int(np.sum(scores.argmax(axis=1) == labels[start:start + batch]))
     accuracy = correct / len(images)
     assert accuracy >= 0.99, f"accuracy {accuracy:.4f}"
+
+
+def test_a_net_without_layers_is_an_error(tmp_path):
+    empty = tmp_path / "empty.prototxt"
+    empty.write_text("# nothing but a comment\n")
+    with pytest.raises(CaffeError, match=rf"^{empty}: the net has no layers$"):
+        caffe.Net(str(empty), caffe.TEST)
+    train_only = 'layer { name: "d" type: "Input" top: "d" include { phase: TRAIN } input_param { shape { dim: 1 } } }'
+    with pytest.raises(CaffeError, match=r"^<net>: none of the net's 1 layers is included in phase TEST "
+                                         r"\(level 0, stages: none\)"):
+        build(train_only, phase=caffe.TEST)
+
+
+def test_training_a_net_without_layers_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.prototxt").write_text("")
+    (tmp_path / "solver.prototxt").write_text('net: "empty.prototxt" base_lr: 0.1 lr_policy: "fixed" max_iter: 3')
+    (tmp_path / "empty_solver.prototxt").write_text("")
+    assert cli.main(["train", "--solver", "solver.prototxt"]) == 1
+    assert cli.main(["train", "--solver", "empty_solver.prototxt"]) == 1
+    assert not list(tmp_path.glob("*.caffemodel"))
+
