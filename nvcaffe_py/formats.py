@@ -18,8 +18,10 @@ from .proto import caffe_pb2
 
 # -- text ------------------------------------------------------------------------------------
 def parse_text(text: str, message, source: str = "<string>"):
+    """Parse into `message`; as Caffe's parser (TextFormat::Parse), a non-repeated field given twice
+    is an error rather than the last one winning."""
     try:
-        text_format.Merge(text, message)
+        text_format.Parse(text, message)
     except text_format.ParseError as exc:
         line, col = exc.GetLine(), exc.GetColumn()
         detail = str(exc)

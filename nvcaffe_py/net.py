@@ -108,6 +108,7 @@ class Net:
                 layer_param.phase = self.phase
             layer = create_layer(layer_param, self.phase, self.dtype)
             name = layer_param.name
+            self._check_given_per_blob(layer_param, "propagate_down", "bottom", len(layer_param.bottom))
             bottoms, needs = [], []
             for j, bname in enumerate(layer_param.bottom):
                 bottoms.append(self.blobs[bname])
@@ -143,6 +144,9 @@ class Net:
             self.top_vecs.append(tops)
 
             layer_needs = any(needs)
+            if len(layer_param.param) > len(layer.blobs):
+                raise CaffeError(f"{self.source}: layer '{name}' gives {len(layer_param.param)} param specs but has "
+                                 f"only {len(layer.blobs)} parameter blob(s)")
             layer.param_propagate_down = []
             for k in range(len(layer.blobs)):
                 lr_mult = self._register_param(layer, k)
@@ -162,6 +166,13 @@ class Net:
         raise CaffeError(f"{self.source}: none of the net's {len(param.layer)} layers is included in phase "
                          f"{caffe_pb2.Phase.Name(state.phase)} (level {state.level}, stages: {stages})")
 
+    def _check_given_per_blob(self, layer_param, field, kind, count):
+        """Caffe's rule for per-blob fields: given once per blob, or not at all."""
+        given = len(getattr(layer_param, field))
+        if given and given != count:
+            raise CaffeError(f"{self.source}: layer '{layer_param.name}' gives {field} {given} times for its {count} "
+                             f"{kind} blob(s); give it once per {kind} or not at all")
+
     def _add_auto_tops(self, layer, tops, top_names):
         wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)
         if layer.auto_top_blobs:
@@ -179,6 +190,7 @@ class Net:
             raise
         except Exception as exc:
             raise CaffeError(f"layer '{layer.name}' ({layer.type}) failed to set up: {type(exc).__name__}: {exc}") from exc
+        self._check_given_per_blob(layer.layer_param, "loss_weight", "top", len(tops))
         given = list(layer.layer_param.loss_weight)
         defaults = list(layer.default_loss_weights)
         layer.loss_weights = [given[j] if j < len(given) else (defaults[j] if j < len(defaults) and not given else 0.0)

@@ -293,3 +293,16 @@ def test_training_a_net_without_layers_is_an_error(tmp_path, monkeypatch):
     assert cli.main(["train", "--solver", "empty_solver.prototxt"]) == 1
     assert not list(tmp_path.glob("*.caffemodel"))
 
+
+@pytest.mark.parametrize("extra, message", [
+    ("loss_weight: 1 loss_weight: 2", r"layer 'loss' gives loss_weight 2 times for its 1 top blob\(s\); give it "
+                                      r"once per top or not at all"),
+    ("propagate_down: true", r"layer 'loss' gives propagate_down 1 times for its 2 bottom blob\(s\); give it "
+                             r"once per bottom or not at all"),
+    ("param { lr_mult: 1 }", r"layer 'loss' gives 1 param specs but has only 0 parameter blob\(s\)"),
+])
+def test_per_blob_fields_given_too_often_are_refused(extra, message):
+    """As Caffe's Net::Init and Layer::SetLossWeights: a per-blob field is given once per blob or not at all."""
+    text = MLP.replace('top: "loss" }', f'top: "loss" {extra} }}')
+    with pytest.raises(CaffeError, match=rf"^<net>: {message}$"):
+        build(text)
