@@ -10,7 +10,7 @@ import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
-from . import upgrade
+from . import files, upgrade
 from .blob import Blob
 from .errors import CaffeError
 from .proto import caffe_pb2
@@ -35,21 +35,8 @@ def parse_text(text: str, message, source: str = "<string>"):
 
 def _read_text_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CaffeError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaffeError(f"{path}: cannot read: {exc}") from None
-
-
-def _read_binary_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CaffeError(f"{path}: no such file") from None
-    except OSError as exc:
+        return files.read_regular(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise CaffeError(f"{path}: cannot read: {exc}") from None
 
 
@@ -83,7 +70,7 @@ def read_solver_param(path):
 # -- binary ----------------------------------------------------------------------------------
 def read_binary(path, message):
     path = os.fspath(path)
-    data = _read_binary_file(path)
+    data = files.read_regular(path)
     try:
         message.ParseFromString(data)
     except _pb_message.DecodeError as exc:

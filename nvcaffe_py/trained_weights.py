@@ -50,26 +50,27 @@ def _from_proto(net, source, where):
 
 def _from_hdf5(net, filename):
     """As _from_proto; a param the file lacks is allowed only where the layer shares it from another
-    (Caffe writes no data for it)."""
+    (Caffe writes no data for it). Datasets are read only for layers of the net, and only once
+    their declared shape matches the blob's."""
     where = str(filename)
     owned = {(p.layer_name, p.index) for p in net.learnable_params}
     by_name, reached = net.layer_dict, set()
-    layers = hdf5_format.read_weights(filename)
-    for name, datasets in layers.items():
-        target = by_name.get(name)
-        if target is None:
-            continue
-        count = len(target.blobs)
-        lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
-        if len(datasets) > count or lacking:
-            raise _param_count_error(where, name, len(datasets), count)
-        for k, blob in enumerate(target.blobs):
-            values = datasets.get(str(k))
-            if values is not None:
-                _check_param_shape(where, name, k, blob, values.shape, values.shape == blob.shape)
-                blob.data[...] = values
-        reached.add(name)
-    return list(layers), reached
+    with hdf5_format.weights_layers(filename) as layers:
+        for name, datasets in layers.items():
+            target = by_name.get(name)
+            if target is None:
+                continue
+            count = len(target.blobs)
+            lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
+            if len(datasets) > count or lacking:
+                raise _param_count_error(where, name, len(datasets), count)
+            for k, blob in enumerate(target.blobs):
+                dataset = datasets.get(str(k))
+                if dataset is not None:
+                    _check_param_shape(where, name, k, blob, dataset.shape, dataset.shape == blob.shape)
+                    blob.data[...] = hdf5_format.values(where, dataset)
+            reached.add(name)
+        return list(layers), reached
 
 
 def _report_unreached(net, where, file_layers, reached):

@@ -420,13 +420,14 @@ class Solver:
         learning-rate step, weights and history."""
         state_file = os.fspath(state_file)
         log.info(f"Restoring previous solver status from {state_file}")
+        needed_by = f"this {self.type_name} solver on this net"
         if state_file.endswith(".h5"):
-            state = hdf5_format.read_solver_state(state_file)
+            state = hdf5_format.read_solver_state(state_file, [h.shape for h in self.history], needed_by)
         else:
             state = formats.read_binary(state_file, caffe_pb2.SolverState())
         if len(state.history) != len(self.history):
-            raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but this {self.type_name} "
-                             f"solver on this net needs {len(self.history)} (another solver type or net?)")
+            raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but {needed_by} needs "
+                             f"{len(self.history)} (another solver type or net?)")
         if state.learned_net:
             self.net.copy_from(self._find_learned_net(state.learned_net, state_file))
         for k, (h, proto) in enumerate(zip(self.history, state.history)):
