@@ -1,5 +1,7 @@
-"""What the readers of the user's files share: only regular files are read, and whole files (protobuf
-files, lists) only up to the size Caffe reads protobuf files.
+"""The rules for the user's files. Reading: only regular files are read, and whole files (protobuf
+files, lists) only up to the size Caffe reads protobuf files. Writing: atomically (a temporary
+file beside the target, then a rename), so that a crash or a full disk never leaves a truncated
+file under the target's name; a failed write is a one-line WriteError.
 
 A path naming a device (`--weights /dev/zero`), a FIFO or a directory is refused before anything
 is read, without blocking (the file is opened non-blocking and checked by its descriptor, so a
@@ -9,10 +11,19 @@ INT_MAX bytes; a bigger protobuf file is refused by its size, unread.
 import errno
 import os
 import stat
+import tempfile
 
 from .errors import CaffeError
 
 PROTOBUF_FILE_LIMIT = (1 << 31) - 1  # Caffe's kProtoReadBytesLimit (INT_MAX)
+
+
+class WriteError(CaffeError):
+    """A file could not be written (disk full, read-only file system, ...); nothing was replaced."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: cannot write: {reason}")
+        self.path, self.reason = path, reason
 
 
 def _open_regular(path) -> int:
@@ -55,3 +66,23 @@ def read_regular(path, limit=None) -> bytes:
     if len(data) != size:
         raise CaffeError(f"{path}: changed size while it was read (from {size} bytes)")
     return data
+
+
+def write_atomic(path, payload: bytes):
+    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(path, exc.strerror or str(exc)) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)

@@ -4,13 +4,13 @@ SolverState / BlobProto files, with old formats upgraded on load and atomic writ
 Parse errors name the place: `path:line:col: message`.
 """
 import os
-import tempfile
 
 import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
 from . import files, upgrade
+from .files import write_atomic
 from .blob import Blob
 from .errors import CaffeError
 from .proto import caffe_pb2
@@ -81,24 +81,6 @@ def read_binary(path, message):
 def read_caffemodel(path):
     """Trained weights as a NetParameter (V0/V1 layers upgraded)."""
     return _upgraded_net(read_binary(path, caffe_pb2.NetParameter()), os.fspath(path))
-
-
-def write_atomic(path, payload: bytes):
-    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_binary(path, message):

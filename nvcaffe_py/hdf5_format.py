@@ -8,7 +8,7 @@ layer has no "data" dataset. With write_diff a group "diff" mirrors "data" with 
 Solver state: int datasets "iter" and "current_step" (shape (1,)), the string dataset "learned_net"
 (the weights file), and group "history" holding datasets "0".."n-1" in the solver's history order.
 
-Files are built in memory and written atomically (formats.write_atomic): never a truncated file.
+Files are built in memory and written atomically (files.write_atomic): never a truncated file.
 Reading takes only what the file holds itself (hard links; no external storage, external or soft
 links, virtual datasets), and a declared shape is checked before any values are read, so that a
 small file cannot make the reader decompress more than the net holds.
@@ -31,7 +31,7 @@ def _write_file(path, fill):
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         fill(f)
-    formats.write_atomic(path, buffer.getvalue())
+    files.write_atomic(path, buffer.getvalue())
 
 
 def _open(path):

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from nvcaffe_py import formats, hdf5_format, log, mode, rng, trained_weights, upgrade
+from nvcaffe_py import files, formats, hdf5_format, log, mode, rng, trained_weights, upgrade
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
@@ -103,7 +103,7 @@ class Solver:
             self._fail(f"iter_size must be at least 1 (got {p.iter_size})")
         if p.regularization_type not in ("L1", "L2"):
             self._fail(f"unknown regularization_type '{p.regularization_type}' (known: L1, L2)")
-        if p.snapshot > 0:
+        if p.snapshot > 0 or p.snapshot_after_train:  # a long run must not end unable to save
             directory = os.path.dirname(p.snapshot_prefix) or "."
             if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
                 self._fail(f"cannot write snapshots with snapshot_prefix '{p.snapshot_prefix}': directory "
@@ -404,14 +404,20 @@ class Solver:
         else:
             suffix, kind, save_net, write_state = "", "binary proto", self.net.save, formats.write_binary
         model = self.snapshot_filename(".caffemodel" + suffix)
-        log.info(f"Snapshotting to {kind} file {model}")
-        save_net(model, write_diff=self.param.snapshot_diff)
-        state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
-        for h in self.history:
-            formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
         state_file = self.snapshot_filename(".solverstate" + suffix)
-        log.info(f"Snapshotting solver state to {kind} file {state_file}")
-        write_state(state_file, state)
+        try:
+            log.info(f"Snapshotting to {kind} file {model}")
+            save_net(model, write_diff=self.param.snapshot_diff)
+            state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
+            for h in self.history:
+                formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
+            log.info(f"Snapshotting solver state to {kind} file {state_file}")
+            write_state(state_file, state)
+        except files.WriteError as exc:
+            previous = f"the previous snapshot {self.last_snapshot} is intact" if self.last_snapshot else \
+                "no earlier snapshot was written"
+            raise CaffeError(f"iteration {self.iter}: cannot write snapshot {exc.path}: {exc.reason}; "
+                             f"{previous}") from None
         self.last_snapshot = state_file
         return model, state_file
 
@@ -437,6 +443,7 @@ class Solver:
             h.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
         self.iter = state.iter
         self.current_step = state.current_step
+        self.last_snapshot = state_file
 
     @staticmethod
     def _find_learned_net(learned_net, state_file):

@@ -241,7 +241,7 @@ def test_hdf5_snapshot_writes_are_atomic(workdir, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CaffeError, match="disk full"):
         solver.snapshot()
     monkeypatch.undo()
     assert (open(model, "rb").read(), open(state, "rb").read()) == good
