@@ -29,6 +29,14 @@ NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
 
 _TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
 
+# The values a field may take, as (test, what the message says it must be); NaN fails every test.
+FINITE = (math.isfinite, "a finite number")
+NON_NEGATIVE = (lambda v: 0 <= v < math.inf, "a finite number >= 0")
+POSITIVE = (lambda v: 0 < v < math.inf, "a finite number > 0")
+COUNT = (lambda v: v >= 0, ">= 0")
+UNIT_INTERVAL = (lambda v: 0 <= v <= 1, "in [0, 1]")
+BELOW_ONE = (lambda v: 0 <= v < 1, "in [0, 1)")
+
 
 class NonFiniteError(CaffeError):
     """Training hit a NaN or infinite loss or weight; the message names the iteration and the layer."""
@@ -65,6 +73,11 @@ def load_solver_param(solver):
 class Solver:
     type_name = None  # set by register_solver
     history_per_param = 1
+    # Field -> domain for every rule; a rule adds or narrows its own in `field_domains`.
+    common_field_domains = {"base_lr": NON_NEGATIVE, "weight_decay": NON_NEGATIVE, "momentum": NON_NEGATIVE,
+                            "gamma": FINITE, "power": FINITE, "clip_gradients": FINITE, "max_iter": COUNT,
+                            "display": COUNT, "snapshot": COUNT, "test_interval": COUNT}
+    field_domains = {}
 
     def __init__(self, solver, dtype=np.float32, source=None):
         self.param, default_source = load_solver_param(solver)
@@ -96,6 +109,13 @@ class Solver:
 
     def _check_param(self):
         p = self.param
+        for field, (within, rule) in {**self.common_field_domains, **self.field_domains}.items():
+            value = getattr(p, field)
+            if not within(value):
+                self._fail(f"{field} must be {rule} (got {value:g})")
+        for k, iterations in enumerate(p.test_iter):
+            if iterations <= 0:
+                self._fail(f"test_iter #{k} is {iterations}; each test net needs a positive number of iterations")
         lr_policy.validate(p, self.source)
         if p.average_loss < 1:
             self._fail(f"average_loss must be at least 1 (got {p.average_loss})")
