@@ -3,6 +3,7 @@ SolverState / BlobProto files, with old formats upgraded on load and atomic writ
 
 Parse errors name the place: `path:line:col: message`.
 """
+import math
 import os
 
 import numpy as np
@@ -107,21 +108,23 @@ def blob_proto_shape(proto) -> tuple:
     return tuple(int(d) for d in proto.shape.dim)
 
 
-def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
+def array_from_blob_proto(proto, dtype=np.float32, diff=False, where="blob proto") -> np.ndarray:
+    """The proto's values in its shape; `where` names the proto in errors (file, layer, index)."""
     shape = blob_proto_shape(proto)
+    if any(d < 0 for d in shape):
+        raise CaffeError(f"{where} has shape {shape}, with a negative dimension")
     values = (proto.double_diff or proto.diff) if diff else (proto.double_data or proto.data)
-    arr = np.asarray(values, dtype=dtype)
-    expected = int(np.prod(shape, dtype=np.int64))
-    if arr.size != expected:
-        raise CaffeError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
-    return arr.reshape(shape)
+    expected = math.prod(shape)
+    if len(values) != expected:
+        raise CaffeError(f"{where} holds {len(values)} values but its shape {shape} needs {expected}")
+    return np.asarray(values, dtype=dtype).reshape(shape)
 
 
-def blob_from_proto(proto, dtype=np.float32):
+def blob_from_proto(proto, dtype=np.float32, where="blob proto"):
     blob = Blob(blob_proto_shape(proto), dtype=dtype)
-    blob.data[...] = array_from_blob_proto(proto, dtype)
+    blob.data[...] = array_from_blob_proto(proto, dtype, where=where)
     if len(proto.diff) or len(proto.double_diff):
-        blob.diff[...] = array_from_blob_proto(proto, dtype, diff=True)
+        blob.diff[...] = array_from_blob_proto(proto, dtype, diff=True, where=where)
     return blob
 
 
@@ -151,4 +154,4 @@ def proto_shape_matches(proto, shape: tuple) -> bool:
 
 
 def read_mean_binaryproto(path) -> np.ndarray:
-    return array_from_blob_proto(read_binary(path, caffe_pb2.BlobProto()))
+    return array_from_blob_proto(read_binary(path, caffe_pb2.BlobProto()), where=os.fspath(path))

@@ -16,8 +16,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backends, formats, hdf5_format, trained_weights
-from .blob import Blob
+from . import backends, formats, hdf5_format, host_memory, trained_weights
+from .blob import Blob, ShapeError
 from .errors import CaffeError
 from .net_state import filter_net, make_state
 from .proto import caffe_pb2
@@ -36,6 +36,24 @@ class ParamSpec:
     def __init__(self, blob, lr_mult, decay_mult, layer_name, index, name):
         self.blob, self.lr_mult, self.decay_mult = blob, lr_mult, decay_mult
         self.layer_name, self.index, self.name = layer_name, index, name
+
+
+class _MemoryNeed:
+    """The bytes of the net's blobs and parameters, added up as layers are set up: the layer whose
+    blobs make the net need more memory than the process may use is refused, at setup."""
+
+    def __init__(self, source):
+        self.source, self.total, self.seen = source, 0, set()
+        self.usable = host_memory.usable_bytes()
+
+    def add(self, layer, blobs):
+        for blob in blobs:
+            if id(blob) not in self.seen:
+                self.seen.add(id(blob))
+                self.total += blob.count * blob.dtype.itemsize
+        if self.total > self.usable:
+            raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): the net's blobs and parameters need "
+                             f"{self.total} bytes by this layer, more than this process may use ({self.usable})")
 
 
 class Callback:
@@ -102,12 +120,16 @@ class Net:
         available = OrderedDict()  # blobs produced but not yet consumed
         bottom_need = []  # per layer, per bottom: does this bottom need a gradient?
         blob_needs_backward = {}
+        memory = _MemoryNeed(self.source)
 
         for layer_param in filtered.layer:
             if not layer_param.HasField("phase"):
                 layer_param.phase = self.phase
-            layer = create_layer(layer_param, self.phase, self.dtype)
             name = layer_param.name
+            try:
+                layer = create_layer(layer_param, self.phase, self.dtype)
+            except ShapeError as exc:
+                raise CaffeError(f"{self.source}: layer '{name}' ({layer_param.type}): {exc}") from None
             self._check_given_per_blob(layer_param, "propagate_down", "bottom", len(layer_param.bottom))
             bottoms, needs = [], []
             for j, bname in enumerate(layer_param.bottom):
@@ -121,6 +143,9 @@ class Net:
             top_names = list(layer_param.top)
             for j, tname in enumerate(top_names):
                 in_place = j < len(layer_param.bottom) and layer_param.bottom[j] == tname
+                if in_place and not layer.runs_in_place():
+                    raise CaffeError(f"{self.source}: layer '{name}' ({layer.type}) cannot run in place: its top "
+                                     f"'{tname}' is its bottom; give the top another name")
                 if in_place:
                     tops.append(self.blobs[tname])
                 elif tname in self.blobs:
@@ -155,6 +180,7 @@ class Net:
             for tname in top_names:
                 blob_needs_backward[tname] = layer_needs
             bottom_need.append(needs)
+            memory.add(layer, [*tops, *layer.blobs])
         self.outputs = list(available)
         self._decide_backward(bottom_need, filtered.force_backward)
 
@@ -186,6 +212,8 @@ class Net:
     def _setup_layer(self, layer, bottoms, tops):
         try:
             layer.set_up(bottoms, tops)
+        except ShapeError as exc:
+            raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): {exc}") from None
         except CaffeError:
             raise
         except Exception as exc:
@@ -304,17 +332,20 @@ class Net:
         before, after = self._callbacks["before_forward"], self._callbacks["after_forward"]
         loss = 0.0
         with backends.net_pass():
-            for i in range(start, end + 1):
-                layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
-                for function in before:
-                    function(i)
-                layer.reshape(bottoms, tops)
-                layer.forward(bottoms, tops)
-                for function in after:
-                    function(i)
-                for top, weight in zip(tops, layer.loss_weights):
-                    if weight:
-                        loss += weight * float(top.data_readonly().sum(dtype=np.float64))
+            try:
+                for i in range(start, end + 1):
+                    layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                    for function in before:
+                        function(i)
+                    layer.reshape(bottoms, tops)
+                    layer.forward(bottoms, tops)
+                    for function in after:
+                        function(i)
+                    for top, weight in zip(tops, layer.loss_weights):
+                        if weight:
+                            loss += weight * float(top.data_readonly().sum(dtype=np.float64))
+            except ShapeError as exc:  # a shape the inputs led to (pycaffe reshapes inputs)
+                raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): {exc}") from None
         return loss
 
     def backward_from_to(self, start=None, end=0):

@@ -43,7 +43,9 @@ def _from_proto(net, source, where):
             blob = target.blobs[k]
             _check_param_shape(where, source_layer.name, k, blob, formats.blob_proto_shape(proto),
                                formats.proto_shape_matches(proto, blob.shape))
-            blob.data[...] = formats.array_from_blob_proto(proto, net.dtype).reshape(blob.shape)
+            values = formats.array_from_blob_proto(proto, net.dtype, where=f"{where}: layer '{source_layer.name}' "
+                                                                          f"param {k}")
+            blob.data[...] = values.reshape(blob.shape)
         reached.add(source_layer.name)
     return [layer.name for layer in source.layer], reached
 

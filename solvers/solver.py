@@ -460,7 +460,8 @@ class Solver:
             if not formats.proto_shape_matches(proto, h.shape):
                 raise CaffeError(f"{state_file}: history blob {k} has shape {formats.blob_proto_shape(proto)}, "
                                  f"the net's parameter has {h.shape}")
-            h.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
+            values = formats.array_from_blob_proto(proto, self.dtype, where=f"{state_file}: history blob {k}")
+            h.data[...] = values.reshape(h.shape)
         self.iter = state.iter
         self.current_step = state.current_step
         self.last_snapshot = state_file
