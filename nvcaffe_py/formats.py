@@ -74,7 +74,7 @@ def read_binary(path, message):
     data = files.read_regular(path)
     try:
         message.ParseFromString(data)
-    except _pb_message.DecodeError as exc:
+    except (_pb_message.DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf checks UTF-8
         raise CaffeError(f"{path}: not a valid binary {type(message).__name__} ({exc})") from None
     return message
 

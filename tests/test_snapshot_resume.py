@@ -147,3 +147,19 @@ def test_the_snapshot_folder_is_checked_before_training_when_any_snapshot_will_b
             get_solver(path)
     else:
         get_solver(path).solve()
+
+
+@pytest.mark.parametrize("extension", ["", ".h5"])
+def test_a_learned_net_that_is_not_utf8_is_one_line(workdir, extension):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 1, snapshot=1,
+                                     extra='snapshot_format: HDF5' if extension else ""))
+    solver.solve()
+    state_file = f"s_iter_1.solverstate{extension}"
+    raw = open(state_file, "rb").read()
+    name = b"s_iter_1.caffemodel" + extension.encode()
+    assert raw.count(name) == 1
+    with open(state_file, "wb") as f:  # the same length, so the file stays well formed
+        f.write(raw.replace(name, b"\xff\xfe" + name[2:]))
+    with pytest.raises(CaffeError, match=rf"^{state_file}: its learned_net is not valid UTF-8 text$|"
+                                         rf"^{state_file}: dataset '/learned_net' is not valid UTF-8 text$"):
+        get_solver("s.prototxt").restore(state_file)
