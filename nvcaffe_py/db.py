@@ -5,18 +5,18 @@ nets (train and test), processes, and read-only file systems can read one LMDB a
 LMDB maps a file, lmdb_layout checks it (a truncated or damaged data.mdb would crash the process);
 errors LMDB reports while reading are one-line errors naming the database and the record.
 Writers build into a temporary directory beside the target and rename it into place when done,
-so a crash or a bad record never leaves a half-written database under the target's name.
+so a crash or a bad record never leaves a half-written database under the target's name; the
+next writer of that target removes what a killed one left (files.remove_stale_temporaries).
 LevelDB databases are recognised and refused with a way forward.
 """
 import os
 import shutil
-import tempfile
 import threading
 import weakref
 
 import lmdb
 
-from . import lmdb_layout
+from . import files, lmdb_layout
 from .errors import CaffeError
 from .lmdb_layout import key_text
 
@@ -119,9 +119,10 @@ class LMDBWriter:
             raise CaffeError(f"'{path}' already exists; remove it or choose another output name")
         parent = os.path.dirname(self.path)
         os.makedirs(parent, exist_ok=True)
-        self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-        os.chmod(self._tmp, 0o755)  # mkdtemp's 0700 is for the temporary name only
-        self._env = lmdb.open(self._tmp, map_size=map_size, subdir=True)
+        files.remove_stale_temporaries(parent, os.path.basename(self.path))
+        self._tmp = files.temporary_path(self.path)
+        os.mkdir(self._tmp)  # modes: what the umask gives (0755 and 0644 under 022)
+        self._env = lmdb.open(self._tmp, map_size=map_size, subdir=True, mode=0o666)
         self._pending = []
         self._commit_every = commit_every
         self.count = 0
@@ -147,10 +148,8 @@ class LMDBWriter:
         self._commit()
         self._env.close()
         old = None
-        if os.path.exists(self.path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old",
-                                   dir=os.path.dirname(self.path))
-            os.rmdir(old)
+        if os.path.exists(self.path):  # killed before the next rename, the next writer puts it back
+            old = files.temporary_path(self.path, "old")
             os.rename(self.path, old)
         os.rename(self._tmp, self.path)
         if old is not None:

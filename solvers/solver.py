@@ -213,6 +213,9 @@ class Solver:
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.param.lr_policy}")
         self.requested_early_exit = False
+        directory, stem = os.path.split(self.param.snapshot_prefix)
+        if os.path.isdir(directory or "."):  # what a killed run of this prefix was writing
+            files.remove_stale_temporaries(directory, f"{stem}_iter_")
         if resume_file:
             self.restore(resume_file)
         start_iter = self.iter
