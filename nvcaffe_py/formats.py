@@ -84,8 +84,9 @@ def read_caffemodel(path):
     return _upgraded_net(read_binary(path, caffe_pb2.NetParameter()), os.fspath(path))
 
 
-def write_binary(path, message):
-    write_atomic(path, message.SerializeToString())
+def write_binary(path, message) -> str:
+    """Write `message` atomically; returns the file's SHA-256 (hex)."""
+    return write_atomic(path, message.SerializeToString())
 
 
 def write_text(path, message):

@@ -6,7 +6,8 @@ for param blob k, shaped as the blob, float32 (float64 for a double net). A para
 layer has no "data" dataset. With write_diff a group "diff" mirrors "data" with the gradients.
 
 Solver state: int datasets "iter" and "current_step" (shape (1,)), the string dataset "learned_net"
-(the weights file), and group "history" holding datasets "0".."n-1" in the solver's history order.
+(the weights file), and group "history" holding datasets "0".."n-1" in the solver's history order;
+ours adds the string "learned_net_sha256" (the weights file's fingerprint), which Caffe ignores.
 
 Files are built in memory and written atomically (files.write_atomic): never a truncated file.
 Reading takes only what the file holds itself (hard links; no external storage, external or soft
@@ -26,12 +27,13 @@ from .errors import CaffeError
 from .proto import caffe_pb2
 
 
-def _write_file(path, fill):
-    """Build an HDF5 file with `fill(h5py.File)` in memory, then write it atomically to `path`."""
+def _write_file(path, fill) -> str:
+    """Build an HDF5 file with `fill(h5py.File)` in memory, then write it atomically to `path`;
+    returns its SHA-256 (hex)."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         fill(f)
-    files.write_atomic(path, buffer.getvalue())
+    return files.write_atomic(path, buffer.getvalue())
 
 
 def _open(path):
@@ -89,9 +91,9 @@ def values(path, dataset, shape=None) -> np.ndarray:
 
 
 # -- weights ---------------------------------------------------------------------------------
-def write_weights(path, layers, write_diff=False):
+def write_weights(path, layers, write_diff=False) -> str:
     """`layers`: (name, blobs, owned) per layer in net order; owned[k] is False for a blob the
-    layer shares from another one (Caffe writes its diff, not its data)."""
+    layer shares from another one (Caffe writes its diff, not its data). Returns the file's SHA-256."""
     def fill(f):
         data = f.create_group("data")
         diff = f.create_group("diff") if write_diff else None
@@ -105,7 +107,7 @@ def write_weights(path, layers, write_diff=False):
                 if write_diff:
                     layer_diff.create_dataset(str(k), data=blob.diff_readonly())
 
-    _write_file(path, fill)
+    return _write_file(path, fill)
 
 
 @contextlib.contextmanager
@@ -176,6 +178,8 @@ def write_solver_state(path, state):
         f.create_dataset("iter", data=np.array([state.iter], np.int32))
         _write_string(f, "learned_net", state.learned_net)
         f.create_dataset("current_step", data=np.array([state.current_step], np.int32))
+        if state.learned_net_sha256:
+            _write_string(f, "learned_net_sha256", state.learned_net_sha256)
         history = f.create_group("history")
         for k, proto in enumerate(state.history):
             dtype = np.float64 if len(proto.double_data) else np.float32
@@ -192,8 +196,9 @@ def read_solver_state(path, history_shapes, needed_by="the solver") -> caffe_pb2
     with _open(path) as f:
         state = caffe_pb2.SolverState(iter=_read_int(path, f, "iter"),
                                       current_step=_read_int(path, f, "current_step"))
-        if "learned_net" in f:
-            state.learned_net = _read_string(path, f, "learned_net")
+        for name in ("learned_net", "learned_net_sha256"):
+            if name in f:
+                setattr(state, name, _read_string(path, f, name))
         history = member(path, f, "history", h5py.Group)
         if len(history) != len(history_shapes):
             raise CaffeError(f"{path}: holds {len(history)} history blobs but {needed_by} needs {len(history_shapes)} "

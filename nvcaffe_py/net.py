@@ -463,15 +463,17 @@ class Net:
                                       lp.blobs.add(), double=self.dtype == np.float64)
         return out
 
-    def save(self, filename, write_diff=False):
-        formats.write_binary(filename, self.to_proto(write_diff))
+    def save(self, filename, write_diff=False) -> str:
+        """Write the weights as a .caffemodel; returns the file's SHA-256 (hex)."""
+        return formats.write_binary(filename, self.to_proto(write_diff))
 
-    def save_hdf5(self, filename, write_diff=False):
-        """pycaffe's save_hdf5 (Caffe's ToHDF5): the weights in Caffe's HDF5 layout."""
+    def save_hdf5(self, filename, write_diff=False) -> str:
+        """pycaffe's save_hdf5 (Caffe's ToHDF5): the weights in Caffe's HDF5 layout; returns the
+        file's SHA-256 (hex)."""
         owned = self._owned_params()
         layers = [(name, layer.blobs, [(name, k) in owned for k in range(len(layer.blobs))])
                   for name, layer in zip(self.layer_names, self.layers)]
-        hdf5_format.write_weights(filename, layers, write_diff)
+        return hdf5_format.write_weights(filename, layers, write_diff)
 
     def __repr__(self):
         return f"<Net '{self.name}' phase={caffe_pb2.Phase.Name(self.phase)} layers={len(self.layers)}>"

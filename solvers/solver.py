@@ -23,6 +23,7 @@ from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
 
 from . import device_update, host_update, lr_policy
+from .prefix_lock import PrefixLock
 
 # What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
 NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
@@ -99,6 +100,7 @@ class Solver:
         self.last_snapshot = None
         self.requested_early_exit = False
         self._action_function = None
+        self._prefix_lock = PrefixLock(self.param.snapshot_prefix)
         for weights in self.param.weights:
             self.copy_weights(weights)
         log.info("Solver scaffolding done.")
@@ -209,13 +211,27 @@ class Solver:
     def _requested_action(self):
         return self._action_function() if self._action_function else NONE
 
+    def _snapshot_folder(self):
+        """The folder snapshots go to, where it exists (else None: no snapshot can be there yet)."""
+        directory = os.path.dirname(self.param.snapshot_prefix)
+        return directory if os.path.isdir(directory or ".") else None
+
     def solve(self, resume_file=None):
+        """Train to max_iter (from resume_file's state, if given), holding the snapshot_prefix's
+        lock for the run: a second run on the same prefix is refused."""
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.param.lr_policy}")
         self.requested_early_exit = False
-        directory, stem = os.path.split(self.param.snapshot_prefix)
-        if os.path.isdir(directory or "."):  # what a killed run of this prefix was writing
-            files.remove_stale_temporaries(directory, f"{stem}_iter_")
+        directory = self._snapshot_folder()
+        if directory is None:
+            self._solve(resume_file)
+            return
+        with self._prefix_lock:
+            stem = os.path.basename(self.param.snapshot_prefix)
+            files.remove_stale_temporaries(directory, f"{stem}_iter_")  # what a killed run was writing
+            self._solve(resume_file)
+
+    def _solve(self, resume_file):
         if resume_file:
             self.restore(resume_file)
         start_iter = self.iter
@@ -416,8 +432,15 @@ class Solver:
 
     def snapshot(self):
         """Write <prefix>_iter_N.caffemodel, then .solverstate (each atomically; both with `.h5` appended
-        and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths.
-        Weights that are no longer finite are never written over a good snapshot."""
+        and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths. The state
+        records the weights file's fingerprint. Outside solve() (pycaffe), the prefix is locked for
+        the writes. Weights that are no longer finite are never written over a good snapshot."""
+        if self._prefix_lock.held or self._snapshot_folder() is None:
+            return self._write_snapshot()
+        with self._prefix_lock:
+            return self._write_snapshot()
+
+    def _write_snapshot(self):
         for p in self.net.learnable_params:
             if not _finite(p.blob):
                 raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
@@ -430,8 +453,9 @@ class Solver:
         state_file = self.snapshot_filename(".solverstate" + suffix)
         try:
             log.info(f"Snapshotting to {kind} file {model}")
-            save_net(model, write_diff=self.param.snapshot_diff)
-            state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
+            fingerprint = save_net(model, write_diff=self.param.snapshot_diff)
+            state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step,
+                                          learned_net_sha256=fingerprint)
             for h in self.history:
                 formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
             log.info(f"Snapshotting solver state to {kind} file {state_file}")
@@ -460,7 +484,12 @@ class Solver:
         if isinstance(state.learned_net, bytes):  # protobuf hands over a string field that is not UTF-8 as bytes
             raise CaffeError(f"{state_file}: its learned_net is not valid UTF-8 text")
         if state.learned_net:
-            self.net.copy_from(self._find_learned_net(state.learned_net, state_file))
+            weights = self._find_learned_net(state.learned_net, state_file)
+            if state.learned_net_sha256 and files.sha256_of(weights) != state.learned_net_sha256:
+                raise CaffeError(f"{state_file}: its weights file '{weights}' is not the one saved with it (its "
+                                 f"SHA-256 differs; another run may have written it since); resume from a "
+                                 f"matching pair")
+            self.net.copy_from(weights)
         for k, (h, proto) in enumerate(zip(self.history, state.history)):
             if not formats.proto_shape_matches(proto, h.shape):
                 raise CaffeError(f"{state_file}: history blob {k} has shape {formats.blob_proto_shape(proto)}, "
