@@ -81,7 +81,10 @@ def _read_flag(color):
 
 def decode_image(payload: bytes, color=None) -> np.ndarray:
     """JPEG/PNG/... bytes as an 8-bit OpenCV image (see datum_to_array for `color`)."""
-    image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), _read_flag(color))
+    try:
+        image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), _read_flag(color))
+    except cv2.error as exc:  # an empty buffer, a size past OpenCV's limits, ...
+        raise CaffeError(f"cannot decode the encoded image ({len(payload)} bytes): {exc.err}") from None
     if image is None:
         raise CaffeError(f"cannot decode the encoded image ({len(payload)} bytes)")
     if image.dtype != np.uint8:

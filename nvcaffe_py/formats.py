@@ -76,7 +76,21 @@ def read_binary(path, message):
         message.ParseFromString(data)
     except (_pb_message.DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf checks UTF-8
         raise CaffeError(f"{path}: not a valid binary {type(message).__name__} ({exc})") from None
+    _check_text(message, path, type(message).__name__)
     return message
+
+
+def _check_text(message, path, where):
+    """Refuse string fields that are not UTF-8 (protobuf's C parser hands them over as bytes,
+    which no code expecting text handles)."""
+    for field, value in message.ListFields():
+        single = isinstance(value, (str, bytes, _pb_message.Message))  # else a repeated field's list
+        if field.type == field.TYPE_STRING:
+            if any(isinstance(text, bytes) for text in ([value] if single else value)):
+                raise CaffeError(f"{path}: {where}.{field.name} is not valid UTF-8 text")
+        elif field.type == field.TYPE_MESSAGE:
+            for k, item in enumerate([value] if single else value):
+                _check_text(item, path, f"{where}.{field.name}" + ("" if single else f"[{k}]"))
 
 
 def read_caffemodel(path):

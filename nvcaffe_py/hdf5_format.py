@@ -36,6 +36,18 @@ def _write_file(path, fill) -> str:
     return files.write_atomic(path, buffer.getvalue())
 
 
+@contextlib.contextmanager
+def _damage_as_error(path):
+    """What h5py raises on a damaged file (OSError, RuntimeError, KeyError, ValueError, ... from
+    any access, libhdf5 checking its own structures) as one line naming the file."""
+    try:
+        yield
+    except CaffeError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (h5py's exception types vary with the damage)
+        raise CaffeError(f"{path}: a damaged HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
 def _open(path):
     path = os.fspath(path)
     files.check_regular(path)
@@ -83,11 +95,24 @@ def member(path, group, name, kind):
 def values(path, dataset, shape=None) -> np.ndarray:
     """A dataset's values; like Caffe's hdf5_load_nd_dataset, only float and integer classes. With
     `shape`, a dataset of another shape is refused before anything is read."""
-    if dataset.dtype.kind not in "fiu":
-        raise CaffeError(f"{path}: dataset '{dataset.name}' holds {dataset.dtype}, not numbers")
-    if shape is not None and dataset.shape != tuple(shape):
-        raise CaffeError(f"{path}: dataset '{dataset.name}' has shape {dataset.shape}, the net needs {tuple(shape)}")
-    return np.asarray(dataset[()])
+    with _damage_as_error(path):
+        if dataset.dtype.kind not in "fiu":
+            raise CaffeError(f"{path}: dataset '{dataset.name}' holds {dataset.dtype}, not numbers")
+        if shape is not None and dataset.shape != tuple(shape):
+            raise CaffeError(f"{path}: dataset '{dataset.name}' has shape {dataset.shape}, the net needs "
+                             f"{tuple(shape)}")
+        return np.asarray(dataset[()])
+
+
+class StoredArray:
+    """A dataset of a weights file whose shape is known (from the file's metadata) and whose
+    values are read only when asked for."""
+
+    def __init__(self, path, dataset):
+        self.path, self.dataset, self.shape = path, dataset, dataset.shape
+
+    def read(self) -> np.ndarray:
+        return values(self.path, self.dataset)
 
 
 # -- weights ---------------------------------------------------------------------------------
@@ -112,30 +137,31 @@ def write_weights(path, layers, write_diff=False) -> str:
 
 @contextlib.contextmanager
 def weights_layers(path):
-    """Layer name -> {dataset name: h5py.Dataset} of the file's "data" group, for the block's
-    duration; nothing is read yet, so that the caller reads only what its net needs, after checking
-    the declared shapes. A layer name with '/' (GoogLeNet's "inception_3a/1x1") is a nested group
-    path there, so every group under "data" stands for the layer its path names."""
+    """Layer name -> {dataset name: StoredArray} of the file's "data" group, for the block's
+    duration; no values are read yet, so that the caller reads only what its net needs, after
+    checking the declared shapes. A layer name with '/' (GoogLeNet's "inception_3a/1x1") is a nested
+    group path there, so every group under "data" stands for the layer its path names."""
     with _open(path) as f:
-        data = member(path, f, "data", h5py.Group)
-        layers = OrderedDict()
-        seen = {data.id}
-        pending = [(None, data)]  # (layer name, its group); the "data" group is no layer
-        while pending:
-            layer, group = pending.pop(0)
-            for name in group:
-                item = _own_member(path, group, name)
-                if isinstance(item, h5py.Dataset):
-                    if layer is None:
-                        raise CaffeError(f"{path}: dataset '{item.name}' is not inside a layer group")
-                    layers[layer][name] = item
-                elif isinstance(item, h5py.Group):
-                    if item.id in seen:
-                        raise CaffeError(f"{path}: group '{group.name}/{name}' links back to a group met before")
-                    seen.add(item.id)
-                    nested = name if layer is None else f"{layer}/{name}"
-                    layers[nested] = {}
-                    pending.append((nested, item))
+        with _damage_as_error(path):
+            data = member(path, f, "data", h5py.Group)
+            layers = OrderedDict()
+            seen = {data.id}
+            pending = [(None, data)]  # (layer name, its group); the "data" group is no layer
+            while pending:
+                layer, group = pending.pop(0)
+                for name in group:
+                    item = _own_member(path, group, name)
+                    if isinstance(item, h5py.Dataset):
+                        if layer is None:
+                            raise CaffeError(f"{path}: dataset '{item.name}' is not inside a layer group")
+                        layers[layer][name] = StoredArray(path, item)
+                    elif isinstance(item, h5py.Group):
+                        if item.id in seen:
+                            raise CaffeError(f"{path}: group '{group.name}/{name}' links back to a group met before")
+                        seen.add(item.id)
+                        nested = name if layer is None else f"{layer}/{name}"
+                        layers[nested] = {}
+                        pending.append((nested, item))
         yield layers
 
 
@@ -193,7 +219,7 @@ def read_solver_state(path, history_shapes, needed_by="the solver") -> caffe_pb2
     history stays float64 (double_data), so nothing is rounded on the way. `history_shapes` are
     the shapes the solver's history needs (`needed_by` says whose, for messages): a file declaring
     others is refused before its history is read."""
-    with _open(path) as f:
+    with _open(path) as f, _damage_as_error(path):
         state = caffe_pb2.SolverState(iter=_read_int(path, f, "iter"),
                                       current_step=_read_int(path, f, "current_step"))
         for name in ("learned_net", "learned_net_sha256"):

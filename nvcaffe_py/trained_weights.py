@@ -67,10 +67,10 @@ def _from_hdf5(net, filename):
             if len(datasets) > count or lacking:
                 raise _param_count_error(where, name, len(datasets), count)
             for k, blob in enumerate(target.blobs):
-                dataset = datasets.get(str(k))
-                if dataset is not None:
-                    _check_param_shape(where, name, k, blob, dataset.shape, dataset.shape == blob.shape)
-                    blob.data[...] = hdf5_format.values(where, dataset)
+                stored = datasets.get(str(k))
+                if stored is not None:
+                    _check_param_shape(where, name, k, blob, stored.shape, stored.shape == blob.shape)
+                    blob.data[...] = stored.read()
             reached.add(name)
         return list(layers), reached
 

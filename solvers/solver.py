@@ -481,8 +481,6 @@ class Solver:
         if len(state.history) != len(self.history):
             raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but {needed_by} needs "
                              f"{len(self.history)} (another solver type or net?)")
-        if isinstance(state.learned_net, bytes):  # protobuf hands over a string field that is not UTF-8 as bytes
-            raise CaffeError(f"{state_file}: its learned_net is not valid UTF-8 text")
         if state.learned_net:
             weights = self._find_learned_net(state.learned_net, state_file)
             if state.learned_net_sha256 and files.sha256_of(weights) != state.learned_net_sha256:

@@ -160,6 +160,6 @@ def test_a_learned_net_that_is_not_utf8_is_one_line(workdir, extension):
     assert raw.count(name) == 1
     with open(state_file, "wb") as f:  # the same length, so the file stays well formed
         f.write(raw.replace(name, b"\xff\xfe" + name[2:]))
-    with pytest.raises(CaffeError, match=rf"^{state_file}: its learned_net is not valid UTF-8 text$|"
+    with pytest.raises(CaffeError, match=rf"^{state_file}: SolverState.learned_net is not valid UTF-8 text$|"
                                          rf"^{state_file}: dataset '/learned_net' is not valid UTF-8 text$"):
         get_solver("s.prototxt").restore(state_file)

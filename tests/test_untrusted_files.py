@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from nvcaffe_py import files, formats, hdf5_format
+from nvcaffe_py.datum import datum_to_array
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.proto import caffe_pb2
 
@@ -222,3 +223,32 @@ def test_lists_and_images_that_are_not_regular_files_are_refused(tmp_path):
     assert result.stdout.splitlines()[:2] == [
         f"refused: cannot read the image list: {tmp_path / 'list.fifo'}: not a regular file (a FIFO)",
         "refused: image file '/dev/zero' is not a regular file"], result.stderr[-2000:]
+
+
+# -- damage the fuzz test found --------------------------------------------------------------------
+@pytest.mark.parametrize("signature", [b"SNOD", b"TREE", b"HEAP"])
+def test_a_damaged_hdf5_file_is_one_line(tmp_path, signature):
+    """libhdf5 finds the damage as it goes; h5py raises RuntimeError, KeyError, ValueError..."""
+    path = weights_h5(tmp_path / "damaged.caffemodel.h5", build())
+    raw = bytearray(open(path, "rb").read())
+    assert signature in raw
+    at = raw.index(signature)
+    raw[at:at + 4] = b"XXXX"
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(CaffeError, match=rf"^{path}: a damaged HDF5 file \("):
+        build().copy_from(path)
+
+
+def test_an_encoded_datum_without_bytes_is_one_line():
+    with pytest.raises(CaffeError, match=r"^cannot decode the encoded image \(0 bytes\)"):
+        datum_to_array(caffe_pb2.Datum(encoded=True, data=b""))
+
+
+def test_a_caffemodel_string_that_is_not_utf8_is_one_line(tmp_path):
+    """protobuf's C parser hands such a field over as bytes, which the upgrade then failed on."""
+    weights = caffe_pb2.NetParameter(name="n")
+    weights.layers.add(name="ip1", type=caffe_pb2.V1LayerParameter.INNER_PRODUCT)
+    path = tmp_path / "v1.caffemodel"
+    path.write_bytes(weights.SerializeToString().replace(b"ip1", b"i\xff1"))
+    with pytest.raises(CaffeError, match=rf"^{path}: NetParameter.layers\[0\].name is not valid UTF-8 text$"):
+        build().copy_from(str(path))
