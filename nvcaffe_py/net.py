@@ -106,6 +106,7 @@ class Net:
         filtered = insert_splits(filter_net(param, state), self.source)
         if not filtered.layer:
             self._refuse_empty(param, state)
+        self._refuse_duplicate_names(filtered)
         self.param = filtered
         self.layers = []
         self.layer_names = []
@@ -191,6 +192,15 @@ class Net:
         stages = ", ".join(state.stage) or "none"
         raise CaffeError(f"{self.source}: none of the net's {len(param.layer)} layers is included in phase "
                          f"{caffe_pb2.Phase.Name(state.phase)} (level {state.level}, stages: {stages})")
+
+    def _refuse_duplicate_names(self, filtered):
+        """Layers are found by name (weights, callbacks, pycaffe's layer_dict): one name, one layer."""
+        names = set()
+        for layer_param in filtered.layer:
+            if layer_param.name in names:
+                raise CaffeError(f"{self.source}: two layers are named '{layer_param.name}'; give each layer of a "
+                                 f"phase its own name")
+            names.add(layer_param.name)
 
     def _check_given_per_blob(self, layer_param, field, kind, count):
         """Caffe's rule for per-blob fields: given once per blob, or not at all."""

@@ -306,3 +306,13 @@ def test_per_blob_fields_given_too_often_are_refused(extra, message):
     text = MLP.replace('top: "loss" }', f'top: "loss" {extra} }}')
     with pytest.raises(CaffeError, match=rf"^<net>: {message}$"):
         build(text)
+
+
+def test_two_layers_of_a_phase_with_one_name_are_refused():
+    """Found by their names (weights, layer_dict), two layers of one name mixed up the backward
+    analysis (an IndexError); the same name in two phases is normal (Caffe's data layers)."""
+    text = MLP.replace('name: "acc"', 'name: "data"')
+    with pytest.raises(CaffeError, match=r"^<net>: two layers are named 'data'; give each layer of a phase its "
+                                         r"own name$"):
+        build(text, phase=caffe.TEST)
+    build(text, phase=caffe.TRAIN)
