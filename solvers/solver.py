@@ -481,6 +481,8 @@ class Solver:
         if len(state.history) != len(self.history):
             raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but {needed_by} needs "
                              f"{len(self.history)} (another solver type or net?)")
+        if state.iter < 0 or state.current_step < 0:
+            raise CaffeError(f"{state_file}: iteration {state.iter} and step {state.current_step} cannot be negative")
         if state.learned_net:
             weights = self._find_learned_net(state.learned_net, state_file)
             if state.learned_net_sha256 and files.sha256_of(weights) != state.learned_net_sha256:

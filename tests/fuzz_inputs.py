@@ -270,8 +270,9 @@ class MessageMutator:
         "float": [0.0, -1.0, 1.0, 0.5, 2.0, 1e-45, 1e38, -1e38, float("nan"), float("inf"), float("-inf")],
         "string": ["", "b0", "b1", "t0", "data", "label", "ip1", "loss", "x" * 300, "\u00e9t\u00e9", "a/b"],
     }
-    KINDS = {FieldDescriptor.TYPE_INT32: "int", FieldDescriptor.TYPE_SINT32: "int", FieldDescriptor.TYPE_SFIXED32: "int",
-             FieldDescriptor.TYPE_UINT32: "uint", FieldDescriptor.TYPE_FIXED32: "uint",
+    KINDS = {FieldDescriptor.TYPE_INT32: "int", FieldDescriptor.TYPE_SINT32: "int",
+             FieldDescriptor.TYPE_SFIXED32: "int", FieldDescriptor.TYPE_UINT32: "uint",
+             FieldDescriptor.TYPE_FIXED32: "uint",
              FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_SINT64: "int64",
              FieldDescriptor.TYPE_SFIXED64: "int64", FieldDescriptor.TYPE_UINT64: "uint64",
              FieldDescriptor.TYPE_FIXED64: "uint64", FieldDescriptor.TYPE_FLOAT: "float",

@@ -163,3 +163,13 @@ def test_a_learned_net_that_is_not_utf8_is_one_line(workdir, extension):
     with pytest.raises(CaffeError, match=rf"^{state_file}: SolverState.learned_net is not valid UTF-8 text$|"
                                          rf"^{state_file}: dataset '/learned_net' is not valid UTF-8 text$"):
         get_solver("s.prototxt").restore(state_file)
+
+
+def test_a_negative_iteration_in_a_solverstate_is_refused(workdir):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 1, snapshot=1))
+    solver.solve()
+    state = formats.read_binary("s_iter_1.solverstate", caffe_pb2.SolverState())
+    state.iter = -5
+    formats.write_binary("s_iter_1.solverstate", state)
+    with pytest.raises(CaffeError, match=r"^s_iter_1.solverstate: iteration -5 and step 0 cannot be negative$"):
+        get_solver("s.prototxt").restore("s_iter_1.solverstate")

@@ -404,7 +404,8 @@ def test_out_of_domain_values_are_one_line_naming_the_field(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("policy", ['lr_policy: "exp" gamma: 2', 'lr_policy: "step" gamma: 10 stepsize: 1',
-                                    'lr_policy: "multistep" gamma: 1e38 ' + "".join(f"stepvalue: {v} " for v in range(1, 10)),
+                                    'lr_policy: "multistep" gamma: 1e38 ' +
+                                    "".join(f"stepvalue: {v} " for v in range(1, 10)),
                                     'lr_policy: "inv" gamma: 1 power: -1e3'])
 def test_a_policy_whose_rate_overflows_within_max_iter_is_refused_before_training(tmp_path, monkeypatch, policy):
     monkeypatch.chdir(tmp_path)
