@@ -106,11 +106,13 @@ class Net:
         filtered = insert_splits(filter_net(param, state), self.source)
         if not filtered.layer:
             self._refuse_empty(param, state)
-        self._refuse_duplicate_names(filtered)
         self.param = filtered
         self.layers = []
         self.layer_names = []
         self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
+        # Blob names per layer: by index (two layers may share a name, as Caffe's mnist_autoencoder
+        # has two 'loss' layers) and by name, pycaffe's view (the last layer of a name).
+        self.layer_bottom_names, self.layer_top_names = [], []
         self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
         self.bottom_vecs, self.top_vecs = [], []
         self.blobs = OrderedDict()
@@ -164,6 +166,8 @@ class Net:
                 self.blob_loss_weights[tname] = layer.loss_weights[j]
             self.layers.append(layer)
             self.layer_names.append(name)
+            self.layer_bottom_names.append(list(layer_param.bottom))
+            self.layer_top_names.append(top_names)
             self.bottom_names[name] = list(layer_param.bottom)
             self.top_names[name] = top_names
             self.bottom_vecs.append(bottoms)
@@ -192,15 +196,6 @@ class Net:
         stages = ", ".join(state.stage) or "none"
         raise CaffeError(f"{self.source}: none of the net's {len(param.layer)} layers is included in phase "
                          f"{caffe_pb2.Phase.Name(state.phase)} (level {state.level}, stages: {stages})")
-
-    def _refuse_duplicate_names(self, filtered):
-        """Layers are found by name (weights, callbacks, pycaffe's layer_dict): one name, one layer."""
-        names = set()
-        for layer_param in filtered.layer:
-            if layer_param.name in names:
-                raise CaffeError(f"{self.source}: two layers are named '{layer_param.name}'; give each layer of a "
-                                 f"phase its own name")
-            names.add(layer_param.name)
 
     def _check_given_per_blob(self, layer_param, field, kind, count):
         """Caffe's rule for per-blob fields: given once per blob, or not at all."""
@@ -273,7 +268,7 @@ class Net:
         under_loss, skip = set(), set()
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
-            tops = self.top_names[self.layer_names[i]]
+            tops = self.layer_top_names[i]
             contributes = any(layer.loss_weights[j] != 0 or t in under_loss for j, t in enumerate(tops))
             skip_down = all(t in skip for t in tops) if tops else True
             if self.layer_need_backward[i] and skip_down:
@@ -281,7 +276,7 @@ class Net:
                 bottom_need[i] = [False] * len(bottom_need[i])
             if not contributes:
                 self.layer_need_backward[i] = False
-            for j, b in enumerate(self.bottom_names[self.layer_names[i]]):
+            for j, b in enumerate(self.layer_bottom_names[i]):
                 if contributes:
                     under_loss.add(b)
                 else:

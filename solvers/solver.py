@@ -319,7 +319,7 @@ class Solver:
 
         def check(i):
             layer = net.layers[i]
-            bad = [name for name, top in zip(net.top_names[layer.name], net.top_vecs[i]) if not _finite(top)]
+            bad = [name for name, top in zip(net.layer_top_names[i], net.top_vecs[i]) if not _finite(top)]
             if bad:
                 params_bad = not all(map(_finite, layer.blobs))
                 raise _NonFiniteOutput(f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') "

@@ -308,11 +308,18 @@ def test_per_blob_fields_given_too_often_are_refused(extra, message):
         build(text)
 
 
-def test_two_layers_of_a_phase_with_one_name_are_refused():
-    """Found by their names (weights, layer_dict), two layers of one name mixed up the backward
-    analysis (an IndexError); the same name in two phases is normal (Caffe's data layers)."""
+def test_two_layers_of_a_phase_may_share_a_name():
+    """As in Caffe (its mnist_autoencoder has two 'loss' layers). The backward analysis, which
+    looked its layers' blobs up by name, indexed past its lists (found by the fuzz test)."""
     text = MLP.replace('name: "acc"', 'name: "data"')
-    with pytest.raises(CaffeError, match=r"^<net>: two layers are named 'data'; give each layer of a phase its "
-                                         r"own name$"):
-        build(text, phase=caffe.TEST)
-    build(text, phase=caffe.TRAIN)
+    net = build(text, phase=caffe.TEST)
+    feed(net)
+    net.forward()
+    assert net.layer_names.count("data") == 2 and net.layer_top_names[-1] == ["acc"]
+    assert net.top_names["data"] == ["acc"]  # pycaffe's view by name: the last layer of the name
+    two_losses = MLP.replace('type: "Accuracy"', 'type: "EuclideanLoss"').replace('name: "acc"', 'name: "loss"')
+    two_losses = two_losses.replace('bottom: "ip2" bottom: "label" top: "acc"', 'bottom: "ip2" bottom: "ip2" top: "acc"')
+    net = build(two_losses, phase=caffe.TEST)
+    feed(net)
+    net.forward_backward()
+    assert net.layer_need_backward[net.layer_names.index("ip1")]
