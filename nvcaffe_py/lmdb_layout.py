@@ -9,7 +9,7 @@ points to). Record values are not read; a damaged value is the Datum decoder's t
 
 The layout is LMDB 0.9's on a 64-bit machine (as Caffe's datasets are written): a 16-byte page
 header (pgno, pad, flags, lower, upper; an overflow page keeps its page count where lower/upper
-are), two meta pages first, 8-byte nodes headers (lo, hi, flags, key size) before each key.
+are), two meta pages first, an 8-byte node header (lo, hi, flags, key size) before each key.
 """
 import os
 import struct
