@@ -7,7 +7,7 @@ extern "C" __global__ void accuracy_forward(int positions, int channels, int inn
                                             int has_ignore, int ignore_label, Dtype* correct,
                                             Dtype* valid) {
   CUDA_KERNEL_LOOP(pos, positions) {
-    const int l = int(label[pos]);
+    const int l = label_index(label[pos]);
     if ((has_ignore && l == ignore_label) || l < 0 || l >= channels) {
       correct[pos] = 0;
       valid[pos] = 0;

@@ -30,6 +30,14 @@ def _params(text):
     return f"convolution_param {{ {text} {FILLERS} }}"
 
 
+def spatial_axis_count(layer, bottom, axis) -> int:
+    """The number of spatial axes after the channel axis `axis`: at least one."""
+    count = bottom.num_axes - axis - 1
+    if count < 1:
+        raise layer.error(f"needs spatial axes after the channel axis {axis}; the input has shape {bottom.shape}")
+    return count
+
+
 def spatial_params(layer, param, num_spatial):
     """(kernel, stride, pad, dilation) tuples, one entry per spatial axis, from a ConvolutionParameter."""
 
@@ -82,9 +90,11 @@ class BaseConvolution(Layer):
             raise self.error(f"needs one top per bottom, got {len(bottom)} bottoms and {len(top)} tops")
         param = self.layer_param.convolution_param
         self.channel_axis = self.canonical_axis(bottom[0], param.axis)
-        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
+        self.num_spatial = spatial_axis_count(self, bottom[0], self.channel_axis)
         self.kernel, self.stride, self.pad, self.dilation = spatial_params(self, param, self.num_spatial)
         self.channels = bottom[0].shape[self.channel_axis]
+        if self.channels == 0:
+            raise self.error(f"the input has 0 channels (shape {bottom[0].shape})")
         self.num_output = param.num_output
         self.group = param.group
         if self.num_output <= 0:
@@ -276,9 +286,7 @@ class Im2colLayer(Layer):
     def setup(self, bottom, top):
         param = self.layer_param.convolution_param
         self.channel_axis = self.canonical_axis(bottom[0], param.axis)
-        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
-        if self.num_spatial < 1:
-            raise self.error("needs at least one spatial axis after the channel axis")
+        self.num_spatial = spatial_axis_count(self, bottom[0], self.channel_axis)
         self.kernel, self.stride, self.pad, self.dilation = spatial_params(self, param, self.num_spatial)
 
     def reshape(self, bottom, top):

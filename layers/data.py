@@ -8,7 +8,7 @@ disk (nvcaffe_py.datasets); LevelDB needs the optional plyvel (nvcaffe_py.leveld
 """
 import logging
 
-from nvcaffe_py import datasets, rng
+from nvcaffe_py import datasets, db, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.datum import parse_datum
 from nvcaffe_py.errors import CaffeError
@@ -30,20 +30,16 @@ class DatabaseSource:
                 self._cursor.next()
         self._wrapped = self._cursor.wrapped
 
-    @staticmethod
-    def _text(key: bytes) -> str:
-        return key.decode("utf-8", errors="replace")
-
     def peek(self):
         key, value = self._cursor.peek()
-        return self._text(key), value
+        return db.key_text(key), value
 
     def next(self):
         key, value = self._cursor.next()
         if self._cursor.wrapped != self._wrapped:
             self._wrapped = self._cursor.wrapped
             log.info("Restarting data prefetching from start.")
-        return self._text(key), value
+        return db.key_text(key), value
 
     @staticmethod
     def decode(value, transformer):

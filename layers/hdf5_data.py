@@ -14,7 +14,7 @@ so it is complete and readable after every forward.
 import h5py
 import numpy as np
 
-from nvcaffe_py import rng
+from nvcaffe_py import files, hdf5_format, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
@@ -25,10 +25,9 @@ OUTPUT_DATASETS = ("data", "label")
 
 def _read_source_list(source):
     try:
-        with open(source, encoding="utf-8") as f:
-            return f.read().split()
-    except OSError as exc:
-        raise CaffeError(f"cannot read HDF5 source list '{source}': {exc.strerror or exc}") from None
+        return files.read_regular(source).decode("utf-8").split()
+    except (CaffeError, UnicodeDecodeError) as exc:
+        raise CaffeError(f"cannot read HDF5 source list: {exc}") from None
 
 
 @register_layer("HDF5Data")
@@ -55,14 +54,18 @@ class HDF5DataLayer(Layer):
     def _load(self, path):
         names = list(self.layer_param.top)
         try:
+            files.check_regular(path)
             with h5py.File(path, "r") as f:
                 arrays = []
                 for name in names:
-                    if name not in f or not isinstance(f[name], h5py.Dataset):
-                        raise self.error(f"HDF5 file '{path}' has no dataset '{name}' (one per top)")
-                    arrays.append(np.asarray(f[name], dtype=self.dtype))
+                    if name not in f:
+                        raise CaffeError(f"HDF5 file '{path}' has no dataset '{name}' (one per top)")
+                    dataset = hdf5_format.member(path, f, name, h5py.Dataset)
+                    arrays.append(np.asarray(dataset, dtype=self.dtype))
         except OSError as exc:
             raise self.error(f"cannot read HDF5 file '{path}': {exc}") from None
+        except CaffeError as exc:
+            raise self.error(str(exc)) from None
         for name, array in zip(names, arrays):
             if array.ndim < 1 or len(array) != len(arrays[0]) or len(array) == 0:
                 raise self.error(f"HDF5 file '{path}': dataset '{name}' has shape {array.shape}; every dataset "

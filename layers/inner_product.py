@@ -42,6 +42,8 @@ class InnerProductLayer(Layer):
         self.transpose = param.transpose
         self.axis = self.canonical_axis(bottom[0], param.axis)
         self.inputs = bottom[0].count(self.axis)
+        if self.inputs == 0:
+            raise self.error(f"the input has 0 values per row from axis {self.axis} on (shape {bottom[0].shape})")
         weight_shape = (self.inputs, self.num_output) if self.transpose else (self.num_output, self.inputs)
         specs = [("weight", weight_shape, param.weight_filler)]
         if self.bias_term:

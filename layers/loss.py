@@ -71,8 +71,9 @@ def class_labels(layer, label_blob, num_classes, ignore_label):
     labels = label_blob.data_readonly().astype(np.int64)
     valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
     bad = valid & ((labels < 0) | (labels >= num_classes))
-    if bad.any():
-        raise layer.error(f"label {labels[bad][0]} is outside the {num_classes} classes [0, {num_classes})")
+    if bad.any():  # name the label as given: a NaN cast to int would read as -2^63
+        value = label_blob.data_readonly()[bad][0]
+        raise layer.error(f"label {value:g} is outside the {num_classes} classes [0, {num_classes})")
     return np.where(valid, labels, 0), valid
 
 

@@ -1,5 +1,4 @@
 """ONNX translations of the element-wise layers of neuron.py."""
-import numpy as np
 
 from nvcaffe_py.onnx_translation import onnx_translation
 

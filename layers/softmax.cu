@@ -66,7 +66,7 @@ extern "C" __global__ void softmax_loss_forward(int positions, int channels, int
                                                 Dtype* valid) {
   const int lane = threadIdx.x & 31;
   WARP_LOOP(pos, positions) {
-    const int l = int(label[pos]);
+    const int l = label_index(label[pos]);
     const bool ignored = has_ignore && l == ignore_label;
     const size_t base = position_base(pos, channels, inner);
     double m, sum;
@@ -89,7 +89,7 @@ extern "C" __global__ void softmax_loss_backward(int positions, int channels, in
                                                  const Dtype* label, int has_ignore,
                                                  int ignore_label, Dtype* bottom_diff) {
   CUDA_KERNEL_LOOP(pos, positions) {
-    const int l = int(label[pos]);
+    const int l = label_index(label[pos]);
     const size_t base = position_base(pos, channels, inner);
     if (has_ignore && l == ignore_label) {
       for (int c = 0; c < channels; ++c) bottom_diff[base + (size_t)c * inner] = 0;

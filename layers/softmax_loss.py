@@ -143,7 +143,7 @@ class InfogainLossLayer(ClassAxisLoss):
             source = self.layer_param.infogain_loss_param.source
             if not source:
                 raise self.error("give the infogain matrix H as infogain_loss_param.source or as a third bottom")
-            self.infogain = array_from_blob_proto(read_binary(source, caffe_pb2.BlobProto()), self.dtype)
+            self.infogain = array_from_blob_proto(read_binary(source, caffe_pb2.BlobProto()), self.dtype, where=source)
 
     def _matrix(self, bottom):
         return bottom[2].data_readonly() if len(bottom) > 2 else self.infogain

@@ -28,7 +28,7 @@ import math
 import cv2
 import numpy as np
 
-from nvcaffe_py import rng
+from nvcaffe_py import files, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
@@ -47,10 +47,10 @@ class WindowFile:
         self.path = path
         self.images, self.foreground, self.background = [], [], []
         try:
-            with open(path) as f:
-                tokens = [(word, number) for number, line in enumerate(f, 1) for word in line.split()]
-        except OSError as exc:
-            raise CaffeError(f"cannot read window file '{path}': {exc.strerror}") from None
+            lines = files.read_regular(path).decode("utf-8").splitlines()
+        except (CaffeError, UnicodeDecodeError) as exc:
+            raise CaffeError(f"cannot read window file: {exc}") from None
+        tokens = [(word, number) for number, line in enumerate(lines, 1) for word in line.split()]
         if not tokens:
             raise CaffeError(f"{path}: the window file is empty")
         position = 0
@@ -150,10 +150,9 @@ class WindowBatchLoader:
         if cache_images:
             for path, _, line in windows.images:
                 try:
-                    with open(path, "rb") as f:
-                        self.cache[path] = np.frombuffer(f.read(), np.uint8)
-                except OSError as exc:
-                    raise CaffeError(f"{windows.path}:{line}: cannot read image '{path}': {exc.strerror}") from None
+                    self.cache[path] = np.frombuffer(files.read_regular(path), np.uint8)
+                except CaffeError as exc:
+                    raise CaffeError(f"{windows.path}:{line}: cannot read image: {exc}") from None
 
     def _image(self, path, line):
         if self.cache is not None:

@@ -5,14 +5,25 @@ them in the blob's shape. Reshaping keeps the buffers while they are big enough 
 rule), so views handed out earlier stay valid, and two blobs can share one buffer (`share_data`),
 which is how Flatten/Reshape and shared parameters avoid copies.
 """
+import math
+
 import numpy as np
 
-from . import mode
+from . import host_memory, mode
 from .backends.cuda import memory
 from .errors import CaffeError
 from .synced_array import SyncedArray
 
 MAX_BLOB_AXES = 32
+MAX_COUNT = (1 << 63) - 1  # element counts and offsets are int64 throughout
+# Shapes of fewer bytes than this are not checked against the memory the process may use (the
+# check reads resource limits; this keeps the per-forward reshape at one comparison).
+_MEMORY_CHECK_BYTES = 1 << 26
+
+
+class ShapeError(CaffeError):
+    """A shape no blob can take (a negative dimension, more values than fit or than memory holds);
+    the Net adds the layer that asked for it."""
 
 
 class Blob:
@@ -32,15 +43,25 @@ class Blob:
             shape = tuple(shape[0])
         shape = tuple(int(d) for d in shape)
         if len(shape) > MAX_BLOB_AXES:
-            raise CaffeError(f"blob shape has {len(shape)} axes; at most {MAX_BLOB_AXES} are allowed")
+            raise ShapeError(f"blob shape has {len(shape)} axes; at most {MAX_BLOB_AXES} are allowed")
         if any(d < 0 for d in shape):
-            raise CaffeError(f"blob shape {shape} has a negative dimension")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            raise ShapeError(f"blob shape {shape} has a negative dimension")
+        count = math.prod(shape)
+        if count * self.dtype.itemsize > _MEMORY_CHECK_BYTES:
+            self._check_size(shape, count)
         self._shape = shape
         self._count = count
         if count > self._data.size:
             self._data = SyncedArray(count, self.dtype)
             self._diff = SyncedArray(count, self.dtype)
+
+    def _check_size(self, shape, count):
+        if count > MAX_COUNT:
+            raise ShapeError(f"blob shape {shape} holds {count} values, more than 2^63 - 1")
+        usable = host_memory.usable_bytes()
+        if count * self.dtype.itemsize > usable:
+            raise ShapeError(f"blob shape {shape} needs {count * self.dtype.itemsize} bytes, more than this process "
+                             f"may use ({usable})")
 
     def reshape_like(self, other: "Blob"):
         self.reshape(other.shape)

@@ -3,7 +3,8 @@ spellings (`-solver x`, `--solver x`, `--solver=x`), the porting commands (expor
 plus every data tool in nvcaffe_py/tools (`nvcaffe convert_imageset ...` runs that module's
 `main(argv)`).
 
-A CaffeError becomes one line on stderr and exit status 1; a bad flag prints the usage, status 1.
+A CaffeError (or running out of memory) becomes one line on stderr and exit status 1; a bad flag
+prints the usage, status 1.
 """
 import contextlib
 import difflib
@@ -437,6 +438,11 @@ def _run(argv) -> int:
     except CaffeError as exc:
         log.end_progress()
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:  # what the setup-time size checks cannot foresee (gradients, scratch)
+        log.end_progress()
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"{PROG}: error: out of memory{detail}; try a smaller batch_size", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         log.end_progress()

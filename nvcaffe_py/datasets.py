@@ -28,10 +28,5 @@ def records(path):
     """(number of records, iterator of (key, value) in key order) of the LMDB or LevelDB at `path`."""
     if db.is_leveldb(path):
         return leveldb.records(path)
-    txn = db.open_reader(path).begin(buffers=False)
-
-    def items():
-        with txn:
-            yield from txn.cursor()
-
-    return txn.stat()["entries"], items()
+    cursor = db.CyclingCursor(path)  # its reads turn LMDB's errors into ones naming the record
+    return cursor.entries(), cursor.records()

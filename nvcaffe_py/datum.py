@@ -9,6 +9,7 @@ import os
 import cv2
 import numpy as np
 
+from . import files
 from .errors import CaffeError
 from .proto import caffe_pb2
 
@@ -80,7 +81,10 @@ def _read_flag(color):
 
 def decode_image(payload: bytes, color=None) -> np.ndarray:
     """JPEG/PNG/... bytes as an 8-bit OpenCV image (see datum_to_array for `color`)."""
-    image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), _read_flag(color))
+    try:
+        image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), _read_flag(color))
+    except cv2.error as exc:  # an empty buffer, a size past OpenCV's limits, ...
+        raise CaffeError(f"cannot decode the encoded image ({len(payload)} bytes): {exc.err}") from None
     if image is None:
         raise CaffeError(f"cannot decode the encoded image ({len(payload)} bytes)")
     if image.dtype != np.uint8:
@@ -97,6 +101,8 @@ def encode_image(image: np.ndarray, encoding: str) -> bytes:
 
 def read_image(path, height=0, width=0, is_color=True) -> np.ndarray:
     """Caffe's ReadImageToCVMat: read in colour (BGR) or gray, resized when height and width are > 0."""
+    if os.path.exists(path) and not os.path.isfile(path):  # OpenCV would block on a FIFO, read a device on
+        raise CaffeError(f"image file '{path}' is not a regular file")
     image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR if is_color else cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise CaffeError(f"could not open or decode image file '{path}'")
@@ -139,10 +145,9 @@ def read_image_list(path):
     paths may contain spaces). Returns [(line_number, path, label)]; blank lines are skipped."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise CaffeError(f"{path}: cannot read the image list: {exc.strerror or exc}") from None
+        lines = files.read_regular(path).decode("utf-8").splitlines()
+    except (CaffeError, UnicodeDecodeError) as exc:
+        raise CaffeError(f"cannot read the image list: {exc}") from None
     entries = []
     for number, line in enumerate(lines, start=1):
         line = line.rstrip()

@@ -1,21 +1,24 @@
 """LMDB datasets, as Caffe's db::LMDB: a directory holding data.mdb, keys sorted, values Datums.
 
 Readers open the environment read-only and without the lock file (lock=False), so that several
-nets (train and test), processes, and read-only file systems can read one LMDB at once.
+nets (train and test), processes, and read-only file systems can read one LMDB at once. Before
+LMDB maps a file, lmdb_layout checks it (a truncated or damaged data.mdb would crash the process);
+errors LMDB reports while reading are one-line errors naming the database and the record.
 Writers build into a temporary directory beside the target and rename it into place when done,
-so a crash or a bad record never leaves a half-written database under the target's name.
+so a crash or a bad record never leaves a half-written database under the target's name; the
+next writer of that target removes what a killed one left (files.remove_stale_temporaries).
 LevelDB databases are recognised (nvcaffe_py.leveldb reads them; nvcaffe_py.datasets picks).
 """
 import os
 import shutil
-import tempfile
 import threading
 import weakref
 
 import lmdb
 
-from . import permissions
+from . import files, lmdb_layout
 from .errors import CaffeError
+from .lmdb_layout import key_text
 
 def is_lmdb(path) -> bool:
     return os.path.isfile(os.path.join(path, "data.mdb"))
@@ -50,6 +53,7 @@ def open_reader(path) -> "lmdb.Environment":
     with _readers_lock:
         env = _readers.get(key)
         if env is None:
+            lmdb_layout.check(path)
             try:
                 env = lmdb.open(key, readonly=True, lock=False, readahead=False, subdir=True)
             except lmdb.Error as exc:
@@ -64,22 +68,41 @@ class CyclingCursor:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._env = open_reader(self.path)
-        self._txn = self._env.begin(buffers=False)
+        self._last_key = None  # of the last record read, for messages
+        self._txn = self._reading(lambda: self._env.begin(buffers=False))
         self._cursor = self._txn.cursor()
-        if not self._cursor.first():
+        if not self._reading(self._cursor.first):
             raise CaffeError(f"LMDB '{self.path}' holds no records")
         self.wrapped = 0  # how many times the end was reached
 
+    def _reading(self, operation):
+        """operation(), with LMDB's errors as one line naming the database and the record."""
+        try:
+            return operation()
+        except lmdb.Error as exc:
+            where = f"the record after '{key_text(self._last_key)}'" if self._last_key is not None \
+                else "its first record"
+            raise CaffeError(f"LMDB '{self.path}': cannot read {where}: {exc}") from None
+
     def peek(self):
         """(key, value) of the current record, without advancing."""
-        return self._cursor.item()
+        return self._reading(self._cursor.item)
 
     def next(self):
-        item = self._cursor.item()
-        if not self._cursor.next():
-            self._cursor.first()
+        item = self.peek()
+        self._last_key = item[0]
+        if not self._reading(self._cursor.next):
+            self._reading(self._cursor.first)
             self.wrapped += 1
         return item
+
+    def records(self):
+        """Every record once, in key order, from the first."""
+        for _ in range(self.entries()):
+            yield self.next()
+
+    def entries(self) -> int:
+        return self._txn.stat()["entries"]
 
 
 class DatabaseWriter:
@@ -94,8 +117,9 @@ class DatabaseWriter:
             raise CaffeError(f"'{path}' already exists; remove it or choose another output name")
         parent = os.path.dirname(self.path)
         os.makedirs(parent, exist_ok=True)
-        self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-        os.chmod(self._tmp, permissions.new_dir_mode())  # mkdtemp's 0700 is for the temporary name only
+        files.remove_stale_temporaries(parent, os.path.basename(self.path))
+        self._tmp = files.temporary_path(self.path)
+        os.mkdir(self._tmp)  # modes: what the umask gives (0755 and 0644 under 022)
         self._open_store(self._tmp)
         self._pending = []
         self._commit_every = commit_every
@@ -124,10 +148,8 @@ class DatabaseWriter:
         self._commit()
         self._close_store()
         old = None
-        if os.path.exists(self.path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old",
-                                   dir=os.path.dirname(self.path))
-            os.rmdir(old)
+        if os.path.exists(self.path):  # killed before the next rename, the next writer puts it back
+            old = files.temporary_path(self.path, "old")
             os.rename(self.path, old)
         os.rename(self._tmp, self.path)
         if old is not None:

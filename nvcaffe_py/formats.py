@@ -3,14 +3,15 @@ SolverState / BlobProto files, with old formats upgraded on load and atomic writ
 
 Parse errors name the place: `path:line:col: message`.
 """
+import math
 import os
-import tempfile
 
 import numpy as np
 from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
-from . import permissions, unsupported, upgrade
+from . import files, unsupported, upgrade
+from .files import write_atomic
 from .blob import Blob
 from .errors import CaffeError, InvalidValueError
 from .proto import caffe_pb2
@@ -18,8 +19,10 @@ from .proto import caffe_pb2
 
 # -- text ------------------------------------------------------------------------------------
 def parse_text(text: str, message, source: str = "<string>"):
+    """Parse into `message`; as Caffe's parser (TextFormat::Parse), a non-repeated field given twice
+    is an error rather than the last one winning."""
     try:
-        text_format.Merge(text, message)
+        text_format.Parse(text, message)
     except text_format.ParseError as exc:
         findings = unsupported.scan(text) if isinstance(message, caffe_pb2.NetParameter) else []
         if findings:  # unknown fields or values, probably from a fork: list them all at once
@@ -36,21 +39,8 @@ def parse_text(text: str, message, source: str = "<string>"):
 
 def _read_text_file(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CaffeError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaffeError(f"{path}: cannot read: {exc}") from None
-
-
-def _read_binary_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CaffeError(f"{path}: no such file") from None
-    except OSError as exc:
+        return files.read_regular(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise CaffeError(f"{path}: cannot read: {exc}") from None
 
 
@@ -89,12 +79,26 @@ def read_solver_param(path):
 # -- binary ----------------------------------------------------------------------------------
 def read_binary(path, message):
     path = os.fspath(path)
-    data = _read_binary_file(path)
+    data = files.read_regular(path)
     try:
         message.ParseFromString(data)
-    except _pb_message.DecodeError as exc:
+    except (_pb_message.DecodeError, UnicodeDecodeError) as exc:  # the pure-Python protobuf checks UTF-8
         raise CaffeError(f"{path}: not a valid binary {type(message).__name__} ({exc})") from None
+    _check_text(message, path, type(message).__name__)
     return message
+
+
+def _check_text(message, path, where):
+    """Refuse string fields that are not UTF-8 (protobuf's C parser hands them over as bytes,
+    which no code expecting text handles)."""
+    for field, value in message.ListFields():
+        single = isinstance(value, (str, bytes, _pb_message.Message))  # else a repeated field's list
+        if field.type == field.TYPE_STRING:
+            if any(isinstance(text, bytes) for text in ([value] if single else value)):
+                raise CaffeError(f"{path}: {where}.{field.name} is not valid UTF-8 text")
+        elif field.type == field.TYPE_MESSAGE:
+            for k, item in enumerate([value] if single else value):
+                _check_text(item, path, f"{where}.{field.name}" + ("" if single else f"[{k}]"))
 
 
 def read_caffemodel(path):
@@ -102,28 +106,9 @@ def read_caffemodel(path):
     return _upgraded_net(read_binary(path, caffe_pb2.NetParameter()), os.fspath(path))
 
 
-def write_atomic(path, payload: bytes):
-    """Write to a temporary file beside `path`, then rename: never a truncated file under `path`,
-    and the file gets the permissions the user's umask gives (0644 under 022)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, permissions.new_file_mode())  # as open() would create it, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_binary(path, message):
-    write_atomic(path, message.SerializeToString())
+def write_binary(path, message) -> str:
+    """Write `message` atomically; returns the file's SHA-256 (hex)."""
+    return write_atomic(path, message.SerializeToString())
 
 
 def write_text(path, message):
@@ -146,21 +131,23 @@ def blob_proto_shape(proto) -> tuple:
     return tuple(int(d) for d in proto.shape.dim)
 
 
-def array_from_blob_proto(proto, dtype=np.float32, diff=False) -> np.ndarray:
+def array_from_blob_proto(proto, dtype=np.float32, diff=False, where="blob proto") -> np.ndarray:
+    """The proto's values in its shape; `where` names the proto in errors (file, layer, index)."""
     shape = blob_proto_shape(proto)
+    if any(d < 0 for d in shape):
+        raise CaffeError(f"{where} has shape {shape}, with a negative dimension")
     values = (proto.double_diff or proto.diff) if diff else (proto.double_data or proto.data)
-    arr = np.asarray(values, dtype=dtype)
-    expected = int(np.prod(shape, dtype=np.int64))
-    if arr.size != expected:
-        raise InvalidValueError(f"blob proto holds {arr.size} values but its shape {shape} needs {expected}")
-    return arr.reshape(shape)
+    expected = math.prod(shape)
+    if len(values) != expected:
+        raise InvalidValueError(f"{where} holds {len(values)} values but its shape {shape} needs {expected}")
+    return np.asarray(values, dtype=dtype).reshape(shape)
 
 
-def blob_from_proto(proto, dtype=np.float32):
+def blob_from_proto(proto, dtype=np.float32, where="blob proto"):
     blob = Blob(blob_proto_shape(proto), dtype=dtype)
-    blob.data[...] = array_from_blob_proto(proto, dtype)
+    blob.data[...] = array_from_blob_proto(proto, dtype, where=where)
     if len(proto.diff) or len(proto.double_diff):
-        blob.diff[...] = array_from_blob_proto(proto, dtype, diff=True)
+        blob.diff[...] = array_from_blob_proto(proto, dtype, diff=True, where=where)
     return blob
 
 
@@ -190,4 +177,4 @@ def proto_shape_matches(proto, shape: tuple) -> bool:
 
 
 def read_mean_binaryproto(path) -> np.ndarray:
-    return array_from_blob_proto(read_binary(path, caffe_pb2.BlobProto()))
+    return array_from_blob_proto(read_binary(path, caffe_pb2.BlobProto()), where=os.fspath(path))

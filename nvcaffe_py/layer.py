@@ -80,8 +80,9 @@ class Layer:
         self.phase = layer_param.phase if phase is None else phase
         self.blobs = BlobVec(dtype=self.dtype)
         # Weights carried inside the LayerParameter (e.g. from a caffemodel) are used as given.
-        for proto in layer_param.blobs:
-            self.blobs.append(blob_from_proto(proto, dtype=self.dtype))
+        for k, proto in enumerate(layer_param.blobs):
+            where = f"layer '{layer_param.name}' ({layer_param.type}) param {k}"
+            self.blobs.append(blob_from_proto(proto, dtype=self.dtype, where=where))
         self.param_propagate_down = []
         self.param_str = layer_param.python_param.param_str
         self.loss_weights = []
@@ -118,6 +119,15 @@ class Layer:
         (`nvcaffe summary`): the convolutions', inner products' and recurrent layers' products.
         Element-wise work, pooling and normalization count 0, as in published MAC counts."""
         return 0
+
+    @classmethod
+    def runs_in_place(cls) -> bool:
+        """May this type's top be its own bottom (`top` named as `bottom`)? Its conformance cases
+        say: an in-place case states that forward and backward are right on shared memory (and
+        conformance runs it so); declared cases without one say no (InnerProduct would read its
+        input after overwriting it). A type that declares no cases at all, as a pycaffe Python
+        layer, is trusted, as Caffe trusts every layer."""
+        return cls.cases == () or any(case.in_place for case in cls.cases)
 
     @classmethod
     def has_backward(cls) -> bool:

@@ -19,8 +19,8 @@ from collections import OrderedDict
 import numpy as np
 from google.protobuf import text_format
 
-from . import backends, formats, hdf5_format, log, unsupported
-from .blob import Blob
+from . import backends, formats, hdf5_format, host_memory, log, registry, trained_weights, unsupported
+from .blob import Blob, ShapeError
 from .errors import CaffeError
 from .net_state import filter_net, make_state
 from .proto import caffe_pb2
@@ -56,6 +56,24 @@ def _definition_text(net_param) -> str:
         for layer in net_param.layer:
             del layer.blobs[:]
     return text_format.MessageToString(net_param)
+
+
+class _MemoryNeed:
+    """The bytes of the net's blobs and parameters, added up as layers are set up: the layer whose
+    blobs make the net need more memory than the process may use is refused, at setup."""
+
+    def __init__(self, source):
+        self.source, self.total, self.seen = source, 0, set()
+        self.usable = host_memory.usable_bytes()
+
+    def add(self, layer, blobs):
+        for blob in blobs:
+            if id(blob) not in self.seen:
+                self.seen.add(id(blob))
+                self.total += blob.count * blob.dtype.itemsize
+        if self.total > self.usable:
+            raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): the net's blobs and parameters need "
+                             f"{self.total} bytes by this layer, more than this process may use ({self.usable})")
 
 
 class Callback:
@@ -109,12 +127,17 @@ class Net:
         if log.logger.isEnabledFor(logging.INFO):
             log.info(f"Initializing net from parameters: \n{_definition_text(in_state)}")
         filtered = insert_splits(in_state, self.source)
+        if not filtered.layer:
+            self._refuse_empty(param, state)
         unsupported.check_layer_types(filtered, self.source)
         self.param = filtered
         memory_used = 0  # Caffe's "Memory required for data": every top's elements, in bytes
         self.layers = []
         self.layer_names = []
         self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
+        # Blob names per layer: by index (two layers may share a name, as Caffe's mnist_autoencoder
+        # has two 'loss' layers) and by name, pycaffe's view (the last layer of a name).
+        self.layer_bottom_names, self.layer_top_names = [], []
         self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
         self.bottom_vecs, self.top_vecs = [], []
         self.blobs = OrderedDict()
@@ -125,13 +148,18 @@ class Net:
         available = OrderedDict()  # blobs produced but not yet consumed
         bottom_need = []  # per layer, per bottom: does this bottom need a gradient?
         blob_needs_backward = {}
+        memory = _MemoryNeed(self.source)
 
         for layer_param in filtered.layer:
             if not layer_param.HasField("phase"):
                 layer_param.phase = self.phase
-            layer = create_layer(layer_param, self.phase, self.dtype)
             name = layer_param.name
             log.info(f"Creating Layer {name}")
+            try:
+                layer = create_layer(layer_param, self.phase, self.dtype)
+            except ShapeError as exc:
+                raise CaffeError(f"{self.source}: layer '{name}' ({layer_param.type}): {exc}") from None
+            self._check_given_per_blob(layer_param, "propagate_down", "bottom", len(layer_param.bottom))
             bottoms, needs = [], []
             for j, bname in enumerate(layer_param.bottom):
                 log.info(f"{name} <- {bname}")
@@ -145,6 +173,9 @@ class Net:
             top_names = list(layer_param.top)
             for j, tname in enumerate(top_names):
                 in_place = j < len(layer_param.bottom) and layer_param.bottom[j] == tname
+                if in_place and not layer.runs_in_place():
+                    raise CaffeError(f"{self.source}: layer '{name}' ({layer.type}) cannot run in place: its top "
+                                     f"'{tname}' is its bottom; give the top another name")
                 if in_place:
                     tops.append(self.blobs[tname])
                 elif tname in self.blobs:
@@ -170,12 +201,17 @@ class Net:
                 self.blob_loss_weights[tname] = layer.loss_weights[j]
             self.layers.append(layer)
             self.layer_names.append(name)
+            self.layer_bottom_names.append(list(layer_param.bottom))
+            self.layer_top_names.append(top_names)
             self.bottom_names[name] = list(layer_param.bottom)
             self.top_names[name] = top_names
             self.bottom_vecs.append(bottoms)
             self.top_vecs.append(tops)
 
             layer_needs = any(needs)
+            if len(layer_param.param) > len(layer.blobs):
+                raise CaffeError(f"{self.source}: layer '{name}' gives {len(layer_param.param)} param specs but has "
+                                 f"only {len(layer.blobs)} parameter blob(s)")
             layer.param_propagate_down = []
             for k in range(len(layer.blobs)):
                 lr_mult = self._register_param(layer, k)
@@ -184,6 +220,7 @@ class Net:
             for tname in top_names:
                 blob_needs_backward[tname] = layer_needs
             bottom_need.append(needs)
+            memory.add(layer, [*tops, *layer.blobs])
         self.outputs = list(available)
         self._decide_backward(bottom_need, filtered.force_backward)
         for name, needed in reversed(list(zip(self.layer_names, self.layer_need_backward))):
@@ -191,6 +228,21 @@ class Net:
         for name in self.outputs:
             log.info(f"This network produces output {name}")
         log.info("Network initialization done.")
+
+    def _refuse_empty(self, param, state):
+        """A net with no layers would train and test on nothing, reporting loss 0."""
+        if not param.layer:
+            raise CaffeError(f"{self.source}: the net has no layers")
+        stages = ", ".join(state.stage) or "none"
+        raise CaffeError(f"{self.source}: none of the net's {len(param.layer)} layers is included in phase "
+                         f"{caffe_pb2.Phase.Name(state.phase)} (level {state.level}, stages: {stages})")
+
+    def _check_given_per_blob(self, layer_param, field, kind, count):
+        """Caffe's rule for per-blob fields: given once per blob, or not at all."""
+        given = len(getattr(layer_param, field))
+        if given and given != count:
+            raise CaffeError(f"{self.source}: layer '{layer_param.name}' gives {field} {given} times for its {count} "
+                             f"{kind} blob(s); give it once per {kind} or not at all")
 
     def _add_auto_tops(self, layer, tops, top_names):
         wanted = layer.exact_num_top if layer.exact_num_top is not None else (layer.min_top or 0)
@@ -205,9 +257,18 @@ class Net:
     def _setup_layer(self, layer, bottoms, tops):
         try:
             layer.set_up(bottoms, tops)
-        except Exception as exc:
-            _note_layer(exc, layer, "setup")
+        except ShapeError as exc:
+            raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): {exc}") from None
+        except CaffeError:
             raise
+        except Exception as exc:
+            if not registry.is_builtin(layer):
+                _note_layer(exc, layer, "setup")  # the user's code: its own exception, as pycaffe raises it
+                raise
+            # Parameters our checks let through (a negative filler std, say): one line for the user.
+            raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}) failed to set up: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        self._check_given_per_blob(layer.layer_param, "loss_weight", "top", len(tops))
         given = list(layer.layer_param.loss_weight)
         defaults = list(layer.default_loss_weights)
         layer.loss_weights = [given[j] if j < len(given) else (defaults[j] if j < len(defaults) and not given else 0.0)
@@ -254,7 +315,7 @@ class Net:
         under_loss, skip = set(), set()
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
-            tops = self.top_names[self.layer_names[i]]
+            tops = self.layer_top_names[i]
             contributes = any(layer.loss_weights[j] != 0 or t in under_loss for j, t in enumerate(tops))
             skip_down = all(t in skip for t in tops) if tops else True
             if self.layer_need_backward[i] and skip_down:
@@ -262,7 +323,7 @@ class Net:
                 bottom_need[i] = [False] * len(bottom_need[i])
             if not contributes:
                 self.layer_need_backward[i] = False
-            for j, b in enumerate(self.bottom_names[self.layer_names[i]]):
+            for j, b in enumerate(self.layer_bottom_names[i]):
                 if contributes:
                     under_loss.add(b)
                 else:
@@ -330,6 +391,8 @@ class Net:
                 try:
                     layer.reshape(bottoms, tops)
                     layer.forward(bottoms, tops)
+                except ShapeError as exc:  # a shape the inputs led to (pycaffe reshapes inputs)
+                    raise CaffeError(f"{self.source}: layer '{layer.name}' ({layer.type}): {exc}") from None
                 except Exception as exc:
                     _note_layer(exc, layer, "forward")
                     raise
@@ -470,63 +533,15 @@ class Net:
     # -- weights -----------------------------------------------------------------------------
     def copy_from(self, weights):
         """Copy trained parameters, layer by name, from a .caffemodel path or a NetParameter; a path
-        ending in .h5 is read as Caffe's HDF5 weights (as Caffe's CopyTrainedLayersFrom decides)."""
-        if isinstance(weights, caffe_pb2.NetParameter):
-            self._copy_from_proto(weights, "<weights>")
-        elif str(weights).endswith(".h5"):
-            self.load_hdf5(weights)
-        else:
-            self._copy_from_proto(formats.read_caffemodel(weights), str(weights))
+        ending in .h5 is read as Caffe's HDF5 weights (as Caffe's CopyTrainedLayersFrom decides).
+        A file that gives no learnable layer weights is an error, one that misses some a warning."""
+        trained_weights.copy_trained_layers(self, weights)
 
     copy_trained_layers_from = copy_from
 
-    def _copy_from_proto(self, source, where):
-        by_name = self.layer_dict
-        for source_layer in source.layer:
-            target = by_name.get(source_layer.name)
-            if target is None:
-                log.info(f"Ignoring source layer {source_layer.name}")
-                continue
-            if len(target.blobs) != len(source_layer.blobs):
-                raise self._param_count_error(where, source_layer.name, len(source_layer.blobs), len(target.blobs))
-            for k, proto in enumerate(source_layer.blobs):
-                blob = target.blobs[k]
-                self._check_param_shape(where, source_layer.name, k, blob, formats.blob_proto_shape(proto),
-                                        formats.proto_shape_matches(proto, blob.shape))
-                blob.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(blob.shape)
-
     def load_hdf5(self, filename):
-        """pycaffe's load_hdf5 (Caffe's CopyTrainedLayersFromHDF5): layers by name; a param the file
-        lacks is allowed only where the layer shares it from another (Caffe writes no data for it)."""
-        where = str(filename)
-        owned = self._owned_params()
-        by_name = self.layer_dict
-        for name, datasets in hdf5_format.read_weights(filename).items():
-            target = by_name.get(name)
-            if target is None:
-                log.info(f"Ignoring source layer {name}")
-                continue
-            count = len(target.blobs)
-            lacking = [k for k in range(count) if str(k) not in datasets and (name, k) in owned]
-            if len(datasets) > count or lacking:
-                raise self._param_count_error(where, name, len(datasets), count)
-            for k, blob in enumerate(target.blobs):
-                values = datasets.get(str(k))
-                if values is not None:
-                    self._check_param_shape(where, name, k, blob, values.shape, values.shape == blob.shape)
-                    blob.data[...] = values
-
-    @staticmethod
-    def _param_count_error(where, layer_name, in_weights, in_net):
-        return CaffeError(f"{where}: layer '{layer_name}' has {in_weights} param blobs in the weights "
-                          f"but {in_net} in the net")
-
-    @staticmethod
-    def _check_param_shape(where, layer_name, k, blob, source_shape, matches):
-        if not matches:
-            raise CaffeError(f"{where}: cannot copy param {k} of layer '{layer_name}': shape mismatch, weights "
-                             f"have {tuple(source_shape)}, the net has {blob.shape} (rename the layer to learn "
-                             f"it from scratch)")
+        """pycaffe's load_hdf5 (Caffe's CopyTrainedLayersFromHDF5), whatever the file's extension."""
+        trained_weights.copy_trained_layers(self, filename, hdf5=True)
 
     def _owned_params(self):
         """(layer name, blob index) of every param its layer owns rather than shares."""
@@ -567,15 +582,17 @@ class Net:
                                       lp.blobs.add(), double=self.dtype == np.float64)
         return out
 
-    def save(self, filename, write_diff=False):
-        formats.write_binary(filename, self.to_proto(write_diff))
+    def save(self, filename, write_diff=False) -> str:
+        """Write the weights as a .caffemodel; returns the file's SHA-256 (hex)."""
+        return formats.write_binary(filename, self.to_proto(write_diff))
 
-    def save_hdf5(self, filename, write_diff=False):
-        """pycaffe's save_hdf5 (Caffe's ToHDF5): the weights in Caffe's HDF5 layout."""
+    def save_hdf5(self, filename, write_diff=False) -> str:
+        """pycaffe's save_hdf5 (Caffe's ToHDF5): the weights in Caffe's HDF5 layout; returns the
+        file's SHA-256 (hex)."""
         owned = self._owned_params()
         layers = [(name, layer.blobs, [(name, k) in owned for k in range(len(layer.blobs))])
                   for name, layer in zip(self.layer_names, self.layers)]
-        hdf5_format.write_weights(filename, layers, write_diff)
+        return hdf5_format.write_weights(filename, layers, write_diff)
 
     def __repr__(self):
         return f"<Net '{self.name}' phase={caffe_pb2.Phase.Name(self.phase)} layers={len(self.layers)}>"

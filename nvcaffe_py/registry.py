@@ -51,6 +51,11 @@ def builtin_layer_types() -> list:
     return sorted(t for t, cls in _layer_types.items() if cls.__module__.startswith(BUILTIN_PACKAGE + "."))
 
 
+def is_builtin(layer) -> bool:
+    """Is this layer object one of this project's types (not a plugin's or a pycaffe Python layer's)?"""
+    return type(layer).__module__.startswith(BUILTIN_PACKAGE + ".")
+
+
 def layer_class(type_name: str):
     if type_name not in _layer_types:
         _load_plugins()

@@ -9,12 +9,13 @@ import numpy as np
 from . import device_update
 from .moving_average import update_moving_average
 from .registry import register_solver
-from .solver import Solver
+from .solver import POSITIVE, UNIT_INTERVAL, Solver
 
 
 @register_solver("AdaDelta")
 class AdaDeltaSolver(Solver):
     history_per_param = 2
+    field_domains = {"momentum": UNIT_INTERVAL, "delta": POSITIVE}
 
     def update_cpu(self, diff, histories, rate):
         momentum, delta = self.param.momentum, self.param.delta

@@ -3,11 +3,13 @@ import numpy as np
 
 from . import device_update
 from .registry import register_solver
-from .solver import Solver
+from .solver import POSITIVE, Solver
 
 
 @register_solver("AdaGrad")
 class AdaGradSolver(Solver):
+    field_domains = {"delta": POSITIVE}
+
     def check_param(self):
         if self.param.momentum != 0:
             self._fail("momentum cannot be used with AdaGrad; remove it or set it to 0")

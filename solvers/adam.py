@@ -10,12 +10,13 @@ import numpy as np
 from . import device_update
 from .moving_average import update_moving_average
 from .registry import register_solver
-from .solver import Solver
+from .solver import BELOW_ONE, POSITIVE, Solver
 
 
 @register_solver("Adam")
 class AdamSolver(Solver):
     history_per_param = 2
+    field_domains = {"momentum": BELOW_ONE, "momentum2": BELOW_ONE, "delta": POSITIVE}
 
     def _corrected_rate(self, rate):
         beta1, beta2, t = self.param.momentum, self.param.momentum2, self.iter + 1

@@ -40,11 +40,16 @@ def _multistep(p, it, step):
 
 
 def _poly(p, it, step):
-    return p.base_lr * (1.0 - it / p.max_iter) ** p.power, step
+    rate = p.base_lr * (1.0 - it / p.max_iter) ** p.power
+    return (math.nan if isinstance(rate, complex) else rate), step  # past max_iter: C's pow gives NaN
 
 
 def _sigmoid(p, it, step):
-    return p.base_lr / (1.0 + math.exp(-p.gamma * (it - p.stepsize))), step
+    try:
+        decay = math.exp(-p.gamma * (it - p.stepsize))
+    except OverflowError:  # far past the step: Caffe's float exp() is inf, and the rate 0
+        decay = math.inf
+    return p.base_lr / (1.0 + decay), step
 
 
 POLICIES = {"fixed": _fixed, "step": _step, "exp": _exp, "inv": _inv, "multistep": _multistep,
@@ -68,11 +73,27 @@ def validate(param, source="solver"):
         raise CaffeError(f"{source}: lr_policy '{policy}' needs gamma >= 0 (got {param.gamma})")
     if policy == "poly" and param.max_iter <= 0:
         raise CaffeError(f"{source}: lr_policy 'poly' needs a positive max_iter (got {param.max_iter})")
+    # Every policy is monotone in the iteration, so the rates at the first and the last iteration
+    # bound all the others (multistep: with the steps whose stepvalue that iteration has passed).
+    last = max(param.max_iter - 1, 0)
+    for iteration, steps in ((0, 0), (last, sum(value <= last for value in param.stepvalue))):
+        try:
+            learning_rate(param, iteration, steps)
+        except CaffeError as exc:
+            raise CaffeError(f"{source}: {exc} (before max_iter {param.max_iter})") from None
 
 
 def learning_rate(param, iteration: int, current_step: int = 0):
-    """(rate, new current_step) at `iteration` under `param.lr_policy`."""
+    """(rate, new current_step) at `iteration` under `param.lr_policy`; a rate that is not a
+    finite number is an error (pycaffe's solver.step may go past the max_iter validate saw)."""
     policy = POLICIES.get(param.lr_policy)
     if policy is None:
         validate(param)  # raises, naming the policy
-    return policy(param, iteration, current_step)
+    try:
+        rate, step = policy(param, iteration, current_step)
+    except OverflowError:  # float ** float overflowing: C's pow() gives inf
+        rate, step = math.inf, current_step
+    if not math.isfinite(rate):
+        raise CaffeError(f"lr_policy '{param.lr_policy}' gives a learning rate of {rate} at iteration {iteration}; "
+                         f"check base_lr, gamma, power and stepsize")
+    return rate, step

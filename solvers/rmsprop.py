@@ -5,16 +5,16 @@ import numpy as np
 from . import device_update
 from .moving_average import update_moving_average
 from .registry import register_solver
-from .solver import Solver
+from .solver import POSITIVE, UNIT_INTERVAL, Solver
 
 
 @register_solver("RMSProp")
 class RMSPropSolver(Solver):
+    field_domains = {"rms_decay": UNIT_INTERVAL, "delta": POSITIVE}
+
     def check_param(self):
         if self.param.momentum != 0:
             self._fail("momentum cannot be used with RMSProp; remove it or set it to 0")
-        if not 0 <= self.param.rms_decay <= 1:
-            self._fail(f"rms_decay must lie in [0, 1] (got {self.param.rms_decay})")
 
     def update_cpu(self, diff, histories, rate):
         (history,) = histories

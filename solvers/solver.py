@@ -17,18 +17,27 @@ import time
 import numpy as np
 from google.protobuf import text_format
 
-from nvcaffe_py import formats, hdf5_format, log, mode, rng, upgrade
+from nvcaffe_py import files, formats, hdf5_format, log, mode, rng, trained_weights, upgrade
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
 
 from . import device_update, host_update, lr_policy
+from .prefix_lock import PrefixLock
 
 # What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
 NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
 
 _TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
+
+# The values a field may take, as (test, what the message says it must be); NaN fails every test.
+FINITE = (math.isfinite, "a finite number")
+NON_NEGATIVE = (lambda v: 0 <= v < math.inf, "a finite number >= 0")
+POSITIVE = (lambda v: 0 < v < math.inf, "a finite number > 0")
+COUNT = (lambda v: v >= 0, ">= 0")
+UNIT_INTERVAL = (lambda v: 0 <= v <= 1, "in [0, 1]")
+BELOW_ONE = (lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 class NonFiniteError(CaffeError):
@@ -66,6 +75,11 @@ def load_solver_param(solver):
 class Solver:
     type_name = None  # set by register_solver
     history_per_param = 1
+    # Field -> domain for every rule; a rule adds or narrows its own in `field_domains`.
+    common_field_domains = {"base_lr": NON_NEGATIVE, "weight_decay": NON_NEGATIVE, "momentum": NON_NEGATIVE,
+                            "gamma": FINITE, "power": FINITE, "clip_gradients": FINITE, "max_iter": COUNT,
+                            "display": COUNT, "snapshot": COUNT, "test_interval": COUNT}
+    field_domains = {}
 
     def __init__(self, solver, dtype=np.float32, source=None):
         self.param, default_source = load_solver_param(solver)
@@ -89,6 +103,7 @@ class Solver:
         self.last_snapshot = None
         self.requested_early_exit = False
         self._action_function = None
+        self._prefix_lock = PrefixLock(self.param.snapshot_prefix)
         for weights in self.param.weights:
             self.copy_weights(weights)
         log.info("Solver scaffolding done.")
@@ -99,6 +114,13 @@ class Solver:
 
     def _check_param(self):
         p = self.param
+        for field, (within, rule) in {**self.common_field_domains, **self.field_domains}.items():
+            value = getattr(p, field)
+            if not within(value):
+                self._fail(f"{field} must be {rule} (got {value:g})")
+        for k, iterations in enumerate(p.test_iter):
+            if iterations <= 0:
+                self._fail(f"test_iter #{k} is {iterations}; each test net needs a positive number of iterations")
         lr_policy.validate(p, self.source)
         if p.average_loss < 1:
             self._fail(f"average_loss must be at least 1 (got {p.average_loss})")
@@ -106,7 +128,7 @@ class Solver:
             self._fail(f"iter_size must be at least 1 (got {p.iter_size})")
         if p.regularization_type not in ("L1", "L2"):
             self._fail(f"unknown regularization_type '{p.regularization_type}' (known: L1, L2)")
-        if p.snapshot > 0:
+        if p.snapshot > 0 or p.snapshot_after_train:  # a long run must not end unable to save
             directory = os.path.dirname(p.snapshot_prefix) or "."
             if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
                 self._fail(f"cannot write snapshots with snapshot_prefix '{p.snapshot_prefix}': directory "
@@ -180,8 +202,9 @@ class Solver:
         """Fine-tuning: copy layers by name from .caffemodel file(s) ('a,b') into every net."""
         for path in filter(None, weights.split(",")):
             log.info(f"Finetuning from {path}")
-            for net in [self.net, *self.test_nets]:
-                net.copy_from(path)
+            self.net.copy_from(path)
+            for net in self.test_nets:  # what the train net was told about the file holds for these
+                trained_weights.copy_trained_layers(net, path, report_unreached=False)
 
     @property
     def lr(self) -> float:
@@ -197,10 +220,27 @@ class Solver:
     def _requested_action(self):
         return self._action_function() if self._action_function else NONE
 
+    def _snapshot_folder(self):
+        """The folder snapshots go to, where it exists (else None: no snapshot can be there yet)."""
+        directory = os.path.dirname(self.param.snapshot_prefix)
+        return directory if os.path.isdir(directory or ".") else None
+
     def solve(self, resume_file=None):
+        """Train to max_iter (from resume_file's state, if given), holding the snapshot_prefix's
+        lock for the run: a second run on the same prefix is refused."""
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.param.lr_policy}")
         self.requested_early_exit = False
+        directory = self._snapshot_folder()
+        if directory is None:
+            self._solve(resume_file)
+            return
+        with self._prefix_lock:
+            stem = os.path.basename(self.param.snapshot_prefix)
+            files.remove_stale_temporaries(directory, f"{stem}_iter_")  # what a killed run was writing
+            self._solve(resume_file)
+
+    def _solve(self, resume_file):
         if resume_file:
             self.restore(resume_file)
         start_iter = self.iter
@@ -289,7 +329,7 @@ class Solver:
 
         def check(i):
             layer = net.layers[i]
-            bad = [name for name, top in zip(net.top_names[layer.name], net.top_vecs[i]) if not _finite(top)]
+            bad = [name for name, top in zip(net.layer_top_names[i], net.top_vecs[i]) if not _finite(top)]
             if bad:
                 params_bad = not all(map(_finite, layer.blobs))
                 raise _NonFiniteOutput(f"layer '{layer.name}' ({layer.type}) is the first whose output ('{bad[0]}') "
@@ -404,8 +444,15 @@ class Solver:
 
     def snapshot(self):
         """Write <prefix>_iter_N.caffemodel, then .solverstate (each atomically; both with `.h5` appended
-        and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths.
-        Weights that are no longer finite are never written over a good snapshot."""
+        and in Caffe's HDF5 layout under snapshot_format: HDF5); return both paths. The state
+        records the weights file's fingerprint. Outside solve() (pycaffe), the prefix is locked for
+        the writes. Weights that are no longer finite are never written over a good snapshot."""
+        if self._prefix_lock.held or self._snapshot_folder() is None:
+            return self._write_snapshot()
+        with self._prefix_lock:
+            return self._write_snapshot()
+
+    def _write_snapshot(self):
         for p in self.net.learnable_params:
             if not _finite(p.blob):
                 raise NonFiniteError(f"iteration {self.iter}: parameter {p.index} of layer '{p.layer_name}' is not "
@@ -415,14 +462,21 @@ class Solver:
         else:
             suffix, kind, save_net, write_state = "", "binary proto", self.net.save, formats.write_binary
         model = self.snapshot_filename(".caffemodel" + suffix)
-        log.info(f"Snapshotting to {kind} file {model}")
-        save_net(model, write_diff=self.param.snapshot_diff)
-        state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step)
-        for h in self.history:
-            formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
         state_file = self.snapshot_filename(".solverstate" + suffix)
-        log.info(f"Snapshotting solver state to {kind} file {state_file}")
-        write_state(state_file, state)
+        try:
+            log.info(f"Snapshotting to {kind} file {model}")
+            fingerprint = save_net(model, write_diff=self.param.snapshot_diff)
+            state = caffe_pb2.SolverState(iter=self.iter, learned_net=model, current_step=self.current_step,
+                                          learned_net_sha256=fingerprint)
+            for h in self.history:
+                formats.blob_to_proto(h.data_readonly(), proto=state.history.add(), double=self.dtype == np.float64)
+            log.info(f"Snapshotting solver state to {kind} file {state_file}")
+            write_state(state_file, state)
+        except files.WriteError as exc:
+            previous = f"the previous snapshot {self.last_snapshot} is intact" if self.last_snapshot else \
+                "no earlier snapshot was written"
+            raise CaffeError(f"iteration {self.iter}: cannot write snapshot {exc.path}: {exc.reason}; "
+                             f"{previous}") from None
         self.last_snapshot = state_file
         return model, state_file
 
@@ -431,22 +485,32 @@ class Solver:
         learning-rate step, weights and history."""
         state_file = os.fspath(state_file)
         log.info(f"Restoring previous solver status from {state_file}")
+        needed_by = f"this {self.type_name} solver on this net"
         if state_file.endswith(".h5"):
-            state = hdf5_format.read_solver_state(state_file)
+            state = hdf5_format.read_solver_state(state_file, [h.shape for h in self.history], needed_by)
         else:
             state = formats.read_binary(state_file, caffe_pb2.SolverState())
         if len(state.history) != len(self.history):
-            raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but this {self.type_name} "
-                             f"solver on this net needs {len(self.history)} (another solver type or net?)")
+            raise CaffeError(f"{state_file}: holds {len(state.history)} history blobs but {needed_by} needs "
+                             f"{len(self.history)} (another solver type or net?)")
+        if state.iter < 0 or state.current_step < 0:
+            raise CaffeError(f"{state_file}: iteration {state.iter} and step {state.current_step} cannot be negative")
         if state.learned_net:
-            self.net.copy_from(self._find_learned_net(state.learned_net, state_file))
+            weights = self._find_learned_net(state.learned_net, state_file)
+            if state.learned_net_sha256 and files.sha256_of(weights) != state.learned_net_sha256:
+                raise CaffeError(f"{state_file}: its weights file '{weights}' is not the one saved with it (its "
+                                 f"SHA-256 differs; another run may have written it since); resume from a "
+                                 f"matching pair")
+            self.net.copy_from(weights)
         for k, (h, proto) in enumerate(zip(self.history, state.history)):
             if not formats.proto_shape_matches(proto, h.shape):
                 raise CaffeError(f"{state_file}: history blob {k} has shape {formats.blob_proto_shape(proto)}, "
                                  f"the net's parameter has {h.shape}")
-            h.data[...] = formats.array_from_blob_proto(proto, self.dtype).reshape(h.shape)
+            values = formats.array_from_blob_proto(proto, self.dtype, where=f"{state_file}: history blob {k}")
+            h.data[...] = values.reshape(h.shape)
         self.iter = state.iter
         self.current_step = state.current_step
+        self.last_snapshot = state_file
 
     @staticmethod
     def _find_learned_net(learned_net, state_file):

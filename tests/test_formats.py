@@ -86,7 +86,7 @@ def test_write_atomic_keeps_the_old_file_when_the_write_fails(existing_file, mon
         return f
 
     monkeypatch.setattr(os, "fdopen", fdopen_failing_midway)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CaffeError, match=rf"^{existing_file}: cannot write: No space left on device$"):
         formats.write_atomic(existing_file, b"new contents")
     assert_untouched(existing_file)
 
@@ -96,7 +96,7 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(existing_file, mo
         raise PermissionError("rename refused")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(PermissionError):
+    with pytest.raises(CaffeError, match="cannot write: rename refused"):
         formats.write_atomic(existing_file, b"new contents")
     assert_untouched(existing_file)
 
@@ -211,3 +211,30 @@ def test_read_mean_binaryproto(tmp_path):
     path = tmp_path / "mean.binaryproto"
     formats.write_binary(path, proto)
     np.testing.assert_array_equal(formats.read_mean_binaryproto(path), mean)
+
+
+@pytest.mark.parametrize("text, line, field", [
+    ('layer {\n  name: "ip"\n  inner_product_param { num_output: 4\n    num_output: 5 }\n}\n', 4, "num_output"),
+    ('layer {\n  name: "ip"\n  inner_product_param { num_output: 4 }\n  inner_product_param { bias_term: false }\n}\n',
+     4, "inner_product_param"),
+    ('name: "a"\nname: "b"\n', 2, "name"),
+])
+def test_a_field_given_twice_is_refused_with_its_line(tmp_path, text, line, field):
+    """Caffe's parser (protobuf's TextFormat::Parse) refuses a non-repeated field given twice;
+    merging would let the last one win silently."""
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    with pytest.raises(CaffeError, match=rf'^{path}:{line}:\d+: .*multiple "{field}"'):
+        formats.read_net_param(path)
+
+
+def test_a_solver_field_given_twice_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "solver.prototxt"
+    path.write_text('net: "n.prototxt"\nbase_lr: 0.01\nmax_iter: 10\nbase_lr: 0.1\n')
+    with pytest.raises(CaffeError, match=rf'^{path}:4:\d+: .*multiple "base_lr"'):
+        formats.read_solver_param(path)
+
+
+def test_repeated_fields_may_repeat():
+    net = formats.net_param_from_text('layer { name: "a" top: "x" top: "y" loss_weight: 1 loss_weight: 0 }')
+    assert list(net.layer[0].top) == ["x", "y"] and list(net.layer[0].loss_weight) == [1, 0]

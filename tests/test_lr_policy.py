@@ -71,3 +71,21 @@ def test_bad_settings_are_named(fields, message):
         validate(solver_param(**fields), "my_solver.prototxt")
     assert str(info.value).startswith("my_solver.prototxt: ")
     assert "\n" not in str(info.value)
+
+
+def test_sigmoid_far_from_its_step_is_zero_or_base_lr_as_in_float_math():
+    """exp() of a large argument overflows; Caffe's float math then gives base_lr / inf = 0."""
+    falling = solver_param(lr_policy="sigmoid", gamma=-1.0, stepsize=10)
+    assert learning_rate(falling, 5000) == (0.0, 0)
+    assert learning_rate(falling, 0)[0] == pytest.approx(F32(0.01), rel=1e-4)
+    rising = solver_param(lr_policy="sigmoid", gamma=1.0, stepsize=5000)
+    assert learning_rate(rising, 0) == (0.0, 0)
+    assert learning_rate(rising, 10000)[0] == F32(0.01)
+
+
+def test_a_rate_that_is_not_finite_is_an_error_naming_the_policy():
+    """pycaffe's solver.step may go past max_iter, where the start-up check did not look."""
+    with pytest.raises(CaffeError, match=r"^lr_policy 'exp' gives a learning rate of inf at iteration 2000"):
+        learning_rate(solver_param(lr_policy="exp", gamma=2.0), 2000)
+    with pytest.raises(CaffeError, match=r"^lr_policy 'poly' gives a learning rate of nan at iteration 1500"):
+        learning_rate(solver_param(lr_policy="poly", power=0.5), 1500)

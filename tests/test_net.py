@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import nvcaffe_py as caffe
+from nvcaffe_py import cli
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.formats import net_param_from_text
 
@@ -304,3 +305,55 @@ def test_real_caffe_lenet_weights_classify_mnist():
         correct += int(np.sum(scores.argmax(axis=1) == labels[start:start + batch]))
     accuracy = correct / len(images)
     assert accuracy >= 0.99, f"accuracy {accuracy:.4f}"
+
+
+def test_a_net_without_layers_is_an_error(tmp_path):
+    empty = tmp_path / "empty.prototxt"
+    empty.write_text("# nothing but a comment\n")
+    with pytest.raises(CaffeError, match=rf"^{empty}: the net has no layers$"):
+        caffe.Net(str(empty), caffe.TEST)
+    train_only = 'layer { name: "d" type: "Input" top: "d" include { phase: TRAIN } input_param { shape { dim: 1 } } }'
+    with pytest.raises(CaffeError, match=r"^<net>: none of the net's 1 layers is included in phase TEST "
+                                         r"\(level 0, stages: none\)"):
+        build(train_only, phase=caffe.TEST)
+
+
+def test_training_a_net_without_layers_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.prototxt").write_text("")
+    (tmp_path / "solver.prototxt").write_text('net: "empty.prototxt" base_lr: 0.1 lr_policy: "fixed" max_iter: 3')
+    (tmp_path / "empty_solver.prototxt").write_text("")
+    assert cli.main(["train", "--solver", "solver.prototxt"]) == 1
+    assert cli.main(["train", "--solver", "empty_solver.prototxt"]) == 1
+    assert not list(tmp_path.glob("*.caffemodel"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("loss_weight: 1 loss_weight: 2", r"layer 'loss' gives loss_weight 2 times for its 1 top blob\(s\); give it "
+                                      r"once per top or not at all"),
+    ("propagate_down: true", r"layer 'loss' gives propagate_down 1 times for its 2 bottom blob\(s\); give it "
+                             r"once per bottom or not at all"),
+    ("param { lr_mult: 1 }", r"layer 'loss' gives 1 param specs but has only 0 parameter blob\(s\)"),
+])
+def test_per_blob_fields_given_too_often_are_refused(extra, message):
+    """As Caffe's Net::Init and Layer::SetLossWeights: a per-blob field is given once per blob or not at all."""
+    text = MLP.replace('top: "loss" }', f'top: "loss" {extra} }}')
+    with pytest.raises(CaffeError, match=rf"^<net>: {message}$"):
+        build(text)
+
+
+def test_two_layers_of_a_phase_may_share_a_name():
+    """As in Caffe (its mnist_autoencoder has two 'loss' layers). The backward analysis, which
+    looked its layers' blobs up by name, indexed past its lists (found by the fuzz test)."""
+    text = MLP.replace('name: "acc"', 'name: "data"')
+    net = build(text, phase=caffe.TEST)
+    feed(net)
+    net.forward()
+    assert net.layer_names.count("data") == 2 and net.layer_top_names[-1] == ["acc"]
+    assert net.top_names["data"] == ["acc"]  # pycaffe's view by name: the last layer of the name
+    two_losses = MLP.replace('type: "Accuracy"', 'type: "EuclideanLoss"').replace('name: "acc"', 'name: "loss"')
+    two_losses = two_losses.replace('bottom: "ip2" bottom: "label" top: "acc"', 'bottom: "ip2" bottom: "ip2" top: "acc"')
+    net = build(two_losses, phase=caffe.TEST)
+    feed(net)
+    net.forward_backward()
+    assert net.layer_need_backward[net.layer_names.index("ip1")]

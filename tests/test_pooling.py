@@ -1,5 +1,6 @@
 """Pooling and SPP: Caffe's window rules against a loop-by-loop reference, and gradients."""
 import math
+import time
 
 import numpy as np
 import pytest
@@ -290,3 +291,28 @@ def test_spp_gradient(method):
 def test_spp_too_deep_for_the_input():
     with pytest.raises(CaffeError, match="too fine"):
         setup_layer(spp(3, "MAX"), [np.zeros((1, 1, 3, 3))])
+
+
+@pytest.mark.parametrize("ceil", [True, False])
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_a_kernel_or_stride_past_the_padded_input_is_as_fast_and_as_right_as_one_reaching_its_end(ceil, method):
+    """A stride or kernel of 2^32 - 1 looped that often before any check (found by the fuzz test);
+    past the padded input it changes nothing, so the result equals the one reaching just its end."""
+    x = np.random.default_rng(3).standard_normal((2, 2, 7, 8))
+    mode = "" if ceil else "round_mode: FLOOR"
+    results = []
+    for kernel, stride in (("kernel_h: 9 kernel_w: 10", 9), ("kernel_h: 9 kernel_w: 10", 4294967295)):
+        layer = f'type: "Pooling" pooling_param {{ pool: {method} {kernel} stride: {stride} pad: 1 {mode} }}'
+        results.append(forward(layer, x))
+    np.testing.assert_array_equal(results[0], results[1])
+    start = time.perf_counter()
+    forward(f'type: "Pooling" pooling_param {{ pool: {method} kernel_size: 3 stride: 4294967295 {mode} }}', x)
+    if ceil:
+        forward(f'type: "Pooling" pooling_param {{ pool: {method} kernel_size: 2147483647 stride: 2147483647 }}', x)
+    assert time.perf_counter() - start < 2
+
+
+def forward(text, x):
+    layer, bottom, top = setup_layer(text, [x])
+    layer.forward(bottom, top)
+    return top[0].data.copy()

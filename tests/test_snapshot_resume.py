@@ -1,11 +1,12 @@
 """Snapshots and resume: a run stopped at iteration 10 and resumed equals an uninterrupted run bit
 for bit; what a .solverstate holds; atomic writes; where snapshots go; clear restore errors."""
+import errno
 import os
 
 import numpy as np
 import pytest
 
-from nvcaffe_py import formats
+from nvcaffe_py import cli, formats
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
 from nvcaffe_py.proto import caffe_pb2
@@ -66,7 +67,7 @@ def test_snapshot_writes_are_atomic(workdir, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CaffeError, match="disk full"):
         solver.snapshot()
     monkeypatch.setattr(os, "replace", real_replace)
     assert open(model, "rb").read() == good  # untouched, and no temporary file left behind
@@ -112,3 +113,63 @@ def test_restore_errors_are_clear(workdir):
         get_solver("adam.prototxt").restore("adam_iter_1.solverstate")
     with pytest.raises(CaffeError, match="nope.solverstate: no such file"):
         sgd.restore("nope.solverstate")
+
+
+def test_a_snapshot_that_cannot_be_written_is_one_line_and_keeps_the_previous_one(workdir, monkeypatch, capsys):
+    write_solver(workdir, "s.prototxt", RULES["SGD"], 4, snapshot=2)
+    real_fsync, calls = os.fsync, []
+
+    def disk_full_after_the_first_snapshot(fd):
+        calls.append(fd)
+        if len(calls) > 2:  # the first snapshot is two files
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full_after_the_first_snapshot)
+    assert cli.main(["train", "--solver", "s.prototxt"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "nvcaffe: error: iteration 4: cannot write snapshot s_iter_4.caffemodel: No space left on device; "
+        "the previous snapshot s_iter_2.solverstate is intact")
+    assert sorted(os.listdir(workdir)) == ["net.prototxt", "s.prototxt", "s_iter_2.caffemodel",
+                                           "s_iter_2.solverstate", "train_lmdb"]
+    get_solver("s.prototxt").restore("s_iter_2.solverstate")
+
+
+@pytest.mark.parametrize("snapshot, after_train, refused", [(0, "true", True), (5, "false", True),
+                                                             (0, "false", False)])
+def test_the_snapshot_folder_is_checked_before_training_when_any_snapshot_will_be_written(
+        workdir, snapshot, after_train, refused):
+    path = write_solver(workdir, "s.prototxt", RULES["SGD"], 1, snapshot=snapshot,
+                        extra=f'snapshot_prefix: "missing/s" snapshot_after_train: {after_train}')
+    if refused:
+        with pytest.raises(CaffeError, match=r"cannot write snapshots with snapshot_prefix 'missing/s': directory "
+                                             r"'missing' does not exist"):
+            get_solver(path)
+    else:
+        get_solver(path).solve()
+
+
+@pytest.mark.parametrize("extension", ["", ".h5"])
+def test_a_learned_net_that_is_not_utf8_is_one_line(workdir, extension):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 1, snapshot=1,
+                                     extra='snapshot_format: HDF5' if extension else ""))
+    solver.solve()
+    state_file = f"s_iter_1.solverstate{extension}"
+    raw = open(state_file, "rb").read()
+    name = b"s_iter_1.caffemodel" + extension.encode()
+    assert raw.count(name) == 1
+    with open(state_file, "wb") as f:  # the same length, so the file stays well formed
+        f.write(raw.replace(name, b"\xff\xfe" + name[2:]))
+    with pytest.raises(CaffeError, match=rf"^{state_file}: SolverState.learned_net is not valid UTF-8 text$|"
+                                         rf"^{state_file}: dataset '/learned_net' is not valid UTF-8 text$"):
+        get_solver("s.prototxt").restore(state_file)
+
+
+def test_a_negative_iteration_in_a_solverstate_is_refused(workdir):
+    solver = get_solver(write_solver(workdir, "s.prototxt", RULES["SGD"], 1, snapshot=1))
+    solver.solve()
+    state = formats.read_binary("s_iter_1.solverstate", caffe_pb2.SolverState())
+    state.iter = -5
+    formats.write_binary("s_iter_1.solverstate", state)
+    with pytest.raises(CaffeError, match=r"^s_iter_1.solverstate: iteration -5 and step 0 cannot be negative$"):
+        get_solver("s.prototxt").restore("s_iter_1.solverstate")

@@ -175,7 +175,7 @@ layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "data" bottom: "label" top
 def test_loss_weight_scales_gradient_through_net():
     x, labels = RNG.standard_normal((4, 3)), np.array([0, 2, 1, 2])
     results = []
-    for weight in ("", "loss_weight: 2"):
+    for weight in ("", "loss_weight: 2 loss_weight: 0"):  # once per top, as Caffe requires
         net = caffe.Net(net_param_from_text(NET.format(weight=weight)), phase=caffe.TRAIN, dtype=np.float64)
         net.blobs["data"].data[...] = x
         net.blobs["label"].data[...] = labels

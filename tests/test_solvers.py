@@ -397,3 +397,43 @@ def test_a_non_finite_batch_is_blamed_on_its_data_layer_without_rerunning_it(tmp
                                              r"output \('t'\) is not finite"):
         solver.step(1)
     assert forwarded == [0, 1, 2, 3]  # the training pass only: no layer ran again
+
+
+@pytest.mark.parametrize("text,message", [
+    ('test_iter: 0 test_interval: 5', r"test_iter #0 is 0; each test net needs a positive number of iterations"),
+    ('test_iter: 2 test_iter: -3 test_interval: 5', r"test_iter #1 is -3; each test net needs"),
+    ('base_lr: nan', r"base_lr must be a finite number >= 0 \(got nan\)"),
+    ('base_lr: -0.1', r"base_lr must be a finite number >= 0 \(got -0.1\)"),
+    ('weight_decay: inf', r"weight_decay must be a finite number >= 0 \(got inf\)"),
+    ('momentum: -0.5', r"momentum must be a finite number >= 0 \(got -0.5\)"),
+    ('clip_gradients: nan', r"clip_gradients must be a finite number \(got nan\)"),
+    ('max_iter: -1', r"max_iter must be >= 0 \(got -1\)"),
+    ('snapshot: -5', r"snapshot must be >= 0 \(got -5\)"),
+    ('type: "Adam" momentum2: 1', r"momentum2 must be in \[0, 1\) \(got 1\)"),
+    ('type: "Adam" momentum: 1', r"momentum must be in \[0, 1\) \(got 1\)"),
+    ('type: "Adam" delta: 0', r"delta must be a finite number > 0 \(got 0\)"),
+    ('type: "AdaDelta" delta: 0', r"delta must be a finite number > 0 \(got 0\)"),
+    ('type: "AdaDelta" momentum: 1.5', r"momentum must be in \[0, 1\] \(got 1.5\)"),
+    ('type: "AdaGrad" delta: -1', r"delta must be a finite number > 0 \(got -1\)"),
+    ('type: "RMSProp" delta: nan', r"delta must be a finite number > 0 \(got nan\)"),
+    ('type: "RMSProp" rms_decay: 2', r"rms_decay must be in \[0, 1\] \(got 2\)"),
+])
+def test_out_of_domain_values_are_one_line_naming_the_field(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    defaults = " ".join(field for field in ("base_lr: 0.1", "max_iter: 2") if field.split(":")[0] not in text)
+    path = write_solver(tmp_path, f'net: "net.prototxt" lr_policy: "fixed" {defaults} {text}')
+    with pytest.raises(CaffeError, match=message) as info:
+        get_solver(path)
+    assert str(info.value).startswith(path + ": ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("policy", ['lr_policy: "exp" gamma: 2', 'lr_policy: "step" gamma: 10 stepsize: 1',
+                                    'lr_policy: "multistep" gamma: 1e38 ' +
+                                    "".join(f"stepvalue: {v} " for v in range(1, 10)),
+                                    'lr_policy: "inv" gamma: 1 power: -1e3'])
+def test_a_policy_whose_rate_overflows_within_max_iter_is_refused_before_training(tmp_path, monkeypatch, policy):
+    monkeypatch.chdir(tmp_path)
+    path = write_solver(tmp_path, f'net: "net.prototxt" base_lr: 0.1 max_iter: 5000 {policy}')
+    with pytest.raises(CaffeError, match=r"lr_policy '\w+' gives a learning rate of inf at iteration \d+.*"
+                                         r"\(before max_iter 5000\)$"):
+        get_solver(path)

@@ -9,7 +9,7 @@ value is printed (useful for `mean_value`). Sums are kept in float64.
 """
 import numpy as np
 
-from .. import datasets, formats
+from .. import datasets, db, formats
 from ..datum import datum_to_array, parse_datum
 from ..errors import CaffeError
 from ..proto import caffe_pb2
@@ -32,7 +32,7 @@ def mean_of_database(path) -> np.ndarray:
     count, records = datasets.records(path)
     progress = Progress("files", count, every=10000)
     for key, value in records:
-        key = key.decode("utf-8", errors="replace")
+        key = db.key_text(key)
         try:
             image = datum_to_array(parse_datum(value))
         except CaffeError as exc:

@@ -109,6 +109,19 @@ class Pool2D:
         self.method, self.train = method, train
         self.pooled = (pooled_size(height, kh, sh, ph, ceil_mode, padded),
                        pooled_size(width, kw, sw, pw, ceil_mode, padded))
+        hstart = np.arange(self.pooled[0]) * sh - ph
+        wstart = np.arange(self.pooled[1]) * sw - pw
+        # AVE divides by the window clipped to the padded image, padding included (Caffe). Only
+        # a window lying wholly past the image (stride > kernel, no pad) gets a size <= 0 there;
+        # its sum is 0, and dividing by 1 keeps it 0 where Caffe would produce -0 or NaN.
+        size_h = np.minimum(hstart + kh, height + ph) - hstart
+        size_w = np.minimum(wstart + kw, width + pw) - wstart
+        self.divisor = np.maximum(np.outer(size_h, size_w), 1)
+        # Past the padded image no kernel offset lands inside it and a longer stride moves no
+        # window that has an element: the loops below stop there (a kernel or stride of 2^32
+        # would otherwise loop that often), with the same windows, results and divisors.
+        (kh, sh), (kw, sw) = ((min(k, extent), min(st, extent)) for k, st, extent in
+                              ((kh, sh, height + 2 * ph), (kw, sw, width + 2 * pw)))
         rows = [_offset_range(i, height, sh, ph, self.pooled[0]) for i in range(kh)]
         cols = [_offset_range(j, width, sw, pw, self.pooled[1]) for j in range(kw)]
         # (offset code i*kw + j, output rectangle, input slice) for every offset that is ever inside.
@@ -117,8 +130,6 @@ class Pool2D:
         # The same offsets one axis at a time, for sums, which are separable.
         self.row_offsets = [r for r in rows if r]
         self.col_offsets = [c for c in cols if c]
-        hstart = np.arange(self.pooled[0]) * sh - ph
-        wstart = np.arange(self.pooled[1]) * sw - pw
         self.window_origin = (hstart[:, None] * width + wstart[None, :]).astype(np.int32)
         # The first match in scan order is found as a max over offsets of a rank that falls as
         # the offset's in-plane distance from the window origin, i * W + j, grows: rank = last - i*W - j
@@ -131,12 +142,6 @@ class Pool2D:
         # output (global pooling), where a strided pass per offset does less work.
         phases = _Phases(height, width, (kh, kw), (sh, sw), (ph, pw), self.pooled)
         self.phases = phases if phases.plane <= 2 * self.pooled[0] * self.pooled[1] else None
-        # AVE divides by the window clipped to the padded image, padding included (Caffe). Only
-        # a window lying wholly past the image (stride > kernel, no pad) gets a size <= 0 there;
-        # its sum is 0, and dividing by 1 keeps it 0 where Caffe would produce -0 or NaN.
-        size_h = np.minimum(hstart + kh, height + ph) - hstart
-        size_w = np.minimum(wstart + kw, width + pw) - wstart
-        self.divisor = np.maximum(np.outer(size_h, size_w), 1)
         self.index = None
 
     def _chunks(self, *arrays):

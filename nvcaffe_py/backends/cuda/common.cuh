@@ -14,6 +14,10 @@
 #define CUDA_KERNEL_LOOP(i, n) \
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
 
+// A label as a class index. int() of a NaN is 0 on a GPU (and undefined in C++): a NaN label
+// would silently count as class 0; it gives -1, out of every class range, instead.
+__device__ __forceinline__ int label_index(Dtype label) { return label == label ? int(label) : -1; }
+
 // Sum of a double over one warp (all lanes get the total).
 __device__ __forceinline__ double warp_sum(double v) {
 #pragma unroll
