@@ -8,7 +8,7 @@ disk (nvcaffe_py.datasets); LevelDB needs the optional plyvel (nvcaffe_py.leveld
 """
 import logging
 
-from nvcaffe_py import datasets, db, rng
+from nvcaffe_py import datasets, db, prefetch, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.datum import parse_datum
 from nvcaffe_py.errors import CaffeError
@@ -38,7 +38,7 @@ class DatabaseSource:
         key, value = self._cursor.next()
         if self._cursor.wrapped != self._wrapped:
             self._wrapped = self._cursor.wrapped
-            log.info("Restarting data prefetching from start.")
+            prefetch.note(log, "Restarting data prefetching from start.")
         return db.key_text(key), value
 
     @staticmethod

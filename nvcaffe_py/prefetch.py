@@ -6,6 +6,11 @@ order. An exception in `produce()` stops the thread and is raised by the `next()
 would have received that batch (and by every later call), so a bad record is an error in the
 main thread, never a hang. `close()` stops the thread; a thread blocked on a full queue notices
 within a fraction of a second.
+
+`note(logger, message)` from inside `produce()` logs the message when the consumer takes the batch
+being produced, not when the thread reaches it: the thread runs batches ahead, and a log read by
+people and parsers (e.g. "Restarting data prefetching from start." after "Optimization Done.")
+should follow the iterations that use the data.
 """
 import queue
 import threading
@@ -14,6 +19,18 @@ import time
 from .errors import CaffeError
 
 _POLL_SECONDS = 0.1
+
+
+_producing = threading.local()  # .notes: what the batch this thread is producing will log
+
+
+def note(logger, message):
+    """Log `message` with the batch being produced (immediately outside a prefetch thread)."""
+    notes = getattr(_producing, "notes", None)
+    if notes is None:
+        logger.info(message)
+    else:
+        notes.append((logger, message))
 
 
 class _Failure:
@@ -38,13 +55,15 @@ class Prefetcher:
 
     def _run(self):
         while not self._stop.is_set():
+            _producing.notes = []
             try:
                 item = self._produce()
             except BaseException as exc:  # handed to the consumer, who decides what it means
                 item = _Failure(exc)
+            notes = _producing.notes
             while not self._stop.is_set():
                 try:
-                    self._queue.put(item, timeout=_POLL_SECONDS)
+                    self._queue.put((item, notes), timeout=_POLL_SECONDS)
                     break
                 except queue.Full:
                     continue
@@ -60,12 +79,14 @@ class Prefetcher:
         started = time.perf_counter()
         while True:
             try:
-                item = self._queue.get(timeout=_POLL_SECONDS)
+                item, notes = self._queue.get(timeout=_POLL_SECONDS)
                 break
             except queue.Empty:
                 if not self._thread.is_alive() and self._queue.empty():
                     raise CaffeError(f"{self.name}: the prefetch thread stopped without a batch") from None
         self.wait_seconds += time.perf_counter() - started
+        for logger, message in notes:
+            logger.info(message)
         if isinstance(item, _Failure):
             self._failure = item.exc
             raise item.exc
