@@ -36,6 +36,7 @@ class NeuronLayer(Layer):
     """
     exact_num_bottom = 1
     exact_num_top = 1
+    in_place_capable = True
     backward_needs_input = False
     splits_batch = False
     _input_copy = None

@@ -64,6 +64,9 @@ class Layer:
     auto_top_blobs = False
     # Loss weight of each top when the prototxt gives none (loss layers: (1.0,)).
     default_loss_weights = ()
+    # May forward write its top over its bottom (element-wise layers, which Caffe also runs in
+    # place)? The deploy-time forward then does so where nothing reads the bottom afterwards.
+    in_place_capable = False
     # The conformance cases of this type (nvcaffe_py.conformance.Case).
     cases = ()
     # The GPU half, built on first use in GPU mode (see make_gpu).

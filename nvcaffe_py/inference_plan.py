@@ -1,0 +1,177 @@
+"""The deploy-time forward of a TEST net: the net's results within float rounding, with fewer
+layers, less memory traffic and less memory. `Net(..., optimize=False)` (`nvcaffe test
+-optimize=false`) turns it off; it is on for TEST nets where no layer needs backward.
+
+Passes over the net's layers and weights, each giving ordinary layers and blobs, so that every
+layer type and backend runs the result:
+  fold      BatchNorm, Scale and Bias into the Convolution or InnerProduct before them, or a run of
+            them into one Scale (folding.py);
+  memory    blobs whose values are never needed at the same time share a buffer, and element-wise
+            layers write over an input nothing reads afterwards (memory_plan.py).
+The steps are the net's own layers (a folded run is one layer, named after its first) and the
+net's own blobs, run by the Net's forward loop, so callbacks see each step under the index of its
+first layer (LayerTimer charges a folded run to that layer).
+
+Which blobs hold their values: pycaffe users read blobs after a forward (`net.blobs["fc7"].data`),
+so the plan keeps ("kept") the net's inputs and outputs, the tops of layers that read no bottom
+(data layers), the blobs of layers that are not built in (Python layers may hold on to arrays),
+every blob named in `net.forward(blobs=[...])` and every blob looked up in `net.blobs`. A kept blob
+is never folded away and never shares its buffer. A blob first looked up after a forward that did
+not keep it is recomputed then, by the steps that lead to it from kept blobs (once; afterwards it
+is kept). A forward over part of the net (`start` / `end`) runs the net's own layers, after keeping
+the blobs they read and write.
+
+Folded parameters follow the layers' blobs: a write through `blob.data` (or `copy_from`) is seen
+at the next forward, which refolds. An array taken from `blob.data` earlier and written later is
+not seen (take `blob.data` again, as in GPU mode).
+"""
+from collections import OrderedDict
+
+from . import log
+from .folding import Fold, find_folds
+from .memory_plan import share_buffers
+from .registry import BUILTIN_PACKAGE
+from .synced_array import SyncedArray
+
+
+class InferencePlan:
+    def __init__(self, net):
+        self.net = net
+        self.kept = set(net.inputs) | set(net.outputs)
+        self._blobs = OrderedDict()  # name -> blob, without telling anyone it is read
+        for layer, name, tops in zip(net.layers, net.layer_names, net.top_vecs):
+            self._blobs.update(zip(net.top_names[name], tops))
+        # Blobs that hold one buffer by the layers' own doing (in place, Split, Reshape): as set up.
+        by_storage = OrderedDict()
+        for name, blob in self._blobs.items():
+            by_storage.setdefault(blob.data_storage, []).append(name)
+        self._alias_group = {name: group for group in by_storage.values() for name in group}
+        for layer, name in zip(net.layers, net.layer_names):
+            if not net.bottom_names[name]:
+                self.kept.update(net.top_names[name])
+            if not type(layer).__module__.startswith(BUILTIN_PACKAGE + "."):
+                self.kept.update(net.bottom_names[name] + net.top_names[name])
+        self._folds = {}  # (first, last, into) -> Fold, reused while the same run folds
+        self._steps = None
+        self._input_shapes = None
+        self._valid = None  # the blobs that hold their values after the last full forward; None: all
+
+    # -- what the user reads -------------------------------------------------------------------
+    def keep(self, names, recompute=True):
+        """Keep these blobs' values from now on; with `recompute`, a blob the last forward did not
+        keep is computed again now."""
+        new = [name for name in names if name not in self.kept]
+        if not new:
+            return
+        for name in new:  # out of any buffer the last plan shared: one of its own
+            group = self._alias_group[name]
+            if not self.kept.intersection(group):
+                self._give_storage(group)
+            self.kept.add(name)
+        self._steps = None
+        stale = [name for name in new if self._valid is not None and name not in self._valid]
+        if recompute and stale:
+            self._recompute(stale)
+
+    def _recompute(self, names):
+        steps, needed, valid = self._current_steps(), set(names), self._valid
+        chosen = []
+        for step in reversed(steps):
+            index = step[0]
+            tops = self.net.top_names[self.net.layer_names[self._last_index(index)]]
+            if needed & set(tops):
+                chosen.append(step)
+                needed |= {b for b in self.net.bottom_names[self.net.layer_names[index]] if b not in valid}
+        self.net.run_forward(chosen[::-1])
+        valid.update(names)
+
+    # -- the steps -----------------------------------------------------------------------------
+    def steps(self, start, end):
+        """The (index, layer, bottoms, tops) to run for a forward from layer `start` to `end`."""
+        net = self.net
+        if start == 0 and end == len(net.layers) - 1:
+            steps = self._current_steps()
+            self._valid = set(self.kept)
+            return steps
+        names = [net.layer_names[i] for i in range(start, end + 1)]
+        written = {t for name in names for t in net.top_names[name]}
+        self.keep(written, recompute=False)
+        self.keep([b for name in names for b in net.bottom_names[name] if b not in written])
+        if self._valid is not None:
+            self._valid.update(written)
+        return list(zip(range(start, end + 1), net.layers[start:end + 1], net.bottom_vecs[start:end + 1],
+                        net.top_vecs[start:end + 1]))
+
+    def _give_storage(self, names):
+        """One new buffer (allocated on first use) for blobs that hold one by the layers' doing."""
+        storage = SyncedArray(max(self._blobs[name].count for name in names), self.net.dtype)
+        for name in names:
+            self._blobs[name].use_data_storage(storage)
+
+    def _current_steps(self):
+        shapes = [self._blobs[name].shape for name in self.net.inputs]
+        if self._steps is None or shapes != self._input_shapes:
+            self._build(reshape=shapes != self._input_shapes)
+            self._input_shapes = shapes
+        for fold in self._active_folds:
+            if not fold.is_current():
+                fold.refresh()
+        return self._steps
+
+    def _last_index(self, index):
+        fold = self._fold_at.get(index)
+        return index if fold is None else fold.last
+
+    def _build(self, reshape):
+        """The steps and their buffers; `reshape` first when the inputs' shapes changed (the blobs'
+        values are then to be computed anew)."""
+        net = self.net
+        runs = find_folds(net, self.kept)
+        self._folds = {run: self._folds.get(run) or Fold(net, *run) for run in runs}
+        self._active_folds = list(self._folds.values())
+        self._fold_at = {fold.first: fold for fold in self._active_folds}
+        steps, index = [], 0
+        while index < len(net.layers):
+            fold = self._fold_at.get(index)
+            if fold is None:
+                steps.append((index, net.layers[index], net.bottom_vecs[index], net.top_vecs[index]))
+                index += 1
+            else:
+                steps.append((index, fold.layer, fold.bottoms, fold.tops))
+                index = fold.last + 1
+        if reshape:
+            for _, layer, bottoms, tops in steps:
+                layer.reshape(bottoms, tops)
+        for group in {id(group): group for group in self._alias_group.values()}.values():
+            if not self.kept.intersection(group):
+                self._give_storage(group)
+        fixed = {self._blobs[name].data_storage for name in self.kept}
+        shared = share_buffers(steps, fixed, net.dtype)
+        log.info(f"Deploy-time forward of {net.name}: {len(steps)} steps for {len(net.layers)} layers "
+                 f"({len(self._active_folds)} folds), {shared * net.dtype.itemsize} bytes of shared activations")
+        self._steps = steps
+
+
+class BlobDict(OrderedDict):
+    """`net.blobs`: looking a blob up (by name, or through values() / items()) tells `reader`,
+    the plan's `keep`, that the user reads it."""
+    reader = None
+
+    def __getitem__(self, name):
+        blob = super().__getitem__(name)
+        if self.reader is not None:
+            self.reader((name,))
+        return blob
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def values(self):
+        if self.reader is not None:
+            self.reader(list(self))
+        return super().values()
+
+    def items(self):
+        if self.reader is not None:
+            self.reader(list(self))
+        return super().items()
