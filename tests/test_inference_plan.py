@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nvcaffe_py as caffe
-from nvcaffe_py import folding, formats
+from nvcaffe_py import cli, folding, formats
 from nvcaffe_py.formats import net_param_from_text
 from nvcaffe_py.net_surgery import data_layers_to_inputs
 
@@ -253,3 +253,19 @@ def test_nets_that_train_run_every_layer():
     assert steps_run(net) == list(range(len(net.layers)))
     net = caffe.Net(deploy, caffe.TRAIN, optimize=True)  # Dropout and BatchNorm train: no plan
     assert len(steps_run(net)) == len(net.layers)
+
+
+@pytest.mark.parametrize("flags,optimize", [([], True), (["-optimize=false"], False), (["--nooptimize"], False),
+                                            (["-optimize"], True)])
+def test_command_line_flag(tmp_path, monkeypatch, flags, optimize):
+    model = tmp_path / "corners.prototxt"
+    model.write_text(CORNERS)
+    built = []
+
+    def net(*args, **kwargs):
+        built.append(caffe.Net(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(cli, "Net", net)
+    assert cli.main(["time", "-model", str(model), "-phase", "TEST", "-iterations", "1", *flags]) == 0
+    assert (len(steps_run(built[0])) < len(built[0].layers)) == optimize
