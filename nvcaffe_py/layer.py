@@ -67,6 +67,9 @@ class Layer:
     # May forward write its top over its bottom (element-wise layers, which Caffe also runs in
     # place)? The deploy-time forward then does so where nothing reads the bottom afterwards.
     in_place_capable = False
+    # Does reshape read the bottoms' values, not only their shapes (Filter)? Otherwise the
+    # deploy-time forward skips the reshape of a built-in layer whose bottoms' shapes are unchanged.
+    reshape_reads_data = False
     # The conformance cases of this type (nvcaffe_py.conformance.Case).
     cases = ()
     # The GPU half, built on first use in GPU mode (see make_gpu).

@@ -269,3 +269,19 @@ def test_command_line_flag(tmp_path, monkeypatch, flags, optimize):
     monkeypatch.setattr(cli, "Net", net)
     assert cli.main(["time", "-model", str(model), "-phase", "TEST", "-iterations", "1", *flags]) == 0
     assert (len(steps_run(built[0])) < len(built[0].layers)) == optimize
+
+
+def test_reshape_follows_data_where_a_layer_reads_it():
+    """Steps skip a reshape while their bottoms keep their shapes, except Filter's, whose tops'
+    shape depends on the selector's values."""
+    text = """
+input: "data" input_shape { dim: 4 dim: 3 } input: "keep" input_shape { dim: 4 }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+layer { name: "filter" type: "Filter" bottom: "ip" bottom: "keep" top: "kept" }
+"""
+    reference, optimised = build_pair(net_param_from_text(text))
+    for selector in ([1, 0, 1, 1], [0, 1, 0, 0]):
+        want = reference.forward(keep=np.array(selector))["kept"].copy()
+        got = optimised.forward(keep=np.array(selector))["kept"]
+        assert got.shape == want.shape == (sum(selector), 2)
+        assert_close(got, want, f"selector {selector}")
