@@ -13,10 +13,12 @@ the GPU half, for 2-D, is conv_gpu.py with conv.cu (depthwise: depthwise_gpu.py 
 """
 import numpy as np
 
+from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine, add_bias_gradient
 from nvcaffe_py.backends.cpu.im2col import output_size
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
+from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .conv_gpu import ConvolutionGPU
@@ -76,6 +78,8 @@ class BaseConvolution(Layer):
     min_top = 1
     # Deconvolution: the top is the image side, and the weights are (channels, num_output/group, k...).
     reverse_dimensions = False
+    # oneDNN's primitives by geometry, once the deploy-time forward allowed them (forward_only).
+    _onednn = None
 
     def setup(self, bottom, top):
         if len(top) != len(bottom):
@@ -129,6 +133,21 @@ class BaseConvolution(Layer):
         image_spatial = out_spatial if self.reverse_dimensions else spatial
         self.engine = ConvolutionEngine(self.num, self.conv_in_channels, self.conv_out_channels, self.group,
                                         image_spatial, self.kernel, self.pad, self.stride, self.dilation, self.dtype)
+        self.fast_engine = None
+        if self._onednn is not None:
+            key = (self.num,) + tuple(spatial)
+            if key not in self._onednn:
+                self._onednn[key] = onednn.Convolution(self.num, self.channels, spatial, self.num_output, out_spatial,
+                                                       self.group, self.kernel, self.pad, self.stride, self.dilation)
+            self.fast_engine = self._onednn[key]
+
+    def forward_only(self):
+        """A Convolution whose `engine` is DEFAULT runs its forward on oneDNN where it is installed
+        (Caffe's DEFAULT takes the fastest engine built in; CAFFE keeps the NumPy engine)."""
+        if (self._onednn is None and not self.reverse_dimensions and self.num_spatial == 2 and self.channel_axis == 1
+                and self.dtype == np.float32 and onednn.unavailable_reason() is None
+                and self.layer_param.convolution_param.engine == caffe_pb2.ConvolutionParameter.DEFAULT):
+            self._onednn = {}
 
     @property
     def depthwise(self):
@@ -146,6 +165,12 @@ class BaseConvolution(Layer):
 
     def forward_cpu(self, bottom, top):
         weights, bias = self.blobs[0].data_readonly(), self._bias()
+        if self.fast_engine is not None:
+            storage = self.blobs[0].data_storage
+            bias = np.zeros(self.num_output, np.float32) if bias is None else bias
+            for b, t in zip(bottom, top):
+                self.fast_engine.convolve(weights, (storage, storage.version), b.data_readonly(), t.data, bias)
+            return
         for b, t in zip(bottom, top):
             if self.reverse_dimensions:
                 self.engine.convolve_transposed(weights, b.data_readonly(), t.data, bias)

@@ -142,6 +142,7 @@ class InferencePlan:
                 layer, bottoms, tops, index_after = net.layers[index], net.bottom_vecs[index], net.top_vecs[index], index + 1
             else:
                 layer, bottoms, tops, index_after = fold.layer, fold.bottoms, fold.tops, fold.last + 1
+            layer.forward_only()
             if bottoms and self._is_builtin(layer) and not layer.reshape_reads_data:
                 layer = ReshapedOnChange(layer)
             steps.append((index, layer, bottoms, tops))

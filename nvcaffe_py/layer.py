@@ -119,6 +119,10 @@ class Layer:
         """This layer's GPU half for the configuration setup chose, or None (the CPU code runs)."""
         return None
 
+    def forward_only(self):
+        """Called by the deploy-time forward: no backward follows this layer's forwards from now
+        on, so it may take a forward-only path (Convolution: oneDNN, where installed)."""
+
     def multiply_adds(self, bottom, top) -> int:
         """How many multiply-adds of weights with activations one forward does at these shapes
         (`nvcaffe summary`): the convolutions', inner products' and recurrent layers' products.
