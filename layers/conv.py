@@ -23,6 +23,7 @@ from nvcaffe_py.registry import register_layer
 
 from .conv_gpu import ConvolutionGPU
 from .depthwise_gpu import DepthwiseConvolutionGPU
+from .neuron import rectify
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
 
@@ -133,13 +134,19 @@ class BaseConvolution(Layer):
         image_spatial = out_spatial if self.reverse_dimensions else spatial
         self.engine = ConvolutionEngine(self.num, self.conv_in_channels, self.conv_out_channels, self.group,
                                         image_spatial, self.kernel, self.pad, self.stride, self.dilation, self.dtype)
-        self.fast_engine = None
-        if self._onednn is not None:
-            key = (self.num,) + tuple(spatial)
-            if key not in self._onednn:
-                self._onednn[key] = onednn.Convolution(self.num, self.channels, spatial, self.num_output, out_spatial,
-                                                       self.group, self.kernel, self.pad, self.stride, self.dilation)
-            self.fast_engine = self._onednn[key]
+        self._spatial = (tuple(spatial), out_spatial)
+
+    def onednn_convolution(self, negative_slope=None):
+        """The oneDNN primitive for the current shapes (with a ReLU of this slope fused), or None
+        where the layer runs on the NumPy engine."""
+        if self._onednn is None:
+            return None
+        key = (self.num,) + self._spatial + (negative_slope,)
+        if key not in self._onednn:
+            self._onednn[key] = onednn.Convolution(self.num, self.channels, *self._spatial, self.num_output, self.group,
+                                                   self.kernel, self.pad, self.stride, self.dilation,
+                                                   negative_slope)
+        return self._onednn[key]
 
     def forward_only(self):
         """A Convolution whose `engine` is DEFAULT runs its forward on oneDNN where it is installed
@@ -164,13 +171,26 @@ class BaseConvolution(Layer):
         return (top_array, bottom_array) if self.reverse_dimensions else (bottom_array, top_array)
 
     def forward_cpu(self, bottom, top):
+        self.forward_rectified(bottom, top, None)
+
+    def forward_rectified(self, bottom, top, negative_slope):
+        """The CPU forward, then (unless `negative_slope` is None) a ReLU over the tops: how the
+        deploy-time plan runs a convolution and the in-place ReLU after it, on oneDNN as one
+        primitive."""
         weights, bias = self.blobs[0].data_readonly(), self._bias()
-        if self.fast_engine is not None:
+        fast = self.onednn_convolution(negative_slope)
+        if fast is not None:
             storage = self.blobs[0].data_storage
             bias = np.zeros(self.num_output, np.float32) if bias is None else bias
             for b, t in zip(bottom, top):
-                self.fast_engine.convolve(weights, (storage, storage.version), b.data_readonly(), t.data, bias)
+                fast.convolve(weights, (storage, storage.version), b.data_readonly(), t.data, bias)
             return
+        self._forward_numpy(bottom, top, weights, bias)
+        if negative_slope is not None:
+            for t in top:
+                rectify(t.data, negative_slope, t.data)
+
+    def _forward_numpy(self, bottom, top, weights, bias):
         for b, t in zip(bottom, top):
             if self.reverse_dimensions:
                 self.engine.convolve_transposed(weights, b.data_readonly(), t.data, bias)

@@ -68,18 +68,18 @@ class Fold:
         self.net, self.first, self.last, self.into = net, first, last, into
         self.bottoms = net.bottom_vecs[first]
         self.tops = net.top_vecs[last]
+        self._layers = net.layers[first:last + 1]
         self._seen = None
         self.layer = self._build()
         self.refresh()
 
     def _sources(self):
         """(blob, its buffer, the buffer's version) of every parameter the fold reads."""
-        return [(blob, blob.data_storage, blob.data_storage.version)
-                for layer in self.net.layers[self.first:self.last + 1] for blob in layer.blobs]
+        return [(blob, blob.data_storage, blob.data_storage.version) for layer in self._layers for blob in layer.blobs]
 
     def is_current(self) -> bool:
-        return all(blob is seen and blob.data_storage is storage and storage.version == version
-                   for (blob, storage, version), (seen, _, _) in zip(self._seen, self._sources()))
+        """Are the folded parameters those of the layers' blobs now? (Each forward asks.)"""
+        return self._sources() == self._seen
 
     def _build(self):
         net, first = self.net, self.net.layers[self.first]

@@ -6,6 +6,7 @@ Passes over the net's layers and weights, each giving ordinary layers and blobs,
 layer type and backend runs the result:
   fold      BatchNorm, Scale and Bias into the Convolution or InnerProduct before them, or a run of
             them into one Scale (folding.py);
+  fuse      an in-place ReLU into the step before it (PlanStep);
   memory    blobs whose values are never needed at the same time share a buffer, and element-wise
             layers write over an input nothing reads afterwards (memory_plan.py).
 The steps are the net's own layers (a folded run is one layer, named after its first) and the
@@ -83,7 +84,7 @@ class InferencePlan:
         chosen = []
         for step in reversed(steps):
             index = step[0]
-            tops = self.net.top_names[self.net.layer_names[self._last_index(index)]]
+            tops = self.net.top_names[self.net.layer_names[self._step_end[index]]]
             if needed & set(tops):
                 chosen.append(step)
                 needed |= {b for b in self.net.bottom_names[self.net.layer_names[index]] if b not in valid}
@@ -123,9 +124,12 @@ class InferencePlan:
                 fold.refresh()
         return self._steps
 
-    def _last_index(self, index):
-        fold = self._fold_at.get(index)
-        return index if fold is None else fold.last
+    def _in_place_relu(self, index, tops):
+        """The ReLU at `index` when it works in place on the single top of the step before it."""
+        net = self.net
+        if index >= len(net.layers) or len(tops) != 1 or net.layers[index].type != "ReLU":
+            return None
+        return net.layers[index] if net.top_vecs[index][0] is tops[0] is net.bottom_vecs[index][0] else None
 
     def _build(self, reshape):
         """The steps and their buffers; `reshape` first when the inputs' shapes changed (the blobs'
@@ -135,18 +139,19 @@ class InferencePlan:
         self._folds = {run: self._folds.get(run) or Fold(net, *run) for run in runs}
         self._active_folds = list(self._folds.values())
         self._fold_at = {fold.first: fold for fold in self._active_folds}
-        steps, index = [], 0
+        steps, index, self._step_end = [], 0, {}
         while index < len(net.layers):
             fold = self._fold_at.get(index)
             if fold is None:
-                layer, bottoms, tops, index_after = net.layers[index], net.bottom_vecs[index], net.top_vecs[index], index + 1
+                layer, bottoms, tops, last = net.layers[index], net.bottom_vecs[index], net.top_vecs[index], index
             else:
-                layer, bottoms, tops, index_after = fold.layer, fold.bottoms, fold.tops, fold.last + 1
+                layer, bottoms, tops, last = fold.layer, fold.bottoms, fold.tops, fold.last
             layer.forward_only()
-            if bottoms and self._is_builtin(layer) and not layer.reshape_reads_data:
-                layer = ReshapedOnChange(layer)
-            steps.append((index, layer, bottoms, tops))
-            index = index_after
+            relu = self._in_place_relu(last + 1, tops)
+            cached = bool(bottoms) and self._is_builtin(layer) and not layer.reshape_reads_data
+            steps.append((index, PlanStep(layer, relu, cached), bottoms, tops))
+            self._step_end[index] = last + (relu is not None)
+            index = self._step_end[index] + 1
         if reshape:
             for _, layer, bottoms, tops in steps:
                 layer.reshape(bottoms, tops)
@@ -185,17 +190,34 @@ class BlobDict(OrderedDict):
         return super().items()
 
 
-class ReshapedOnChange:
-    """A built-in layer as a step: its reshape, which depends on nothing but the bottoms' shapes,
-    runs only when those changed (at batch 1 the reshapes took as long as the work)."""
+class PlanStep:
+    """A step of the plan as the Net's loop runs it: a layer (folded, or the net's own) and the
+    in-place ReLU after it, fused in. Its reshape runs only when the bottoms' shapes changed, where
+    that is all it depends on (`cached`: a built-in layer with bottoms whose reshape reads no
+    values; at batch 1 the reshapes took as long as the work). A layer with `forward_rectified`
+    (Convolution) applies the ReLU in its own forward on the CPU (on oneDNN, as a post-op);
+    otherwise the ReLU layer runs after it."""
 
-    def __init__(self, layer):
-        self.layer, self.name, self.type = layer, layer.name, layer.type
-        self.forward, self.loss_weights, self.in_place_capable = layer.forward, layer.loss_weights, layer.in_place_capable
+    def __init__(self, layer, relu, cached):
+        self.layer, self.relu, self.cached = layer, relu, cached
+        self.name, self.type, self.loss_weights = layer.name, layer.type, layer.loss_weights
+        self.in_place_capable = layer.in_place_capable
         self._shapes = None
 
     def reshape(self, bottoms, tops):
         shapes = [bottom.shape for bottom in bottoms]
-        if shapes != self._shapes:
+        if not self.cached or shapes != self._shapes:
             self.layer.reshape(bottoms, tops)
+            if self.relu is not None:
+                self.relu.reshape(tops, tops)
             self._shapes = shapes
+
+    def forward(self, bottoms, tops):
+        rectified = getattr(self.layer, "forward_rectified", None)
+        if self.relu is None:
+            self.layer.forward(bottoms, tops)
+        elif rectified is not None and not self.layer.uses_gpu():
+            rectified(bottoms, tops, self.relu.negative_slope)
+        else:
+            self.layer.forward(bottoms, tops)
+            self.relu.forward(tops, tops)

@@ -49,7 +49,7 @@ def test_matches_the_numpy_engine(type_name, case):
         blob.data[...] = source.data
     fast.forward_only()
     fast.reshape(bottoms, tops)
-    assert fast.fast_engine is not None
+    assert fast.onednn_convolution() is not None
     for _ in range(2):  # the second run reuses the reordered weights
         fast.forward(bottoms, tops)
         for k, (top, values) in enumerate(zip(tops, want)):
@@ -77,8 +77,8 @@ def test_the_engine_field_chooses():
     got = optimised.forward(data=data)["b"]
     assert_close(got, reference.forward(data=data)["b"], "b", rtol=1e-5)
     layers = optimised.layer_dict
-    assert layers["default"].fast_engine is not None and layers["caffe"].fast_engine is None
-    assert all(layer.fast_engine is None for layer in reference.layers if layer.type == "Convolution")
+    assert layers["default"].onednn_convolution() is not None and layers["caffe"].onednn_convolution() is None
+    assert all(layer.onednn_convolution() is None for layer in reference.layers if layer.type == "Convolution")
 
 
 @pytest.mark.parametrize("model,batch", [("resnet56_cifar", 2), ("mobilenet_v2", 1), (None, None)])

@@ -25,7 +25,7 @@ import numpy as np
 from .scratch import scratch
 
 _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
-_FORWARD_INFERENCE, _CONVOLUTION_DIRECT = 96, 1
+_FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
 _QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 129, 131, 133
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
 _Dims = ctypes.c_int64 * 12
@@ -130,10 +130,12 @@ def unavailable_reason():
 
 
 class Convolution:
-    """out = W * images + bias for `num` NCHW images of (channels, *spatial) into out_channels, in
-    `group` groups, with Caffe's symmetric pads (2-D only)."""
+    """out = W * images + bias for `num` NCHW images of (channels, *spatial) into (out_channels,
+    *out_spatial), in `group` groups, with Caffe's symmetric pads (2-D only); then, unless
+    `negative_slope` is None, a ReLU with that slope, fused in as a post-op."""
 
-    def __init__(self, num, channels, spatial, out_channels, out_spatial, group, kernel, pad, stride, dilation):
+    def __init__(self, num, channels, spatial, out_spatial, out_channels, group, kernel, pad, stride, dilation,
+                 negative_slope=None):
         library = _library
         self.library = library
         images, outputs = (num, channels) + tuple(spatial), (num, out_channels) + tuple(out_spatial)
@@ -143,12 +145,20 @@ class Convolution:
         self.blocked = any(k > 1 for k in kernel)
         plain_images, plain_outputs = library.desc(images), library.desc(outputs)
         self.weights_user = library.desc(weights)
+        attr = None
+        if negative_slope is not None:
+            attr, post_ops = ctypes.c_void_p(), ctypes.c_void_p()
+            library.check(library.lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attributes")
+            library.check(library.lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
+            library.check(library.lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_RELU, ctypes.c_float(negative_slope),
+                                                                   ctypes.c_float(0)), "ReLU post-op")
+            library.check(library.lib.dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-ops")
         pd = ctypes.c_void_p()
         library.check(library.lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(pd), library.engine, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT,
             library.desc(images, not self.blocked), library.desc(weights, plain=False), library.desc((out_channels,)),
             library.desc(outputs, not self.blocked), _Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*pad),
-            _Dims(*pad), None), "convolution")
+            _Dims(*pad), attr), "convolution")
         query = library.lib.dnnl_primitive_desc_query_md
         src, self.weights_md, dst = (ctypes.c_void_p(query(pd, what, 0))
                                      for what in (_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD))
