@@ -88,10 +88,10 @@ def build_pair(param, batch=None, prepare=randomize):
     return reference, optimised
 
 
-def assert_close(got, want, what):
+def assert_close(got, want, what, tolerance=TOLERANCE):
     scale = max(float(np.abs(want).max()), 1e-30)
     error = float(np.abs(np.asarray(got, np.float64) - want).max()) / scale
-    assert error <= TOLERANCE, f"{what}: relative error {error:.2e}"
+    assert error <= tolerance, f"{what}: relative error {error:.2e}"
 
 
 def assert_same_forward(reference, optimised, what):

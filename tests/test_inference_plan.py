@@ -196,3 +196,17 @@ layer { name: "filter" type: "Filter" bottom: "ip" bottom: "keep" top: "kept" }
         got = optimised.forward(keep=np.array(selector))["kept"]
         assert got.shape == want.shape == (sum(selector), 2)
         assert_close(got, want, f"selector {selector}")
+
+
+def test_gpu_mode(device):
+    """The plan's steps are ordinary layers: in GPU mode their GPU halves run, folded ones too,
+    on the shared buffers (their device side). Compared with the CPU's layer-by-layer forward."""
+    reference, optimised = build_pair(net_param_from_text(CORNERS))
+    want = reference.forward(blobs=["dw", "sum"])
+    caffe.set_mode_gpu()
+    try:
+        got = optimised.forward(blobs=["dw", "sum"])
+        for name in ("dw", "sum", "prob"):
+            assert_close(got[name], want[name], name, tolerance=1e-4)
+    finally:
+        caffe.set_mode_cpu()
