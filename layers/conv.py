@@ -136,17 +136,28 @@ class BaseConvolution(Layer):
                                         image_spatial, self.kernel, self.pad, self.stride, self.dilation, self.dtype)
         self._spatial = (tuple(spatial), out_spatial)
 
-    def onednn_convolution(self, negative_slope=None):
-        """The oneDNN primitive for the current shapes (with a ReLU of this slope fused), or None
-        where the layer runs on the NumPy engine."""
+    def onednn_convolution(self, negative_slope=None, after=None):
+        """The oneDNN primitive for the current shapes (with a ReLU of this slope fused; reading the
+        blocked output of the primitive `after`), or None where the layer runs on the NumPy engine
+        (no oneDNN, or only its slow reference kernel for this)."""
         if self._onednn is None:
             return None
-        key = (self.num,) + self._spatial + (negative_slope,)
+        key = (self.num,) + self._spatial + (negative_slope, after)
         if key not in self._onednn:
-            self._onednn[key] = onednn.Convolution(self.num, self.channels, *self._spatial, self.num_output, self.group,
-                                                   self.kernel, self.pad, self.stride, self.dilation,
-                                                   negative_slope)
+            convolution = onednn.Convolution(self.num, self.channels, *self._spatial, self.num_output, self.group,
+                                             self.kernel, self.pad, self.stride, self.dilation, negative_slope, after)
+            self._onednn[key] = None if convolution.slow else convolution
         return self._onednn[key]
+
+    def uses_onednn(self) -> bool:
+        return self._onednn is not None
+
+    def onednn_parameters(self):
+        """(weights, their version, bias) as oneDNN's convolve takes them."""
+        storage = self.blobs[0].data_storage
+        bias = self._bias()
+        return (self.blobs[0].data_readonly(), (storage, storage.version),
+                np.zeros(self.num_output, np.float32) if bias is None else bias)
 
     def forward_only(self):
         """A Convolution whose `engine` is DEFAULT runs its forward on oneDNN where it is installed
@@ -177,15 +188,12 @@ class BaseConvolution(Layer):
         """The CPU forward, then (unless `negative_slope` is None) a ReLU over the tops: how the
         deploy-time plan runs a convolution and the in-place ReLU after it, on oneDNN as one
         primitive."""
-        weights, bias = self.blobs[0].data_readonly(), self._bias()
         fast = self.onednn_convolution(negative_slope)
         if fast is not None:
-            storage = self.blobs[0].data_storage
-            bias = np.zeros(self.num_output, np.float32) if bias is None else bias
             for b, t in zip(bottom, top):
-                fast.convolve(weights, (storage, storage.version), b.data_readonly(), t.data, bias)
+                onednn.convolve([fast], [self.onednn_parameters()], b.data_readonly(), t.data)
             return
-        self._forward_numpy(bottom, top, weights, bias)
+        self._forward_numpy(bottom, top, self.blobs[0].data_readonly(), self._bias())
         if negative_slope is not None:
             for t in top:
                 rectify(t.data, negative_slope, t.data)

@@ -19,7 +19,8 @@ from .blob import Blob
 from .proto import caffe_pb2
 from .registry import create_layer
 
-FOLD_INTO = ("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution", "InnerProduct")
+CONVOLUTIONS = ("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution")
+FOLD_INTO = CONVOLUTIONS + ("InnerProduct",)
 AFFINE = ("BatchNorm", "Scale", "Bias")
 
 
@@ -130,13 +131,18 @@ class Fold:
         self._seen = self._sources()
 
 
-def find_folds(net, kept):
-    """[(first, last, into)]: the runs of layers to fold, in order; `into` when the first is the
-    Convolution or InnerProduct that takes the rest."""
+def blob_users(net):
+    """{blob name: the indices of the layers that read or write it}."""
     users = {}
     for index, name in enumerate(net.layer_names):
         for blob_name in net.bottom_names[name] + net.top_names[name]:
             users.setdefault(blob_name, set()).add(index)
+    return users
+
+
+def find_folds(net, kept, users):
+    """[(first, last, into)]: the runs of layers to fold, in order; `into` when the first is the
+    Convolution or InnerProduct that takes the rest. users: blob_users(net)."""
     folds, first, count = [], 0, len(net.layers)
     while first < count:
         layer = net.layers[first]

@@ -6,7 +6,8 @@ Passes over the net's layers and weights, each giving ordinary layers and blobs,
 layer type and backend runs the result:
   fold      BatchNorm, Scale and Bias into the Convolution or InnerProduct before them, or a run of
             them into one Scale (folding.py);
-  fuse      an in-place ReLU into the step before it (PlanStep);
+  fuse      an in-place ReLU into the step before it (PlanStep); oneDNN convolutions in a row,
+            each reading only the one before, into one step in oneDNN's layout (ChainStep);
   memory    blobs whose values are never needed at the same time share a buffer, and element-wise
             layers write over an input nothing reads afterwards (memory_plan.py).
 The steps are the net's own layers (a folded run is one layer, named after its first) and the
@@ -29,7 +30,8 @@ not seen (take `blob.data` again, as in GPU mode).
 from collections import OrderedDict
 
 from . import log
-from .folding import Fold, find_folds
+from .backends.cpu import onednn
+from .folding import CONVOLUTIONS, Fold, blob_users, find_folds
 from .memory_plan import share_buffers
 from .registry import BUILTIN_PACKAGE
 from .synced_array import SyncedArray
@@ -52,6 +54,7 @@ class InferencePlan:
                 self.kept.update(net.top_names[name])
             if not self._is_builtin(layer):
                 self.kept.update(net.bottom_names[name] + net.top_names[name])
+        self._users = blob_users(net)
         self._folds = {}  # (first, last, into) -> Fold, reused while the same run folds
         self._steps = None
         self._input_shapes = None
@@ -124,6 +127,37 @@ class InferencePlan:
                 fold.refresh()
         return self._steps
 
+    def _chained(self, steps):
+        """The steps with each run of oneDNN convolutions, each reading only the single top of
+        the one before (a blob nothing else uses and the user does not read), as one ChainStep."""
+        merged = []
+        for step in steps:
+            if merged and self._chains_after(merged[-1], step):
+                first, before, bottoms, middle = merged.pop()
+                members = before.members if isinstance(before, ChainStep) else [(before, bottoms, middle)]
+                merged.append((first, ChainStep(members + [step[1:]]), bottoms, step[3]))
+                self._step_end[first] = self._step_end[step[0]]
+            else:
+                merged.append(step)
+        return merged
+
+    def _chains_after(self, before, step):
+        net = self.net
+        first, before_step, _, before_tops = before
+        index, plan_step, bottoms, _ = step
+        if len(before_tops) != 1 or len(bottoms) != 1 or bottoms[0] is not before_tops[0]:
+            return False
+        name = net.bottom_names[net.layer_names[index]][0]
+        if name in self.kept or not self._users[name] <= set(range(first, self._step_end[index] + 1)):
+            return False
+        last = before_step.members[-1][0] if isinstance(before_step, ChainStep) else before_step
+        if not all(s.layer.type in CONVOLUTIONS and s.layer.uses_onednn() for s in (last, plan_step)):
+            return False
+        previous = (before_step.convolutions() if isinstance(before_step, ChainStep)
+                    else [before_step.layer.onednn_convolution(before_step.slope)])[-1]
+        # oneDNN may have no fast kernel for the layout the one before writes (then None).
+        return previous is not None and plan_step.layer.onednn_convolution(plan_step.slope, previous) is not None
+
     def _in_place_relu(self, index, tops):
         """The ReLU at `index` when it works in place on the single top of the step before it."""
         net = self.net
@@ -135,7 +169,7 @@ class InferencePlan:
         """The steps and their buffers; `reshape` first when the inputs' shapes changed (the blobs'
         values are then to be computed anew)."""
         net = self.net
-        runs = find_folds(net, self.kept)
+        runs = find_folds(net, self.kept, self._users)
         self._folds = {run: self._folds.get(run) or Fold(net, *run) for run in runs}
         self._active_folds = list(self._folds.values())
         self._fold_at = {fold.first: fold for fold in self._active_folds}
@@ -155,6 +189,7 @@ class InferencePlan:
         if reshape:
             for _, layer, bottoms, tops in steps:
                 layer.reshape(bottoms, tops)
+        steps = self._chained(steps)
         for group in {id(group): group for group in self._alias_group.values()}.values():
             if not self.kept.intersection(group):
                 self._give_storage(group)
@@ -200,6 +235,7 @@ class PlanStep:
 
     def __init__(self, layer, relu, cached):
         self.layer, self.relu, self.cached = layer, relu, cached
+        self.slope = None if relu is None else relu.negative_slope  # of the fused ReLU
         self.name, self.type, self.loss_weights = layer.name, layer.type, layer.loss_weights
         self.in_place_capable = layer.in_place_capable
         self._shapes = None
@@ -217,7 +253,39 @@ class PlanStep:
         if self.relu is None:
             self.layer.forward(bottoms, tops)
         elif rectified is not None and not self.layer.uses_gpu():
-            rectified(bottoms, tops, self.relu.negative_slope)
+            rectified(bottoms, tops, self.slope)
         else:
             self.layer.forward(bottoms, tops)
             self.relu.forward(tops, tops)
+
+
+class ChainStep:
+    """Convolution steps in a row on oneDNN, each reading only the single top of the one before (a
+    blob no one else uses or reads): one step, each blocked output passed on as it is, with no
+    reorder to NCHW and back (the blobs between them are never written). In GPU mode the members
+    run one by one."""
+
+    def __init__(self, members):
+        self.members = members  # (PlanStep, bottoms, tops)
+        first = members[0][0]
+        self.layer, self.name, self.type, self.loss_weights = first.layer, first.name, first.type, first.loss_weights
+        self.in_place_capable = False
+
+    def reshape(self, bottoms, tops):
+        for step, step_bottoms, step_tops in self.members:
+            step.reshape(step_bottoms, step_tops)
+
+    def forward(self, bottoms, tops):
+        if self.layer.uses_gpu():
+            for step, step_bottoms, step_tops in self.members:
+                step.forward(step_bottoms, step_tops)
+            return
+        onednn.convolve(self.convolutions(), [step.layer.onednn_parameters() for step, _, _ in self.members],
+                        bottoms[0].data_readonly(), tops[0].data)
+
+    def convolutions(self):
+        """The members' oneDNN primitives, each reading the blocked output of the one before."""
+        convolutions = []
+        for step, _, _ in self.members:
+            convolutions.append(step.layer.onednn_convolution(step.slope, convolutions[-1] if convolutions else None))
+        return convolutions

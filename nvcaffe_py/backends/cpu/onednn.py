@@ -28,7 +28,7 @@ from .scratch import scratch
 
 _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
 _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
-_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 129, 131, 133
+_QUERY_IMPLEMENTATION, _QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 8, 129, 131, 133
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
 _Dims = ctypes.c_int64 * 12
 
@@ -134,10 +134,11 @@ def unavailable_reason():
 class Convolution:
     """out = W * images + bias for `num` NCHW images of (channels, *spatial) into (out_channels,
     *out_spatial), in `group` groups, with Caffe's symmetric pads (2-D only); then, unless
-    `negative_slope` is None, a ReLU with that slope, fused in as a post-op."""
+    `negative_slope` is None, a ReLU with that slope, fused in as a post-op. Built `after` another
+    Convolution, it reads that one's blocked output as it is (`convolve` runs them in a row)."""
 
     def __init__(self, num, channels, spatial, out_spatial, out_channels, group, kernel, pad, stride, dilation,
-                 negative_slope=None):
+                 negative_slope=None, after=None):
         library = _library
         self.library = library
         images, outputs = (num, channels) + tuple(spatial), (num, out_channels) + tuple(out_spatial)
@@ -157,29 +158,49 @@ class Convolution:
         pd = ctypes.c_void_p()
         library.check(library.lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(pd), library.engine, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT,
-            library.desc(images, plain=False), library.desc(weights, plain=False), library.desc((out_channels,)),
+            after.dst if after else library.desc(images, plain=False), library.desc(weights, plain=False),
+            library.desc((out_channels,)),
             library.desc(outputs, plain=False), _Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*pad),
             _Dims(*pad), attr), "convolution")
+        implementation = ctypes.c_char_p()
+        library.check(library.lib.dnnl_primitive_desc_query(pd, _QUERY_IMPLEMENTATION, 0, ctypes.byref(implementation)),
+                      "query")
+        self.implementation = implementation.value.decode()  # the kernel oneDNN chose, e.g. brgconv:avx512_core
+        # Its reference kernels, for what no optimised one covers (a layout it cannot take), are
+        # far slower than the NumPy engine: measured 350 against 27 ms for MobileNet v2 at batch 1.
+        self.slow = self.implementation.startswith("ref")
         query = library.lib.dnnl_primitive_desc_query_md
-        src, self.weights_md, dst = (ctypes.c_void_p(query(pd, what, 0))
-                                     for what in (_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD))
+        src, self.weights_md, self.dst = (ctypes.c_void_p(query(pd, what, 0))
+                                          for what in (_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD))
         self.step = _Step(library, library.primitive(pd),
                           {_ARG_SRC: src, _ARG_WEIGHTS: self.weights_md, _ARG_BIAS: library.desc((out_channels,)),
-                           _ARG_DST: dst})
-        self.reorder_in, self.reorder_out = library.reorder(plain_images, src), library.reorder(dst, plain_outputs)
-        self.src_size, self.dst_size = library.size(src), library.size(dst)
+                           _ARG_DST: self.dst})
+        self.reorder_in = None if after else library.reorder(plain_images, src)
+        self.reorder_out = library.reorder(self.dst, plain_outputs)
+        self.src_size, self.dst_size = library.size(src), library.size(self.dst)
         self._weights, self._weights_of = None, None
 
-    def convolve(self, weights, version, images, outputs, bias):
-        """outputs = weights * images + bias; `version`, (buffer, its version), names the weights'
+    def weights(self, weights, version):
+        """The weights in the primitive's layout; `version`, (buffer, its version), names their
         values: they are reordered once each."""
         if self._weights_of is None or self._weights_of[0] is not version[0] or self._weights_of[1] != version[1]:
             self._weights = np.empty(self.library.size(self.weights_md), np.float32)
             self.library.reorder(self.weights_user, self.weights_md).run(
                 {_ARG_SRC: np.ascontiguousarray(weights), _ARG_DST: self._weights})
             self._weights_of = version
-        src = scratch("onednn.src", (self.src_size,), np.float32)
-        dst = scratch("onednn.dst", (self.dst_size,), np.float32)
-        self.reorder_in.run({_ARG_SRC: images, _ARG_DST: src})
-        self.step.run({_ARG_SRC: src, _ARG_WEIGHTS: self._weights, _ARG_BIAS: bias, _ARG_DST: dst})
-        self.reorder_out.run({_ARG_SRC: dst, _ARG_DST: outputs})
+        return self._weights
+
+
+def convolve(convolutions, parameters, images, outputs):
+    """Convolutions in a row, each built `after` the one before (a single one alone): images in
+    NCHW reordered in once, each blocked output read by the next, the last reordered out into
+    `outputs`. parameters: (weights, their version, bias) of each."""
+    names = ("onednn.a", "onednn.b")
+    src = scratch(names[0], (convolutions[0].src_size,), np.float32)
+    convolutions[0].reorder_in.run({_ARG_SRC: images, _ARG_DST: src})
+    for i, (convolution, (weights, version, bias)) in enumerate(zip(convolutions, parameters)):
+        dst = scratch(names[(i + 1) % 2], (convolution.dst_size,), np.float32)
+        convolution.step.run({_ARG_SRC: src, _ARG_WEIGHTS: convolution.weights(weights, version), _ARG_BIAS: bias,
+                              _ARG_DST: dst})
+        src = dst
+    convolutions[-1].reorder_out.run({_ARG_SRC: src, _ARG_DST: outputs})
