@@ -9,9 +9,9 @@ A TEST net that needs no backward runs its full forwards through a deploy-time p
 layers, shared buffers; inference_plan.py), unless built with `optimize=False`.
 
 Running: the Net owns the loop over its layers. `run_forward` (behind `forward_from_to`) and
-`backward_from_to` are the only such loops; whoever needs to act around each layer (the `time` command, the NaN diagnosis,
-a profiler, gradient reduction across ranks) adds a callback, as Caffe's Net::Callback and
-pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
+`backward_from_to` are the only such loops; whoever needs to act around each layer (the `time`
+command, the NaN diagnosis, a profiler, gradient reduction across ranks) adds a callback, as
+Caffe's Net::Callback and pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
 f(layer_index) runs around every layer of every pass.
 """
 import itertools
