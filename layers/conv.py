@@ -160,11 +160,14 @@ class BaseConvolution(Layer):
                 np.zeros(self.num_output, np.float32) if bias is None else bias)
 
     def forward_only(self):
-        """A Convolution whose `engine` is DEFAULT runs its forward on oneDNN where it is installed
-        (Caffe's DEFAULT takes the fastest engine built in; CAFFE keeps the NumPy engine)."""
-        if (self._onednn is None and not self.reverse_dimensions and self.num_spatial == 2 and self.channel_axis == 1
-                and self.dtype == np.float32 and onednn.unavailable_reason() is None
-                and self.layer_param.convolution_param.engine == caffe_pb2.ConvolutionParameter.DEFAULT):
+        """A Convolution runs its forward on oneDNN where it is installed, unless its engine says
+        CAFFE (Caffe's DEFAULT takes the fastest engine built in): Intel Caffe's layer `engine`
+        ("MKLDNN", "MKL2017", "CAFFE", with options after a ':'), else convolution_param's."""
+        intel = self.layer_param.engine.partition(":")[0].upper()
+        numpy_engine = (intel == "CAFFE" if intel else
+                        self.layer_param.convolution_param.engine == caffe_pb2.ConvolutionParameter.CAFFE)
+        if (self._onednn is None and not numpy_engine and not self.reverse_dimensions and self.num_spatial == 2
+                and self.channel_axis == 1 and self.dtype == np.float32 and onednn.unavailable_reason() is None):
             self._onednn = {}
 
     @property

@@ -1,8 +1,8 @@
 """oneDNN's convolution (nvcaffe_py/backends/cpu/onednn.py, the `[onednn]` extra) against the NumPy
 engine on every conformance case of the convolution types it takes (2-D, channels on axis 1,
 forward only) and in whole deploy-time nets (with convolutions chained in oneDNN's layout), and
-how the deploy-time forward chooses it: Caffe's `engine` field, DEFAULT on oneDNN, CAFFE on
-NumPy. Skipped, with the reason, where oneDNN is not installed."""
+how the deploy-time forward chooses it: Caffe's `engine` field (DEFAULT on oneDNN, CAFFE on
+NumPy) or Intel Caffe's layer `engine` string. Skipped, with the reason, where oneDNN is not installed."""
 import os
 
 import numpy as np
@@ -66,6 +66,10 @@ layer { name: "default" type: "Convolution" bottom: "data" top: "a"
         convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "msra" } } }
 layer { name: "caffe" type: "Convolution" bottom: "a" top: "b"
         convolution_param { num_output: 4 kernel_size: 3 engine: CAFFE weight_filler { type: "msra" } } }
+layer { name: "intel_caffe" type: "Convolution" bottom: "b" top: "c" engine: "CAFFE"
+        convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "msra" } } }
+layer { name: "intel_mkldnn" type: "Convolution" bottom: "c" top: "d" engine: "MKLDNN:DLA"
+        convolution_param { num_output: 4 kernel_size: 1 engine: CAFFE weight_filler { type: "msra" } } }
 """
 
 
@@ -74,10 +78,11 @@ def test_the_engine_field_chooses():
     reference = caffe.Net(net_param_from_text(ENGINES), caffe.TEST, optimize=False)
     reference.share_with(optimised)
     data = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
-    got = optimised.forward(data=data)["b"]
-    assert_close(got, reference.forward(data=data)["b"], "b", rtol=1e-5)
+    got = optimised.forward(data=data)["d"]
+    assert_close(got, reference.forward(data=data)["d"], "d", rtol=1e-5)
     layers = optimised.layer_dict
-    assert layers["default"].onednn_convolution() is not None and layers["caffe"].onednn_convolution() is None
+    assert layers["default"].onednn_convolution() is not None and layers["intel_mkldnn"].onednn_convolution()
+    assert layers["caffe"].onednn_convolution() is None and layers["intel_caffe"].onednn_convolution() is None
     assert all(layer.onednn_convolution() is None for layer in reference.layers if layer.type == "Convolution")
 
 
