@@ -36,6 +36,7 @@ _SCALE_BIAS = ('scale_filler { type: "uniform" min: 0.5 max: 2 } bias_filler { t
 class BatchNormLayer(Layer):
     exact_num_bottom = 1
     exact_num_top = 1
+    in_place_capable = True
     cases = [
         Case("batch_norm_param { moving_average_fraction: 0.9 }", [normal((4, 3, 5, 2), scale=3, shift=1)]),
         Case("batch_norm_param { moving_average_fraction: 0.5 eps: 0.01 }", [(5, 3)]),

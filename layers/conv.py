@@ -13,14 +13,17 @@ the GPU half, for 2-D, is conv_gpu.py with conv.cu (depthwise: depthwise_gpu.py 
 """
 import numpy as np
 
+from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine, add_bias_gradient
 from nvcaffe_py.backends.cpu.im2col import output_size
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
+from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .conv_gpu import ConvolutionGPU
 from .depthwise_gpu import DepthwiseConvolutionGPU
+from .neuron import rectify
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" std: 0.3 }'
 
@@ -84,6 +87,8 @@ class BaseConvolution(Layer):
     min_top = 1
     # Deconvolution: the top is the image side, and the weights are (channels, num_output/group, k...).
     reverse_dimensions = False
+    # oneDNN's primitives by geometry, once the deploy-time forward allowed them (forward_only).
+    _onednn = None
 
     def setup(self, bottom, top):
         if len(top) != len(bottom):
@@ -139,6 +144,41 @@ class BaseConvolution(Layer):
         image_spatial = out_spatial if self.reverse_dimensions else spatial
         self.engine = ConvolutionEngine(self.num, self.conv_in_channels, self.conv_out_channels, self.group,
                                         image_spatial, self.kernel, self.pad, self.stride, self.dilation, self.dtype)
+        self._spatial = (tuple(spatial), out_spatial)
+
+    def onednn_convolution(self, negative_slope=None, after=None):
+        """The oneDNN primitive for the current shapes (with a ReLU of this slope fused; reading the
+        blocked output of the primitive `after`), or None where the layer runs on the NumPy engine
+        (no oneDNN, or only its slow reference kernel for this)."""
+        if self._onednn is None:
+            return None
+        key = (self.num,) + self._spatial + (negative_slope, after)
+        if key not in self._onednn:
+            convolution = onednn.Convolution(self.num, self.channels, *self._spatial, self.num_output, self.group,
+                                             self.kernel, self.pad, self.stride, self.dilation, negative_slope, after)
+            self._onednn[key] = None if convolution.slow else convolution
+        return self._onednn[key]
+
+    def uses_onednn(self) -> bool:
+        return self._onednn is not None
+
+    def onednn_parameters(self):
+        """(weights, their version, bias) as oneDNN's convolve takes them."""
+        storage = self.blobs[0].data_storage
+        bias = self._bias()
+        return (self.blobs[0].data_readonly(), (storage, storage.version),
+                np.zeros(self.num_output, np.float32) if bias is None else bias)
+
+    def forward_only(self):
+        """A Convolution runs its forward on oneDNN where it is installed, unless its engine says
+        CAFFE (Caffe's DEFAULT takes the fastest engine built in): Intel Caffe's layer `engine`
+        ("MKLDNN", "MKL2017", "CAFFE", with options after a ':'), else convolution_param's."""
+        intel = self.layer_param.engine.partition(":")[0].upper()
+        numpy_engine = (intel == "CAFFE" if intel else
+                        self.layer_param.convolution_param.engine == caffe_pb2.ConvolutionParameter.CAFFE)
+        if (self._onednn is None and not numpy_engine and not self.reverse_dimensions and self.num_spatial == 2
+                and self.channel_axis == 1 and self.dtype == np.float32 and onednn.unavailable_reason() is None):
+            self._onednn = {}
 
     @property
     def depthwise(self):
@@ -155,7 +195,23 @@ class BaseConvolution(Layer):
         return (top_array, bottom_array) if self.reverse_dimensions else (bottom_array, top_array)
 
     def forward_cpu(self, bottom, top):
-        weights, bias = self.blobs[0].data_readonly(), self._bias()
+        self.forward_rectified(bottom, top, None)
+
+    def forward_rectified(self, bottom, top, negative_slope):
+        """The CPU forward, then (unless `negative_slope` is None) a ReLU over the tops: how the
+        deploy-time plan runs a convolution and the in-place ReLU after it, on oneDNN as one
+        primitive."""
+        fast = self.onednn_convolution(negative_slope)
+        if fast is not None:
+            for b, t in zip(bottom, top):
+                onednn.convolve([fast], [self.onednn_parameters()], b.data_readonly(), t.data)
+            return
+        self._forward_numpy(bottom, top, self.blobs[0].data_readonly(), self._bias())
+        if negative_slope is not None:
+            for t in top:
+                rectify(t.data, negative_slope, t.data)
+
+    def _forward_numpy(self, bottom, top, weights, bias):
         for b, t in zip(bottom, top):
             if self.reverse_dimensions:
                 self.engine.convolve_transposed(weights, b.data_readonly(), t.data, bias)

@@ -11,6 +11,7 @@ from nvcaffe_py.registry import register_layer
 class FilterLayer(Layer):
     min_bottom = 2
     min_top = 1
+    reshape_reads_data = True  # the selector's values decide the tops' shapes
     cases = [Case("", [(5, 2, 3), (5, 4), fixed(np.array([0, 1, 0, 2.5, 1]).reshape(5, 1, 1, 1))], tops=2),
              Case("", [(4, 3), fixed([1, 1, 0, 1])]),
              Case("", [(3, 2), fixed([0, 0, 0])])]  # selects nothing

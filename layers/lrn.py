@@ -65,7 +65,10 @@ class LRNLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data_readonly()
-        squares = x * x
+        # Forward-only, the top holds the squares until the result overwrites them: one
+        # temporary the size of the input fewer.
+        spare = self._forward_only and not top[0].shares_data_with(bottom[0])
+        squares = np.multiply(x, x, out=top[0].data if spare else None)
         if self.across:
             scale = self._channel_window_sum(squares)
             scale *= self.alpha / self.size
@@ -75,11 +78,21 @@ class LRNLayer(Layer):
             self.pool.forward(squares, scale)
             scale *= self.alpha
             scale += 1
+        if self._forward_only:
+            np.power(scale, -self.beta, out=scale)
+            np.multiply(x, scale, out=top[0].data)
+            return
         # Kept for backward: it needs both scale and scale^-beta, and recomputing the power costs
         # more than storing it.
         self.scale = scale
         self.scale_power = np.power(scale, -self.beta, dtype=x.dtype)
         np.multiply(x, self.scale_power, out=top[0].data)
+
+    _forward_only = False
+
+    def forward_only(self):
+        """No backward follows: the scales are not kept beyond the forward."""
+        self._forward_only = True
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -36,6 +36,7 @@ class NeuronLayer(Layer):
     """
     exact_num_bottom = 1
     exact_num_top = 1
+    in_place_capable = True
     backward_needs_input = False
     splits_batch = False
     _input_copy = None
@@ -95,6 +96,14 @@ class NeuronLayer(Layer):
                          dtype=self.dtype)
 
 
+def rectify(x, negative_slope, y):
+    """ReLU's forward: y = max(x, 0), plus negative_slope * min(x, 0) for a slope other than 0."""
+    if negative_slope == 0:
+        np.maximum(x, 0, out=y)
+    else:
+        leaky_rectify(x, negative_slope, y)
+
+
 def leaky_rectify(x, negative_slope, y):
     """y = max(x, 0) + negative_slope * min(x, 0); negative_slope a scalar or broadcastable array."""
     negative_part = np.minimum(x, 0) * negative_slope
@@ -145,10 +154,7 @@ class ReLULayer(NeuronLayer):
         self.backward_needs_input = self.negative_slope < 0
 
     def activate(self, x, y):
-        if self.negative_slope == 0:
-            np.maximum(x, 0, out=y)
-        else:
-            leaky_rectify(x, self.negative_slope, y)
+        rectify(x, self.negative_slope, y)
 
     def derivative(self, x, y):
         return leaky_rectify_derivative(x, x.dtype.type(self.negative_slope))

@@ -90,8 +90,14 @@ class PoolingLayer(Layer):
         if len(top) > 1:
             top[1].reshape(top[0].shape)
 
+    def forward_only(self):
+        """No backward follows: MAX keeps no argmax beyond the forward (unless it is the mask top)."""
+        self._keep_index = False
+
+    _keep_index = True
+
     def forward_cpu(self, bottom, top):
-        self.pool.forward(bottom[0].data_readonly(), top[0].data)
+        self.pool.forward(bottom[0].data_readonly(), top[0].data, keep_index=self._keep_index or len(top) > 1)
         if len(top) > 1:
             top[1].data[...] = self.pool.index
 

@@ -38,6 +38,7 @@ class BroadcastOperandLayer(Layer):
     min_bottom = 1
     max_bottom = 2
     exact_num_top = 1
+    in_place_capable = True
     identity = None  # the operand value that leaves bottom[0] unchanged
 
     def operand_param(self):

@@ -160,6 +160,19 @@ class Blob:
     def shares_data_with(self, other: "Blob") -> bool:
         return self._data is other._data
 
+    @property
+    def data_storage(self) -> SyncedArray:
+        """The buffer that holds this blob's data (one object for blobs that share it)."""
+        return self._data
+
+    def use_data_storage(self, storage: SyncedArray):
+        """Hold data in `storage`, a SyncedArray of at least this blob's count: blobs whose values
+        are never needed at the same time may share one (the deploy-time memory plan). A later
+        reshape past its size gives the blob a buffer of its own again."""
+        if storage.size < self._count:
+            raise CaffeError(f"a buffer of {storage.size} elements cannot hold a blob of shape {self.shape}")
+        self._data = storage
+
     def __repr__(self):
         return f"Blob(shape={self._shape}, dtype={self.dtype.name})"
 

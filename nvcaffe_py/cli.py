@@ -52,6 +52,8 @@ FLAGS = {
     "opset": (int, onnx_export.DEFAULT_OPSET, f"export_onnx: the ONNX opset (default {onnx_export.DEFAULT_OPSET}; "
                                               f"{onnx_export.MIN_OPSET} or later)"),
     "batch": (int, 0, "export_onnx, summary: the batch size of the net's inputs (default: the prototxt's)"),
+    "optimize": (bool, True, "test, time: run a TEST net that needs no backward through the deploy-time forward "
+                             "(folded layers, shared buffers; default true); false runs every layer as declared"),
 }
 
 
@@ -128,7 +130,8 @@ def time_command(flags, given):
         _set_mode(flags)
     elif "gpu" in compared:
         _use_gpu(flags["gpu"] or "0")  # fails here, before any timing, where no GPU is usable
-    net = Net(flags["model"], phase=_phase(flags, "TRAIN"), level=flags["level"], stages=_stages(flags))
+    net = Net(flags["model"], phase=_phase(flags, "TRAIN"), level=flags["level"], stages=_stages(flags),
+              optimize=flags["optimize"])
     if compared is None:
         _benchmark(net, flags["iterations"])
         return 0
@@ -177,10 +180,10 @@ COMMANDS = {
     "train": (train, "train or finetune a model",
               ("solver", "weights", "snapshot", "gpu", "iterations", "level", "stage", "sigint_effect",
                "sighup_effect")),
-    "test": (test, "score a model", ("model", "weights", "iterations", "gpu", "phase", "level", "stage")),
+    "test": (test, "score a model", ("model", "weights", "iterations", "gpu", "phase", "level", "stage", "optimize")),
     "device_query": (device_query, "show GPU diagnostic information", ("gpu",)),
     "time": (time_command, "benchmark model execution time",
-             ("model", "iterations", "gpu", "phase", "level", "stage", "compare")),
+             ("model", "iterations", "gpu", "phase", "level", "stage", "compare", "optimize")),
     "export_onnx": (export_onnx, "write a TEST-phase net and its weights as an ONNX model",
                     ("model", "weights", "output", "opset", "batch", "level", "stage")),
     "summary": (summary_command, "per layer: type, top shapes, parameters, multiply-adds, activation memory",
@@ -202,7 +205,8 @@ def _phase(flags, default):
 
 def _test_net(flags):
     """The -model net (TEST phase unless -phase says otherwise), with the -weights given."""
-    net = Net(flags["model"], phase=_phase(flags, "TEST"), level=flags["level"], stages=_stages(flags))
+    net = Net(flags["model"], phase=_phase(flags, "TEST"), level=flags["level"], stages=_stages(flags),
+              optimize=flags["optimize"])
     for path in filter(None, flags["weights"].split(",")):
         net.copy_from(path)
     return net
@@ -373,7 +377,10 @@ def _parser(command):
     for name in names:
         kind, _, help_text = FLAGS[name]
         # None marks a flag that was not given; its Caffe default is filled in afterwards.
-        parser.add_flag(name, type=kind, default=None, help=help_text)
+        if kind is bool:
+            parser.add_bool_flag(name, default=None, help=help_text)
+        else:
+            parser.add_flag(name, type=kind, default=None, help=help_text)
     return parser
 
 

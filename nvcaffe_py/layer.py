@@ -64,6 +64,12 @@ class Layer:
     auto_top_blobs = False
     # Loss weight of each top when the prototxt gives none (loss layers: (1.0,)).
     default_loss_weights = ()
+    # May forward write its top over its bottom (element-wise layers, which Caffe also runs in
+    # place)? The deploy-time forward then does so where nothing reads the bottom afterwards.
+    in_place_capable = False
+    # Does reshape read the bottoms' values, not only their shapes (Filter)? Otherwise the
+    # deploy-time forward skips the reshape of a built-in layer whose bottoms' shapes are unchanged.
+    reshape_reads_data = False
     # The conformance cases of this type (nvcaffe_py.conformance.Case).
     cases = ()
     # The GPU half, built on first use in GPU mode (see make_gpu).
@@ -113,6 +119,10 @@ class Layer:
     def make_gpu(self):
         """This layer's GPU half for the configuration setup chose, or None (the CPU code runs)."""
         return None
+
+    def forward_only(self):
+        """Called by the deploy-time forward: no backward follows this layer's forwards from now
+        on, so it may take a forward-only path (Convolution: oneDNN, where installed)."""
 
     def multiply_adds(self, bottom, top) -> int:
         """How many multiply-adds of weights with activations one forward does at these shapes

@@ -5,10 +5,13 @@ Building: filter by NetState -> insert Split layers -> create each layer, connec
 tops (in-place when a top repeats its bottom's name), set up and shape it, attach loss weights,
 register parameters (sharing those named alike) -> decide which layers need backward.
 
-Running: the Net owns the loop over its layers. `forward_from_to` / `backward_from_to` are the
-only such loops; whoever needs to act around each layer (the `time` command, the NaN diagnosis,
-a profiler, gradient reduction across ranks) adds a callback, as Caffe's Net::Callback and
-pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
+A TEST net that needs no backward runs its full forwards through a deploy-time plan (folded
+layers, shared buffers; inference_plan.py), unless built with `optimize=False`.
+
+Running: the Net owns the loop over its layers. `run_forward` (behind `forward_from_to`) and
+`backward_from_to` are the only such loops; whoever needs to act around each layer (the `time`
+command, the NaN diagnosis, a profiler, gradient reduction across ranks) adds a callback, as
+Caffe's Net::Callback and pycaffe's `net.before_forward(f)` / `after_forward` / `before_backward` / `after_backward`:
 f(layer_index) runs around every layer of every pass.
 """
 import itertools
@@ -22,6 +25,7 @@ from google.protobuf import text_format
 from . import backends, formats, hdf5_format, host_memory, log, registry, trained_weights, unsupported
 from .blob import Blob, ShapeError
 from .errors import CaffeError
+from .inference_plan import BlobDict, InferencePlan
 from .net_state import filter_net, make_state
 from .proto import caffe_pb2
 from .registry import create_layer
@@ -97,10 +101,11 @@ class Callback:
 class Net:
     """`Net(proto, phase)`, `Net(proto, weights, phase)`, or keywords `phase=`, `weights=`,
     `level=`, `stages=`; `proto` is a prototxt path or a caffe_pb2.NetParameter (then `source`
-    names it in error messages)."""
+    names it in error messages). With `optimize` (the default) a TEST net that needs no backward
+    runs full forwards through the deploy-time plan; False runs every layer as declared."""
 
     def __init__(self, network, *args, phase=None, weights=None, level=None, stages=None,
-                 dtype=np.float32, source=None):
+                 dtype=np.float32, source=None, optimize=True):
         positional = list(args)
         if positional and isinstance(positional[0], (str, bytes, os.PathLike)):
             weights = positional.pop(0)
@@ -115,6 +120,10 @@ class Net:
             phase = param.state.phase
         state = make_state(param, phase, level, stages)
         self._init(param, state)
+        self._plan = None
+        if optimize and self.phase == TEST and not any(self.layer_need_backward):
+            self._plan = InferencePlan(self)
+            self.blobs.reader = self._plan.keep
         if weights is not None:
             self.copy_from(weights)
 
@@ -140,7 +149,7 @@ class Net:
         self.layer_bottom_names, self.layer_top_names = [], []
         self.bottom_names, self.top_names = OrderedDict(), OrderedDict()
         self.bottom_vecs, self.top_vecs = [], []
-        self.blobs = OrderedDict()
+        self.blobs = BlobDict()
         self.blob_loss_weights = {}
         self.inputs = []
         self._params = []  # ParamSpec of every learnable blob, owners only
@@ -381,11 +390,17 @@ class Net:
     # -- running -----------------------------------------------------------------------------
     def forward_from_to(self, start=0, end=None) -> float:
         end = len(self.layers) - 1 if end is None else end
+        if self._plan is not None:
+            return self.run_forward(self._plan.steps(start, end))
+        return self.run_forward(zip(range(start, end + 1), self.layers[start:end + 1],
+                                    self.bottom_vecs[start:end + 1], self.top_vecs[start:end + 1]))
+
+    def run_forward(self, steps) -> float:
+        """Run (layer index, layer, bottoms, tops) steps in order, with the callbacks; the loss."""
         before, after = self._callbacks["before_forward"], self._callbacks["after_forward"]
         loss = 0.0
         with backends.net_pass():
-            for i in range(start, end + 1):
-                layer, bottoms, tops = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+            for i, layer, bottoms, tops in steps:
                 for function in before:
                     function(i)
                 try:
@@ -444,6 +459,8 @@ class Net:
             outputs = set(self.outputs) | set(blobs or [])
         for name, value in kwargs.items():
             self._set_blob(name, value, "data")
+        if self._plan is not None:
+            self._plan.keep(outputs, recompute=start_index > 0)
         self.forward_from_to(start_index, end_index)
         return {name: self.blobs[name].data for name in outputs}
 

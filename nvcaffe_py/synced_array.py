@@ -14,7 +14,7 @@ UNINITIALIZED, AT_HOST, AT_DEVICE, SYNCED = "uninitialized", "host", "device", "
 
 
 class SyncedArray:
-    __slots__ = ("size", "dtype", "_host", "_device", "head")
+    __slots__ = ("size", "dtype", "_host", "_device", "head", "version")
 
     def __init__(self, size: int, dtype=np.float32):
         self.size = int(size)
@@ -22,6 +22,7 @@ class SyncedArray:
         self._host = None
         self._device = None
         self.head = UNINITIALIZED
+        self.version = 0
 
     # -- host side ---------------------------------------------------------------------------
     def _sync_to_host(self):
@@ -39,6 +40,7 @@ class SyncedArray:
         """Flat host array, writable: the device copy becomes stale."""
         self._sync_to_host()
         self.head = AT_HOST
+        self.version += 1
         return self._host
 
     def host_readonly(self) -> np.ndarray:
@@ -61,6 +63,7 @@ class SyncedArray:
         """Flat device array, writable: the host copy becomes stale."""
         self._sync_to_device()
         self.head = AT_DEVICE
+        self.version += 1
         return self._device
 
     def device_readonly(self):

@@ -61,7 +61,6 @@ FORK_FIELDS = {
     ("LayerParameter", "region_loss_param"): ("YOLO ports (e.g. eric612/MobileNet-YOLO)", _PLUGIN),
     ("LayerParameter", "center_loss_param"): ("caffe-face (ydwen/caffe-face)", _PLUGIN),
     ("LayerParameter", "box_annotator_ohem_param"): ("R-FCN (daijifeng001/caffe-rfcn)", _PLUGIN),
-    ("LayerParameter", "engine"): ("Intel Caffe", "remove it: engine selection does not apply here"),
     ("PoolingParameter", "ceil_mode"): ("BVLC/caffe PR #3057, used by SegNet and PSPNet ports",
                                         "write round_mode: FLOOR for ceil_mode: false (round_mode: CEIL is the default)"),
     ("TransformationParameter", "resize_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),

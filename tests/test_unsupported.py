@@ -93,10 +93,11 @@ def test_a_train_only_unknown_type_does_not_stop_the_test_net(tmp_path):
 
 def test_one_finding_is_one_line(tmp_path):
     path = tmp_path / "net.prototxt"
-    path.write_text('layer {\n  name: "a" type: "ReLU"\n  engine: "MKLDNN"\n}\n')
+    path.write_text('layer {\n  name: "a" type: "Pooling"\n  pooling_param { ceil_mode: false }\n}\n')
     (line,) = error_lines(path, read_net_param)
-    assert line == (f"{path}:3:3: layer 'a' (ReLU): unknown field 'engine' in LayerParameter -- defined by Intel Caffe; "
-                    "remove it: engine selection does not apply here")
+    assert line == (f"{path}:3:19: layer 'a' (Pooling): unknown field 'ceil_mode' in PoolingParameter -- defined by "
+                    "BVLC/caffe PR #3057, used by SegNet and PSPNet ports; write round_mode: FLOOR for ceil_mode: "
+                    "false (round_mode: CEIL is the default)")
 
 
 def test_v1_layers_name_their_type_by_enum(tmp_path):

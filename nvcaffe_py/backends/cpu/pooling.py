@@ -160,13 +160,15 @@ class Pool2D:
         threads.each(lambda chunk: work(*chunk), chunks, chunks[0][0].size * passes if chunks else 0)
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, x, top):
+    def forward(self, x, top, keep_index=True):
+        """top = the pooling of x; MAX and STOCHASTIC keep the chosen positions in `index` for
+        backward, unless `keep_index` is False (a forward-only pass: a scratch buffer serves)."""
         if self.method == AVE:
             self._each_chunk(self._average, x, top)
         elif self.method == STOCHASTIC and not self.train:
             self._each_chunk(self._weighted_average, x, top)
         else:
-            self.index = np.empty(top.shape, np.int32)
+            self.index = np.empty(top.shape, np.int32) if keep_index else scratch("pooling.index", top.shape, np.int32)
             if self.method == MAX:
                 self._each_chunk(self._max, x, top, self.index)
             else:

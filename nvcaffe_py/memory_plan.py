@@ -1,0 +1,58 @@
+"""Activation memory for a forward-only pass: blobs whose values are never needed at the same time
+share one buffer (the last pass of the deploy-time forward, inference_plan.py).
+
+A buffer's value lives from the step that first writes it to the last step that reads or writes
+it; blobs that hold one buffer by the layers' own doing (in place, Split, Reshape, Flatten) count
+as one value. Going through the steps in order, each new value takes a free slot (the smallest
+that is big enough, else the biggest, which grows), and a value's slot is freed after its last
+step. A layer that may run in place (`Layer.in_place_capable`) gives its top the slot of its
+bottom[0] when that value ends at this step, so it writes over its input. Fixed values (what the
+user reads, inputs, what no step writes) keep their own buffers. Slots are SyncedArrays, so the
+device side is shared alike.
+"""
+from .synced_array import SyncedArray
+
+
+def share_buffers(steps, fixed, dtype) -> int:
+    """Give the steps' blobs shared buffers; `steps` are (index, layer, bottoms, tops) in order,
+    `fixed` the data storages to leave alone. Returns the elements of the shared slots."""
+    first, last, size, holders = {}, {}, {}, {}
+    for position, (_, _, bottoms, tops) in enumerate(steps):
+        for blob in list(bottoms) + list(tops):
+            storage = blob.data_storage
+            if storage not in first and blob in bottoms:
+                fixed = fixed | {storage}  # read before any step writes it: an input
+            first.setdefault(storage, position)
+            last[storage] = position
+            size[storage] = max(size.get(storage, 0), blob.count)
+            holders.setdefault(storage, []).append(blob)
+    slot_of, slot_sizes, free = {}, [], []
+    for position, (_, layer, bottoms, tops) in enumerate(steps):
+        for top in tops:
+            storage = top.data_storage
+            if storage in fixed or storage in slot_of or first[storage] != position:
+                continue
+            reused = bottoms[0].data_storage if layer.in_place_capable and bottoms else None
+            if reused in slot_of and last[reused] == position and reused is not storage:
+                slot = slot_of[reused]
+                last[reused] = -1  # its slot goes on with the top's value
+            else:
+                fitting = sorted((slot_sizes[s], s) for s in free if slot_sizes[s] >= size[storage])
+                slot = fitting[0][1] if fitting else (max(free, key=slot_sizes.__getitem__) if free else None)
+                if slot is None:
+                    slot = len(slot_sizes)
+                    slot_sizes.append(0)
+                else:
+                    free.remove(slot)
+            slot_sizes[slot] = max(slot_sizes[slot], size[storage])
+            slot_of[storage] = slot
+        for blob in list(bottoms) + list(tops):
+            storage = blob.data_storage
+            if last.get(storage) == position and storage in slot_of:
+                free.append(slot_of[storage])
+                last[storage] = -1
+    buffers = [SyncedArray(n, dtype) for n in slot_sizes]
+    for storage, slot in slot_of.items():
+        for blob in holders[storage]:
+            blob.use_data_storage(buffers[slot])
+    return sum(slot_sizes)
