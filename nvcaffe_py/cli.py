@@ -21,6 +21,7 @@ from .errors import CaffeError
 from .layer_timer import LayerTimer
 from .net import Net
 from .proto import caffe_pb2
+from .scaleout import data_parallel, world
 from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
 from .tools import TOOLS
 from .tools.gflags import GflagsParser
@@ -78,14 +79,26 @@ def train(flags, given):
         log.info("Use CPU.")
     if flags["weights"]:
         param.weights.append(flags["weights"])
-    solver = get_solver(param, source=source)
+    ranks = world.from_environment()
+    if flags["snapshot"]:
+        log.info(f"Resuming from {flags['snapshot']}")
+    if ranks is None:
+        solver, resume, training = get_solver(param, source=source), flags["snapshot"] or None, None
+    else:  # rank 0 restores the snapshot and broadcasts it
+        training = data_parallel.join(ranks)
+        solver, resume = training.build(param, lambda p: get_solver(p, source=source), flags["snapshot"]), None
     actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
-    solver.set_action_function(actions)
+    solver.set_action_function(actions)  # polled on rank 0 only; the other ranks ignore the signals
     with actions:
-        if flags["snapshot"]:
-            log.info(f"Resuming from {flags['snapshot']}")
         log.info("Starting Optimization")
-        solver.solve(flags["snapshot"] or None)
+        try:
+            solver.solve(resume)
+        except CaffeError as exc:
+            if training is None:
+                raise
+            # Only this rank knows: say so, and end the others rather than leave them waiting.
+            print(f"{PROG}: error: rank {training.rank}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            training.abort()
     return 0
 
 
@@ -437,6 +450,8 @@ def _run(argv) -> int:
     except CaffeError as exc:
         log.end_progress()
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except data_parallel.QuietExit:  # rank 0 reports the error for every rank
         return 1
     except KeyboardInterrupt:
         log.end_progress()
