@@ -65,6 +65,8 @@ def train(flags, given):
     for name in ("sigint_effect", "sighup_effect"):
         if flags[name] not in effects:
             raise UsageError(f"-{name} must be snapshot, stop or none (got '{flags[name]}')")
+    ranks = world.from_environment()
+    training = data_parallel.join(ranks) if ranks else None  # first: only rank 0 logs
     param, source = load_solver_param(flags["solver"])
     if "level" in given:
         param.train_state.level = flags["level"]
@@ -79,13 +81,11 @@ def train(flags, given):
         log.info("Use CPU.")
     if flags["weights"]:
         param.weights.append(flags["weights"])
-    ranks = world.from_environment()
     if flags["snapshot"]:
         log.info(f"Resuming from {flags['snapshot']}")
-    if ranks is None:
-        solver, resume, training = get_solver(param, source=source), flags["snapshot"] or None, None
+    if training is None:
+        solver, resume = get_solver(param, source=source), flags["snapshot"] or None
     else:  # rank 0 restores the snapshot and broadcasts it
-        training = data_parallel.join(ranks)
         solver, resume = training.build(param, lambda p: get_solver(p, source=source), flags["snapshot"]), None
     actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
     solver.set_action_function(actions)  # polled on rank 0 only; the other ranks ignore the signals

@@ -37,8 +37,8 @@ def timeout_seconds() -> float:
     return seconds
 
 
-def timeout_error(rank, what, seconds) -> CollectiveTimeout:
-    return CollectiveTimeout(f"rank {rank}: the other ranks did not answer within {seconds:g} s during {what}; "
+def timeout_error(what, seconds) -> CollectiveTimeout:
+    return CollectiveTimeout(f"the other ranks did not answer within {seconds:g} s during {what}; "
                              f"a rank has died or hangs (NVCAFFE_COLLECTIVE_TIMEOUT_S sets the limit)")
 
 

@@ -58,7 +58,7 @@ class MPICollective(Collective):
         try:
             return future.result(timeout=self._timeout)
         except concurrent.futures.TimeoutError:
-            raise timeout_error(self.rank, what, self._timeout) from None
+            raise timeout_error(what, self._timeout) from None
 
     def broadcast(self, array, root=0):
         self._result(self._thread.submit(self._comm.Bcast, array, root), "a broadcast")
