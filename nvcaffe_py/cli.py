@@ -21,7 +21,7 @@ from .errors import CaffeError
 from .layer_timer import LayerTimer
 from .net import Net
 from .proto import caffe_pb2
-from .scaleout import data_parallel, world
+from .scaleout import data_parallel, launcher, world
 from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
 from .tools import TOOLS
 from .tools.gflags import GflagsParser
@@ -39,7 +39,8 @@ FLAGS = {
     "model": (str, "", "the model definition protocol buffer text file"),
     "weights": (str, "", "pretrained weights (.caffemodel) to fine-tune from or score, separated by ','"),
     "snapshot": (str, "", "the .solverstate to resume training from"),
-    "gpu": (str, "", "run on the GPU with this device id ('all': every GPU; only one is used)"),
+    "gpu": (str, "", "run on the GPU(s) with these device ids, separated by ',' ('all': every GPU); train runs "
+                     "one rank per GPU, test and time use the first"),
     "iterations": (int, 50, "test, time: the number of iterations (default 50); train: overrides max_iter"),
     "phase": (str, "", "network phase, TRAIN or TEST (default: test TEST, time TRAIN)"),
     "level": (int, 0, "network level (default 0; train: overrides the solver's train_state level)"),
@@ -66,14 +67,19 @@ def train(flags, given):
         if flags[name] not in effects:
             raise UsageError(f"-{name} must be snapshot, stop or none (got '{flags[name]}')")
     ranks = world.from_environment()
-    training = data_parallel.join(ranks) if ranks else None  # first: only rank 0 logs
+    gpu_ids = _gpu_ids_of(flags["gpu"]) if flags["gpu"] else None
+    if ranks is None and gpu_ids and (len(gpu_ids) > 1 or os.environ.get("NVCAFFE_FORCE_NCCL") == "1"):
+        return launcher.train_on_gpus(gpu_ids, ["train", *(f"-{name}={flags[name]}" for name in sorted(given))])
+    training = data_parallel.join(ranks, gpu_ids) if ranks else None  # first: only rank 0 logs
     param, source = load_solver_param(flags["solver"])
     if "level" in given:
         param.train_state.level = flags["level"]
     param.train_state.stage.extend(_stages(flags))
     if "iterations" in given:
         param.max_iter = flags["iterations"]
-    if flags["gpu"]:
+    if training is not None and gpu_ids:
+        pass  # each rank is on its own GPU already
+    elif flags["gpu"]:
         _use_gpu(flags["gpu"])
     elif param.solver_mode == param.GPU:
         _gpu_from_solver(param, source)
@@ -238,11 +244,22 @@ def _gpu_ids(text):
         raise UsageError(f"-gpu takes device ids separated by ',' or 'all' (got '{text}')") from None
 
 
+def _gpu_ids_of(text):
+    """The GPUs -gpu names ('all': every one), checked to exist; CaffeError where none is usable."""
+    reason = backends.cuda_unavailable_reason()
+    if reason is not None:
+        raise CaffeError(f"GPU mode requested but no GPU is usable: {reason}")
+    count = context.device_count()
+    ids = list(range(count)) if text == "all" else _gpu_ids(text)
+    launcher.check_device_ids(ids, count)
+    return ids
+
+
 def _use_gpu(text):
     """Switch to the first GPU named by -gpu; CaffeError with the reason where none is usable."""
     ids = [0] if text == "all" else _gpu_ids(text)
     if len(ids) > 1:
-        log.warning(f"training on several GPUs is not supported; using GPU {ids[0]} only")
+        log.warning(f"only train uses several GPUs; using GPU {ids[0]}")
     mode.set_device(ids[0])
     backends.set_mode_gpu()
     log.info(f"Use GPU with device ID {ids[0]}")

@@ -196,3 +196,22 @@ def test_the_ranks_end_with_the_same_weights(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = final_weights(tmp_path / "rank0.caffemodel"), final_weights(tmp_path / "rank1.caffemodel")
     assert all(np.array_equal(rank0[key], rank1[key]) for key in rank0)
+
+
+def test_nccl_without_its_library_says_how_to_install_it():
+    from nvcaffe_py.scaleout import nccl_library
+    if nccl_library.available():
+        pytest.skip("NCCL loads here; tools/gpu_check.sh runs it on a GPU")
+    assert caffe.has_nccl() is False
+    with pytest.raises(caffe.CaffeError, match=r"NCCL cannot be loaded .*pip install -e '\.\[nccl\]'"):
+        caffe.NCCL.new_uid()
+
+
+@pytest.mark.parametrize("ids, count, message", [([0, 3], 2, "names GPU 3, but this machine has 2 GPU"),
+                                                  ([1, 1], 2, "names a GPU twice"),
+                                                  ([0], 0, "this machine has none")])
+def test_gpu_ids_that_do_not_exist_are_refused(ids, count, message):
+    from nvcaffe_py.scaleout.launcher import check_device_ids
+    with pytest.raises(caffe.CaffeError, match=message):
+        check_device_ids(ids, count)
+    check_device_ids([0, 1], 2)

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from .. import log, mode, rng
+from .. import backends, log, mode, rng
 from ..backends.cpu import threads
 from ..errors import CaffeError
 from .gradient_reducer import GradientReducer
@@ -135,14 +135,34 @@ class DataParallel:
         self.collective.abort()
 
 
-def join(world):
-    """This process's DataParallel in `world` (world.from_environment()), over MPI."""
-    from .mpi_collective import MPICollective
-    try:
-        collective = MPICollective()
-    except ImportError as exc:
-        if world.rank != 0:
-            raise QuietExit() from None
-        raise CaffeError(f"started by an MPI launcher as one of {world.size} ranks, but MPI for Python cannot be "
-                         f"loaded ({exc}); install it with pip install -e '.[mpi]'") from None
-    return DataParallel(collective, collective.local_size())
+def join(world, gpu_ids=None):
+    """This process's DataParallel in `world` (world.from_environment()): over MPI on the CPU, over
+    NCCL with `gpu_ids` (rank r's GPU: NVCAFFE_GPU from the launcher, else its place on its machine);
+    under mpiexec with GPUs, MPI only carries NCCL's id."""
+    mpi = None
+    if world.launched_by_mpi:
+        from .mpi_collective import MPICollective
+        try:
+            mpi = MPICollective()
+        except ImportError as exc:
+            if world.rank != 0:
+                raise QuietExit() from None
+            raise CaffeError(f"started by an MPI launcher as one of {world.size} ranks, but MPI for Python cannot be "
+                             f"loaded ({exc}); install it with pip install -e '.[mpi]'") from None
+        local_rank, local_ranks = mpi.local_place()
+    else:
+        local_rank, local_ranks = world.rank, world.size
+    if not gpu_ids:
+        return DataParallel(mpi, local_ranks)
+    from .nccl_collective import NCCLCollective
+    from .nccl_library import UNIQUE_ID_BYTES, new_unique_id
+    if mpi is None:
+        device, unique_id = int(os.environ["NVCAFFE_GPU"]), bytes.fromhex(os.environ["NVCAFFE_NCCL_ID"])
+    else:
+        device = gpu_ids[local_rank % len(gpu_ids)]
+        shared = np.frombuffer(new_unique_id() if world.rank == 0 else bytes(UNIQUE_ID_BYTES), np.uint8).copy()
+        mpi.broadcast(shared)
+        unique_id = shared.tobytes()
+    mode.set_device(device)
+    backends.set_mode_gpu()
+    return DataParallel(NCCLCollective(world.rank, world.size, unique_id, device), local_ranks)

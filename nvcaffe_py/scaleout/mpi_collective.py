@@ -45,12 +45,12 @@ class MPICollective(Collective):
         self._timeout = timeout_seconds()
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nvcaffe-mpi")
 
-    def local_size(self) -> int:
-        """How many ranks run on this machine (they share its cores)."""
-        MPI = self._MPI
-        local = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
+    def local_place(self):
+        """(this rank's place among the ranks on its machine, how many run there): they share its
+        cores, and with -gpu its GPUs."""
+        local = self._comm.Split_type(self._MPI.COMM_TYPE_SHARED)
         try:
-            return local.Get_size()
+            return local.Get_rank(), local.Get_size()
         finally:
             local.Free()
 
