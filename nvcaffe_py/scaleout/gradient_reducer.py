@@ -5,17 +5,33 @@ A Solver callback (on_start, on_gradients_ready) and, with the solver's `layer_w
 the backward of the lowest layer holding it is done (a parameter shared by several layers waits
 for all of them), so its bucket's allreduce starts right there and overlaps the backward of the
 layers below. Small parameters travel together in buckets of at least `bucket_bytes` (a bias
-alone would cost a whole round trip). With iter_size > 1 only the last pass's backward reduces:
+alone would cost a whole round trip): NVCAFFE_BUCKET_KB, 256 KiB by default, which splits even
+CIFAR10-quick's 0.6 MB of gradients for overlap. Every bucket costs 2(N-1) ring steps, so at
+hundreds of ranks far larger buckets pay (benchmarks/results/*-allreduce-model.md: 25 MB). With iter_size > 1 only the last pass's backward reduces:
 the gradients summed over the passes are averaged once. on_gradients_ready waits for every bucket;
 where no after_backward started them (layer_wise_reduce: false), it reduces them all there. The
 solver's update then runs on the mean.
 """
+import os
 import time
 
-BUCKET_BYTES = 1 << 20
+from ..errors import CaffeError
+
+DEFAULT_BUCKET_KB = 256
 
 
-def bucket_plan(net, bucket_bytes=BUCKET_BYTES):
+def bucket_bytes_setting() -> int:
+    value = os.environ.get("NVCAFFE_BUCKET_KB", str(DEFAULT_BUCKET_KB))
+    try:
+        kilobytes = float(value)
+    except ValueError:
+        kilobytes = -1
+    if kilobytes < 0:
+        raise CaffeError(f"NVCAFFE_BUCKET_KB must be a number of kilobytes (0: one bucket per layer), got {value!r}")
+    return int(kilobytes * 1024)
+
+
+def bucket_plan(net, bucket_bytes):
     """{layer index: [buckets (lists of Blobs) whose gradients are final after that layer's backward]}."""
     params = net.learnable_params
     ready_at = {}
@@ -38,10 +54,10 @@ def bucket_plan(net, bucket_bytes=BUCKET_BYTES):
 
 
 class GradientReducer:
-    def __init__(self, net, collective, iter_size=1, bucket_bytes=BUCKET_BYTES):
+    def __init__(self, net, collective, iter_size=1):
         self._collective = collective
         self._iter_size = iter_size
-        self._plan = bucket_plan(net, bucket_bytes)
+        self._plan = bucket_plan(net, bucket_bytes_setting())
         self._pending = []
         self._passes = 0
         self.wait_seconds = 0.0  # spent in on_gradients_ready, waiting for the reduction to finish

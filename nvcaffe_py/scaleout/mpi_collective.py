@@ -5,14 +5,20 @@ system one that mpi4py was built against).
 One communication thread makes every MPI call, in the order they were asked for, as Caffe's NCCL
 reduces on its own stream: a bucket's allreduce runs there (mpi4py lets go of the GIL inside MPI)
 while the main thread goes on with the backward of the layers below. The main thread only waits,
-each time with the deadline of collective.py. A gradient bucket is packed into one contiguous
+each time with the deadline of collective.py. The thread starts each operation non-blocking and
+tests it every 0.2 ms, sleeping in between: MPI's blocking calls spin while a peer is late, and a
+spinning thread takes the core that its rank's backward needs (measured: LeNet on 2 ranks, 2
+cores, rank 0's CPU time per iteration 170 ms blocking against 140-165 ms polling, 150 alone). A gradient bucket is packed into one contiguous
 buffer, summed in place and scaled by 1/size, then unpacked into the diffs by wait().
 """
 import concurrent.futures
+import time
 
 import numpy as np
 
 from .collective import Collective, timeout_error, timeout_seconds
+
+_POLL_S = 0.0002
 
 
 def _mpi():
@@ -60,15 +66,20 @@ class MPICollective(Collective):
         except concurrent.futures.TimeoutError:
             raise timeout_error(what, self._timeout) from None
 
+    @staticmethod
+    def _complete(request):
+        while not request.Test():
+            time.sleep(_POLL_S)
+
     def broadcast(self, array, root=0):
-        self._result(self._thread.submit(self._comm.Bcast, array, root), "a broadcast")
+        self._result(self._thread.submit(lambda: self._complete(self._comm.Ibcast(array, root))), "a broadcast")
 
     def start_allreduce_mean(self, blobs):
         buffer = np.concatenate([blob.diff_readonly().ravel() for blob in blobs])
         scale = buffer.dtype.type(1.0 / self.size)
 
         def allreduce():
-            self._comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+            self._complete(self._comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM))
             buffer[...] *= scale
 
         return _PendingAllreduce(self, self._thread.submit(allreduce), blobs, buffer)
