@@ -124,7 +124,7 @@ def test_sighup_then_sigint_on_rank_0_snapshot_and_stop_every_rank(tmp_path):
 @pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_rank_that_dies_or_hangs_stops_the_others(tmp_path, how):
     # -disable-auto-cleanup: mpiexec leaves the other ranks alone, so they must notice by themselves
-    env = environment(NVCAFFE_COLLECTIVE_TIMEOUT_S="3")
+    env = environment(NVCAFFE_COLLECTIVE_TIMEOUT_S="10")
     process = _start(tmp_path, 100000, env=env, launcher=["-disable-auto-cleanup"])
     lines = []
     try:
@@ -141,7 +141,7 @@ def test_a_rank_that_dies_or_hangs_stops_the_others(tmp_path, how):
     text = "".join(lines)
     assert process.returncode != 0 and elapsed < 60, text[-3000:]
     if how == "hung":
-        assert "nvcaffe: error: rank 0: the other ranks did not answer within 3 s" in text
+        assert "nvcaffe: error: rank 0: the other ranks did not answer within 10 s" in text
 
 
 def test_more_ranks_than_records_is_one_line_from_rank_0(tmp_path):

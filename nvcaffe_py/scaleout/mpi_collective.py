@@ -7,8 +7,9 @@ reduces on its own stream: a bucket's allreduce runs there (mpi4py lets go of th
 while the main thread goes on with the backward of the layers below. The main thread only waits,
 each time with the deadline of collective.py. The thread starts each operation non-blocking and
 tests it every 0.2 ms, sleeping in between: MPI's blocking calls spin while a peer is late, and a
-spinning thread takes the core that its rank's backward needs (measured: LeNet on 2 ranks, 2
-cores, rank 0's CPU time per iteration 170 ms blocking against 140-165 ms polling, 150 alone). A gradient bucket is packed into one contiguous
+spinning thread takes the core that its rank's backward needs (LeNet, 2 ranks on 2 cores: rank
+0's CPU time per iteration 170-174 ms blocking against 119 ms alone; polled, 124-165 ms against
+126-149 ms alone; benchmarks/results/2026-12-07-scaling.md). A gradient bucket is packed into one contiguous
 buffer, summed in place and scaled by 1/size, then unpacked into the diffs by wait().
 """
 import concurrent.futures
