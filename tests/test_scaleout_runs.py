@@ -215,3 +215,19 @@ def test_gpu_ids_that_do_not_exist_are_refused(ids, count, message):
     with pytest.raises(caffe.CaffeError, match=message):
         check_device_ids(ids, count)
     check_device_ids([0, 1], 2)
+
+
+def _processes(*codes):
+    return [subprocess.Popen([sys.executable, "-c", code]) for code in codes]
+
+
+def test_the_gpu_launcher_ends_the_other_ranks_when_one_fails():
+    from nvcaffe_py.scaleout import launcher
+    ranks = _processes("import time; time.sleep(120)", "import sys, time; time.sleep(0.5); sys.exit(3)")
+    started = time.monotonic()
+    with pytest.raises(caffe.CaffeError, match=r"rank 1 \(GPU 5\) ended with status 3; the other ranks were stopped"):
+        launcher._watch(ranks, [4, 5])
+    assert ranks[0].poll() is not None and time.monotonic() - started < 30
+    # Rank 0 failing with status 1 has printed the error for every rank (the checks at start).
+    assert launcher._watch(_processes("import sys; sys.exit(1)", "import sys; sys.exit(1)"), [0, 1]) == 1
+    assert launcher._watch(_processes("pass", "pass"), [0, 1]) == 0
