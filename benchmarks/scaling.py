@@ -92,7 +92,9 @@ def main():
         worker(args.worker[0], args.worker[1] == "1", args.warmup, args.iterations)
         return
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    env = dict(os.environ, NVCAFFE_CPU_THREADS="1", GLOG_minloglevel="1")
+    # One thread per rank, BLAS's included (a lone process would otherwise use a BLAS thread per core).
+    env = dict(os.environ, NVCAFFE_CPU_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", GLOG_minloglevel="1")
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| net | configuration | ms/iteration | rank 0's CPU ms/iteration | images/s | efficiency | "
           "allreduce wait share |")

@@ -72,6 +72,7 @@ class DataParallel:
         mode.set_multiprocess(True)
         if "NVCAFFE_CPU_THREADS" not in os.environ:  # the ranks on one machine share its cores
             os.environ["NVCAFFE_CPU_THREADS"] = str(max(1, threads.thread_count() // local_ranks))
+        threads.limit_blas_threads(threads.thread_count())  # BLAS too, also where our threads are off
         if self.rank != 0:  # as Caffe's LOG_IF(INFO, Caffe::root_solver())
             log.logger.setLevel(max(log.logger.level, logging.WARNING))
         self.reducer = None
