@@ -77,8 +77,8 @@ def train(flags, given):
     param.train_state.stage.extend(_stages(flags))
     if "iterations" in given:
         param.max_iter = flags["iterations"]
-    if training is not None and gpu_ids:
-        pass  # each rank is on its own GPU already
+    if training is not None and gpu_ids:  # each rank is on its own GPU already
+        log.info(f"Use GPU with device ID {mode.device_id()}")
     elif flags["gpu"]:
         _use_gpu(flags["gpu"])
     elif param.solver_mode == param.GPU:

@@ -1,10 +1,12 @@
 """The GradientReducer's bucket plan: a parameter's bucket starts after the backward of the lowest
-layer holding it (a shared parameter waits for every layer sharing it), small ones together."""
+layer holding it (a shared parameter waits for every layer sharing it), small ones together; the
+Solver callbacks it hangs on."""
 from google.protobuf import text_format
 
 import nvcaffe_py as caffe
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.scaleout.gradient_reducer import bucket_plan
+from solver_helpers import workdir, write_solver  # noqa: F401  (workdir: the fixture)
 
 NET = """
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 4 } } }
@@ -30,3 +32,11 @@ def test_buckets_follow_the_backward_and_wait_for_shared_parameters():
     plan = bucket_plan(net, bucket_bytes=1)
     assert plan == {index("d"): [[blobs["d"][1], blobs["d"][0]]], index("b"): [[blobs["b"][1], blobs["b"][0]]],
                     index("a"): [[blobs["a"][1], blobs["a"][0]]]}
+
+
+def test_solver_callbacks_run_around_every_iteration(workdir):  # noqa: F811
+    solver = caffe.get_solver(write_solver(workdir, "s.prototxt", 'type: "SGD"', max_iter=3))
+    calls = []
+    solver.add_callback(lambda: calls.append("start"), lambda: calls.append(f"ready {solver.iter}"))
+    solver.step(2)
+    assert calls == ["start", "ready 0", "start", "ready 1"]
