@@ -57,7 +57,7 @@ def worker(net, layer_wise, warmup, iterations):
     param = text_format.Parse(SOLVER.format(net=net, layer_wise=str(layer_wise).lower()), caffe_pb2.SolverParameter())
     ranks = world.from_environment()
     training = data_parallel.join(ranks) if ranks else None
-    solver = training.build(param, caffe.get_solver) if training else caffe.get_solver(param)
+    solver = training.build(lambda seed: caffe.get_solver(param)) if training else caffe.get_solver(param)
     solver.step(warmup)
     reducer = training.reducer if training else None
     waited = reducer.wait_seconds if reducer else 0.0

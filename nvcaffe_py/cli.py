@@ -71,28 +71,35 @@ def train(flags, given):
     if ranks is None and gpu_ids and (len(gpu_ids) > 1 or os.environ.get("NVCAFFE_FORCE_NCCL") == "1"):
         return launcher.train_on_gpus(gpu_ids, ["train", *(f"-{name}={flags[name]}" for name in sorted(given))])
     training = data_parallel.join(ranks, gpu_ids) if ranks else None  # first: only rank 0 logs
-    param, source = load_solver_param(flags["solver"])
-    if "level" in given:
-        param.train_state.level = flags["level"]
-    param.train_state.stage.extend(_stages(flags))
-    if "iterations" in given:
-        param.max_iter = flags["iterations"]
-    if training is not None and gpu_ids:  # each rank is on its own GPU already
-        log.info(f"Use GPU with device ID {mode.device_id()}")
-    elif flags["gpu"]:
-        _use_gpu(flags["gpu"])
-    elif param.solver_mode == param.GPU:
-        _gpu_from_solver(param, source)
-    else:
-        log.info("Use CPU.")
-    if flags["weights"]:
-        param.weights.append(flags["weights"])
-    if flags["snapshot"]:
-        log.info(f"Resuming from {flags['snapshot']}")
+
+    def make_solver(seed_if_unset=None):
+        """The solver of the flags (in a data-parallel run, on every rank inside build's checks)."""
+        param, source = load_solver_param(flags["solver"])
+        if "level" in given:
+            param.train_state.level = flags["level"]
+        param.train_state.stage.extend(_stages(flags))
+        if "iterations" in given:
+            param.max_iter = flags["iterations"]
+        if seed_if_unset is not None and param.random_seed < 0:
+            param.random_seed = seed_if_unset
+        if training is not None and gpu_ids:  # each rank is on its own GPU already
+            log.info(f"Use GPU with device ID {mode.device_id()}")
+        elif flags["gpu"]:
+            _use_gpu(flags["gpu"])
+        elif param.solver_mode == param.GPU:
+            _gpu_from_solver(param, source)
+        else:
+            log.info("Use CPU.")
+        if flags["weights"]:
+            param.weights.append(flags["weights"])
+        if flags["snapshot"]:
+            log.info(f"Resuming from {flags['snapshot']}")
+        return get_solver(param, source=source)
+
     if training is None:
-        solver, resume = get_solver(param, source=source), flags["snapshot"] or None
+        solver, resume = make_solver(), flags["snapshot"] or None
     else:  # rank 0 restores the snapshot and broadcasts it
-        solver, resume = training.build(param, lambda p: get_solver(p, source=source), flags["snapshot"]), None
+        solver, resume = training.build(make_solver, flags["snapshot"]), None
     actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
     solver.set_action_function(actions)  # polled on rank 0 only; the other ranks ignore the signals
     with actions:
@@ -406,6 +413,14 @@ def _parser(command):
     return parser
 
 
+def _quiet_rank() -> bool:
+    """Whether this process is a data-parallel rank other than 0, which leaves the errors that
+    every rank meets alike (a flag, a file, -gpu ids) to rank 0's one line; an error of its own
+    during training it prints itself, with its rank (train)."""
+    ranks = world.from_environment()
+    return ranks is not None and ranks.rank != 0
+
+
 def _take_log_dir(argv):
     """(argv without glog's -log_dir, the log directory): every Caffe tool takes -log_dir, in any
     gflags spelling and anywhere on the line; GLOG_log_dir in the environment otherwise."""
@@ -461,12 +476,14 @@ def _run(argv) -> int:
         flags = {name: FLAGS[name][1] if value is None else value for name, value in flags.items()}
         return COMMANDS[command][0](flags, given)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        if not _quiet_rank():
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
     except CaffeError as exc:
         log.end_progress()
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        if not _quiet_rank():
+            print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except data_parallel.QuietExit:  # rank 0 reports the error for every rank
         return 1

@@ -162,6 +162,26 @@ def test_ranks_with_different_solvers_are_refused_by_hash(tmp_path):
     assert len(errors) == 1 and "the ranks' solvers or nets differ: rank 1's hash" in errors[0], result.stderr[-2000:]
 
 
+def test_a_file_missing_on_one_rank_is_rank_0s_line(tmp_path):
+    lenet_workdir(tmp_path)
+    solver = write_solver(tmp_path, "a", 2)
+    command = [mpiexec(), "-n", "1", *train_command(solver), ":", "-n", "1", *train_command(tmp_path / "gone.prototxt")]
+    result = subprocess.run(command, cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode != 0
+    assert len(errors) == 1 and errors[0].startswith("nvcaffe: error: rank 1: ") and "gone.prototxt" in errors[0], \
+        result.stderr[-2000:]
+
+
+@pytest.mark.skipif(caffe.backends.cuda_unavailable_reason() is None, reason="a GPU is usable here")
+def test_gpu_ranks_without_a_gpu_are_one_line_from_rank_0(tmp_path):
+    lenet_workdir(tmp_path)
+    result = run_ranks(2, write_solver(tmp_path, "gpus", 2), "-gpu", "0,1", cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode != 0
+    assert errors == [errors[0]] and "GPU mode requested but no GPU is usable" in errors[0], result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("rank", [0, 1])
 def test_without_mpi_for_python_rank_0_says_how_to_install_it(tmp_path, rank):
     lenet_workdir(tmp_path)
@@ -187,7 +207,7 @@ def test_the_ranks_end_with_the_same_weights(tmp_path):
         "from nvcaffe_py.scaleout import data_parallel, world\n"
         "training = data_parallel.join(world.from_environment())\n"
         "param, _ = caffe.load_solver_param('two.prototxt')\n"
-        "solver = training.build(param, lambda p: caffe.get_solver(p))\n"
+        "solver = training.build(lambda seed: caffe.get_solver(param))\n"
         "solver.solve()\n"
         "solver.net.save(f'rank{training.rank}.caffemodel')\n")
     write_solver(tmp_path, "two", 3)

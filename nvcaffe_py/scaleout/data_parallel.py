@@ -1,11 +1,11 @@
 """DataParallel: one rank's part in a data-parallel run, from joining to the end of training.
 
-    training = DataParallel(collective, local_ranks)    # the rank state (mode.solver_rank & co.), threads, log
-    solver = training.build(param, make_solver, resume) # every rank builds; the checks; rank 0's state to all
+    training = DataParallel(collective, local_ranks)  # the rank state (mode.solver_rank & co.), threads, log
+    solver = training.build(make_solver, resume)      # every rank builds; the checks; rank 0's state to all
     solver.solve()
 
-`build` agrees on the random seed first (every rank's data layers must shuffle alike), builds the
-solver on every rank and restores `resume` on rank 0, then checks at one meeting point that every
+`build` agrees on a random seed first (for a solver without one: every rank's data layers must
+shuffle alike), builds the solver on every rank and restores `resume` on rank 0, then checks at one meeting point that every
 rank built (an error on any rank is rank 0's one-line error; the others exit quietly) and that
 every rank's solver and net hash alike. Rank 0's weights, solver history, iteration and lr step
 are then broadcast, so a run resumes from any snapshot with any number of ranks. Each rank then
@@ -79,17 +79,15 @@ class DataParallel:
         _active[:] = [self]
         log.info(f"Training with {self.size} ranks, gradients averaged by {collective.engine}")
 
-    def build(self, param, make_solver, resume=None):
-        """make_solver(param) on every rank, `resume` restored on rank 0, the checks, rank 0's state
-        broadcast; returns the solver, ready to solve(). Where param has no random_seed, rank 0's
-        choice is taken (the data layers must shuffle alike)."""
-        seed = np.array([param.random_seed if param.random_seed >= 0 else rng.generator().integers(2 ** 31)], np.int64)
+    def build(self, make_solver, resume=None):
+        """make_solver(seed) on every rank, `resume` restored on rank 0, the checks, rank 0's state
+        broadcast; returns the solver, ready to solve(). `seed` is rank 0's pick, for a solver
+        without random_seed: every rank's data layers must shuffle alike."""
+        seed = np.array([rng.generator().integers(2 ** 31)], np.int64)
         self.collective.broadcast(seed)
-        if param.random_seed < 0:
-            param.random_seed = int(seed[0])
         solver, error = None, None
         try:
-            solver = make_solver(param)
+            solver = make_solver(int(seed[0]))
             if resume and self.rank == 0:
                 solver.restore(resume)
         except CaffeError as exc:
