@@ -2,12 +2,15 @@
 
 A subclass opens a *record source* in `open_source()`:
     source.description     for messages, e.g. "LMDB 'runs/digits/train_lmdb'"
+    source.size()          how many records it holds
     source.peek()          (key, item) of the next record, without advancing
     source.next()          (key, item), advancing (and cycling at the end)
     source.decode(item, transformer) -> (CxHxW image, label)
 Batches are read, decoded and transformed by a background thread (nvcaffe_py.prefetch) a few
 batches ahead; a record that cannot be read is an error naming the layer, source and key.
 Each batch takes its shape from its first image (so batch_size 1 allows images of any size).
+In a data-parallel run a TRAIN-phase layer reads only its rank's share of the records
+(nvcaffe_py.scaleout.dealing).
 """
 import weakref
 
@@ -17,6 +20,7 @@ from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.prefetch import Prefetcher
+from nvcaffe_py.scaleout import dealing
 
 
 class BatchLoader:
@@ -68,6 +72,8 @@ class PrefetchingDataLayer(Layer):
         try:
             self.transformer = DataTransformer(self.layer_param.transform_param, self.phase, self.dtype)
             self.source = self.open_source()
+            if dealing.applies(self.phase):
+                self.source = dealing.DealtSource(self.source, self.source.size())
         except CaffeError as exc:
             raise self.error(str(exc)) from None
         key, item = self.source.peek()

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 class DatabaseSource:
     def __init__(self, path, rand_skip=0):
+        self.path = path
         self.description = f"{datasets.kind(path)} '{path}'"
         self._cursor = datasets.open_cursor(path)
         if rand_skip:
@@ -29,6 +30,9 @@ class DatabaseSource:
             for _ in range(skip):
                 self._cursor.next()
         self._wrapped = self._cursor.wrapped
+
+    def size(self) -> int:
+        return datasets.records(self.path)[0]
 
     def peek(self):
         key, value = self._cursor.peek()

@@ -4,7 +4,8 @@ HDF5Data (`hdf5_data_param { source batch_size shuffle }`): `source` is a text f
 files (whitespace separated, as Caffe reads it); every top is the dataset of the same name, all
 with the same number of rows. A file is loaded whole; batches take the next rows and move on to
 the next file at the end of one, cycling. `shuffle` shuffles the file order at every pass and the
-row order within each file.
+row order within each file. In a data-parallel run a TRAIN-phase layer takes only its rank's rows,
+dealt by their running offset as Caffe's HDF5DataLayer::Skip (nvcaffe_py.scaleout.dealing).
 
 HDF5Output (`hdf5_output_param { file_name }`): writes its two bottoms to datasets "data" and
 "label" of `file_name` (created, or truncated, at setup). Caffe can write only one batch (its
@@ -14,11 +15,12 @@ so it is complete and readable after every forward.
 import h5py
 import numpy as np
 
-from nvcaffe_py import files, hdf5_format, rng
+from nvcaffe_py import files, hdf5_format, mode, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
+from nvcaffe_py.scaleout import dealing
 
 OUTPUT_DATASETS = ("data", "label")
 
@@ -50,6 +52,21 @@ class HDF5DataLayer(Layer):
         self.current_file = 0
         self.item_shapes = None
         self._load(self.filenames[self.file_order[0]])
+        # The running offset of the next row (counting every rank's), and this rank's place.
+        self.offset = 0
+        self.rank, self.ranks = (mode.solver_rank(), mode.solver_count()) if dealing.applies(self.phase) else (0, 1)
+        if self.ranks > 1:
+            dealing.check_enough(self._total_rows(), f"HDF5 source '{p.source}'")
+
+    def _total_rows(self):
+        total, name = 0, self.layer_param.top[0]
+        for path in self.filenames:
+            try:
+                with h5py.File(path, "r") as f:
+                    total += len(f[name])
+            except (OSError, KeyError) as exc:
+                raise self.error(f"cannot count the rows of dataset '{name}' in HDF5 file '{path}': {exc}") from None
+        return total
 
     def _load(self, path):
         names = list(self.layer_param.top)
@@ -105,12 +122,16 @@ class HDF5DataLayer(Layer):
         batch = self.layer_param.hdf5_data_param.batch_size
         filled = 0
         while filled < batch:
-            count = min(batch - filled, self.rows - self.current_row)
-            rows = self.permutation[self.current_row:self.current_row + count]
+            # This rank's rows of the current file from current_row on, as many as the batch needs.
+            need = batch - filled
+            first = self.current_row + (self.rank - self.offset) % self.ranks
+            rows = self.permutation[first:self.rows:self.ranks][:need]
             for blob, array in zip(top, self.arrays):
-                blob.data[filled:filled + count] = array[rows]
-            filled += count
-            self.current_row += count
+                blob.data[filled:filled + len(rows)] = array[rows]
+            filled += len(rows)
+            stop = first + (len(rows) - 1) * self.ranks + 1 if len(rows) == need else self.rows
+            self.offset += stop - self.current_row
+            self.current_row = stop
             if self.current_row == self.rows:
                 self._end_of_file()
 

@@ -35,6 +35,9 @@ class ImageListSource:
                 raise CaffeError(f"rand_skip chose to skip {self._position} images, but '{param.source}' "
                                  f"lists only {len(self.entries)}")
 
+    def size(self) -> int:
+        return len(self.entries)
+
     def _item(self):
         number, path, label = self.entries[self._order[self._position]]
         return f"line {number}: {path}", (self.param.root_folder + path, label)

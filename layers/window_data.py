@@ -22,19 +22,24 @@ output scale ("warp": stretched to crop_size x crop_size; "square": its longer s
 the shorter's), the part beyond the image left 0, resized (bilinear), mirrored at random,
 its mean subtracted and multiplied by window_data_param.scale (Caffe reads the scale there, not
 from transform_param). As our other data layers, it mirrors only in the TRAIN phase.
+
+In a data-parallel run the sampled batches are dealt whole (rank r of N keeps every N-th from its
+r-th on; every rank samples the same stream), so each batch keeps its fg_fraction and one
+iteration's batches are those of one process with iter_size N.
 """
 import math
 
 import cv2
 import numpy as np
 
-from nvcaffe_py import files, rng
+from nvcaffe_py import files, mode, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.log import logger
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
+from nvcaffe_py.scaleout import dealing
 
 from .base_data import PrefetchingDataLayer
 
@@ -139,9 +144,10 @@ def window_geometry(box, image_size, crop_size, context_pad, square, mirror, dty
 class WindowBatchLoader:
     """Samples and cuts one batch; runs in the prefetch thread (holds no reference to the layer)."""
 
-    def __init__(self, windows, settings, mean, mean_values, dtype, where):
+    def __init__(self, windows, settings, mean, mean_values, dtype, where, rank=0, ranks=1):
         self.windows, self.mean, self.mean_values = windows, mean, mean_values
         self.dtype, self.where = dtype, where
+        self.rank, self.ranks = rank, ranks
         (self.batch_size, self.crop_size, self.context_pad, self.square, self.mirror,
          self.scale, self.fg_fraction, cache_images) = settings
         self.random = np.random.default_rng(int(rng.generator().integers(2 ** 63)))
@@ -163,41 +169,43 @@ class WindowBatchLoader:
             raise CaffeError(f"{self.where}: {self.windows.path}:{line}: could not open or decode image '{path}'")
         return image
 
+    def _sample(self):
+        """One batch's [(window, mirror)]: background windows, then foreground ones."""
+        num_fg = int(np.float32(self.batch_size) * np.float32(self.fg_fraction))
+        return [(windows[self.random.integers(len(windows))], bool(self.mirror and self.random.integers(2)))
+                for windows, count in ((self.windows.background, self.batch_size - num_fg),
+                                       (self.windows.foreground, num_fg))
+                for _ in range(count)]
+
     def __call__(self):
+        samples = [self._sample() for _ in range(self.ranks)][self.rank]
         crop = self.crop_size
         data = np.zeros((self.batch_size, 3, crop, crop), self.dtype)
         labels = np.empty(self.batch_size, self.dtype)
-        num_fg = int(np.float32(self.batch_size) * np.float32(self.fg_fraction))
-        item = 0
-        for windows, count in ((self.windows.background, self.batch_size - num_fg),
-                               (self.windows.foreground, num_fg)):
-            for _ in range(count):
-                image_index, label, *box, window_line = windows[self.random.integers(len(windows))]
-                mirror = bool(self.mirror and self.random.integers(2))
-                path, _, line = self.windows.images[image_index]
-                image = self._image(path, line)
-                if box[2] >= image.shape[1] or box[3] >= image.shape[0]:
-                    raise CaffeError(f"{self.where}: {self.windows.path}:{window_line}: window {tuple(box)} "
-                                     f"lies outside image '{path}', which is {image.shape[1]}x{image.shape[0]}")
-                (x1, y1, x2, y2), size, (pad_w, pad_h) = window_geometry(
-                    box, image.shape[:2], crop, self.context_pad, self.square, mirror, self.dtype)
-                if min(size) <= 0:
-                    raise CaffeError(f"{self.where}: {self.windows.path}:{window_line}: window {tuple(box)} "
-                                     f"warps to nothing ({size[0]}x{size[1]} pixels)")
-                warped = cv2.resize(image[y1:y2 + 1, x1:x2 + 1], size, interpolation=cv2.INTER_LINEAR)
-                if mirror:
-                    warped = warped[:, ::-1]
-                rows, cols = slice(pad_h, pad_h + size[1]), slice(pad_w, pad_w + size[0])
-                values = warped.transpose(2, 0, 1).astype(self.dtype)
-                if self.mean is not None:
-                    offset = (self.mean.shape[2] - crop) // 2
-                    values -= self.mean[:, offset + pad_h:offset + pad_h + size[1],
-                                        offset + pad_w:offset + pad_w + size[0]]
-                elif self.mean_values is not None:
-                    values -= self.mean_values
-                data[item, :, rows, cols] = values * self.dtype.type(self.scale)
-                labels[item] = label
-                item += 1
+        for item, ((image_index, label, *box, window_line), mirror) in enumerate(samples):
+            path, _, line = self.windows.images[image_index]
+            image = self._image(path, line)
+            if box[2] >= image.shape[1] or box[3] >= image.shape[0]:
+                raise CaffeError(f"{self.where}: {self.windows.path}:{window_line}: window {tuple(box)} "
+                                 f"lies outside image '{path}', which is {image.shape[1]}x{image.shape[0]}")
+            (x1, y1, x2, y2), size, (pad_w, pad_h) = window_geometry(
+                box, image.shape[:2], crop, self.context_pad, self.square, mirror, self.dtype)
+            if min(size) <= 0:
+                raise CaffeError(f"{self.where}: {self.windows.path}:{window_line}: window {tuple(box)} "
+                                 f"warps to nothing ({size[0]}x{size[1]} pixels)")
+            warped = cv2.resize(image[y1:y2 + 1, x1:x2 + 1], size, interpolation=cv2.INTER_LINEAR)
+            if mirror:
+                warped = warped[:, ::-1]
+            rows, cols = slice(pad_h, pad_h + size[1]), slice(pad_w, pad_w + size[0])
+            values = warped.transpose(2, 0, 1).astype(self.dtype)
+            if self.mean is not None:
+                offset = (self.mean.shape[2] - crop) // 2
+                values -= self.mean[:, offset + pad_h:offset + pad_h + size[1],
+                                    offset + pad_w:offset + pad_w + size[0]]
+            elif self.mean_values is not None:
+                values -= self.mean_values
+            data[item, :, rows, cols] = values * self.dtype.type(self.scale)
+            labels[item] = label
         return data, labels
 
 
@@ -247,7 +255,8 @@ class WindowDataLayer(PrefetchingDataLayer):
         top[0].reshape(p.batch_size, 3, t.crop_size, t.crop_size)
         top[1].reshape(p.batch_size)
         try:
-            loader = WindowBatchLoader(windows, settings, mean, mean_values, self.dtype, where)
+            dealt = (mode.solver_rank(), mode.solver_count()) if dealing.applies(self.phase) else (0, 1)
+            loader = WindowBatchLoader(windows, settings, mean, mean_values, self.dtype, where, *dealt)
         except CaffeError as exc:
             raise self.error(str(exc)) from None
         self.start_prefetching(loader, where)

@@ -22,6 +22,7 @@ from .errors import CaffeError
 from .layer_timer import LayerTimer
 from .net import Net
 from .proto import caffe_pb2
+from .scaleout import data_parallel, launcher, world
 from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
 from .tools import TOOLS
 from .tools.gflags import GflagsParser
@@ -39,7 +40,8 @@ FLAGS = {
     "model": (str, "", "the model definition protocol buffer text file"),
     "weights": (str, "", "pretrained weights (.caffemodel) to fine-tune from or score, separated by ','"),
     "snapshot": (str, "", "the .solverstate to resume training from"),
-    "gpu": (str, "", "run on the GPU with this device id ('all': every GPU; only one is used)"),
+    "gpu": (str, "", "run on the GPU(s) with these device ids, separated by ',' ('all': every GPU); train runs "
+                     "one rank per GPU, test and time use the first"),
     "iterations": (int, 50, "test, time: the number of iterations (default 50); train: overrides max_iter"),
     "phase": (str, "", "network phase, TRAIN or TEST (default: test TEST, time TRAIN)"),
     "level": (int, 0, "network level (default 0; train: overrides the solver's train_state level)"),
@@ -67,28 +69,52 @@ def train(flags, given):
     for name in ("sigint_effect", "sighup_effect"):
         if flags[name] not in effects:
             raise UsageError(f"-{name} must be snapshot, stop or none (got '{flags[name]}')")
-    param, source = load_solver_param(flags["solver"])
-    if "level" in given:
-        param.train_state.level = flags["level"]
-    param.train_state.stage.extend(_stages(flags))
-    if "iterations" in given:
-        param.max_iter = flags["iterations"]
-    if flags["gpu"]:
-        _use_gpu(flags["gpu"])
-    elif param.solver_mode == param.GPU:
-        _gpu_from_solver(param, source)
-    else:
-        log.info("Use CPU.")
-    if flags["weights"]:
-        param.weights.append(flags["weights"])
-    solver = get_solver(param, source=source)
-    actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
-    solver.set_action_function(actions)
-    with actions:
+    ranks = world.from_environment()
+    gpu_ids = _gpu_ids_of(flags["gpu"]) if flags["gpu"] else None
+    if ranks is None and gpu_ids and (len(gpu_ids) > 1 or os.environ.get("NVCAFFE_FORCE_NCCL") == "1"):
+        return launcher.train_on_gpus(gpu_ids, ["train", *(f"-{name}={flags[name]}" for name in sorted(given))])
+    training = data_parallel.join(ranks, gpu_ids) if ranks else None  # first: only rank 0 logs
+
+    def make_solver(seed_if_unset=None):
+        """The solver of the flags (in a data-parallel run, on every rank inside build's checks)."""
+        param, source = load_solver_param(flags["solver"])
+        if "level" in given:
+            param.train_state.level = flags["level"]
+        param.train_state.stage.extend(_stages(flags))
+        if "iterations" in given:
+            param.max_iter = flags["iterations"]
+        if seed_if_unset is not None and param.random_seed < 0:
+            param.random_seed = seed_if_unset
+        if training is not None and gpu_ids:  # each rank is on its own GPU already
+            log.info(f"Use GPU with device ID {mode.device_id()}")
+        elif flags["gpu"]:
+            _use_gpu(flags["gpu"])
+        elif param.solver_mode == param.GPU:
+            _gpu_from_solver(param, source)
+        else:
+            log.info("Use CPU.")
+        if flags["weights"]:
+            param.weights.append(flags["weights"])
         if flags["snapshot"]:
             log.info(f"Resuming from {flags['snapshot']}")
+        return get_solver(param, source=source)
+
+    if training is None:
+        solver, resume = make_solver(), flags["snapshot"] or None
+    else:  # rank 0 restores the snapshot and broadcasts it
+        solver, resume = training.build(make_solver, flags["snapshot"]), None
+    actions = _SignalActions(effects[flags["sigint_effect"]], effects[flags["sighup_effect"]])
+    solver.set_action_function(actions)  # polled on rank 0 only; the other ranks ignore the signals
+    with actions:
         log.info("Starting Optimization")
-        solver.solve(flags["snapshot"] or None)
+        try:
+            solver.solve(resume)
+        except CaffeError as exc:
+            if training is None:
+                raise
+            # Only this rank knows: say so, and end the others rather than leave them waiting.
+            print(f"{PROG}: error: rank {training.rank}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+            training.abort()
     return 0
 
 
@@ -230,11 +256,22 @@ def _gpu_ids(text):
         raise UsageError(f"-gpu takes device ids separated by ',' or 'all' (got '{text}')") from None
 
 
+def _gpu_ids_of(text):
+    """The GPUs -gpu names ('all': every one), checked to exist; CaffeError where none is usable."""
+    reason = backends.cuda_unavailable_reason()
+    if reason is not None:
+        raise CaffeError(f"GPU mode requested but no GPU is usable: {reason}")
+    count = context.device_count()
+    ids = list(range(count)) if text == "all" else _gpu_ids(text)
+    launcher.check_device_ids(ids, count)
+    return ids
+
+
 def _use_gpu(text):
     """Switch to the first GPU named by -gpu; CaffeError with the reason where none is usable."""
     ids = [0] if text == "all" else _gpu_ids(text)
     if len(ids) > 1:
-        log.warning(f"training on several GPUs is not supported; using GPU {ids[0]} only")
+        log.warning(f"only train uses several GPUs; using GPU {ids[0]}")
     mode.set_device(ids[0])
     backends.set_mode_gpu()
     log.info(f"Use GPU with device ID {ids[0]}")
@@ -384,6 +421,14 @@ def _parser(command):
     return parser
 
 
+def _quiet_rank() -> bool:
+    """Whether this process is a data-parallel rank other than 0, which leaves the errors that
+    every rank meets alike (a flag, a file, -gpu ids) to rank 0's one line; an error of its own
+    during training it prints itself, with its rank (train)."""
+    ranks = world.from_environment()
+    return ranks is not None and ranks.rank != 0
+
+
 def _take_log_dir(argv):
     """(argv without glog's -log_dir, the log directory): every Caffe tool takes -log_dir, in any
     gflags spelling and anywhere on the line; GLOG_log_dir in the environment otherwise."""
@@ -439,12 +484,16 @@ def _run(argv) -> int:
         flags = {name: FLAGS[name][1] if value is None else value for name, value in flags.items()}
         return COMMANDS[command][0](flags, given)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        if not _quiet_rank():
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
     except CaffeError as exc:
         log.end_progress()
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        if not _quiet_rank():
+            print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except data_parallel.QuietExit:  # rank 0 reports the error for every rank
         return 1
     except MemoryError as exc:  # what the setup-time size checks cannot foresee (gradients, scratch)
         log.end_progress()

@@ -33,8 +33,9 @@ def gpu_mode() -> bool:
     return _state["mode"] == GPU
 
 
-# pycaffe's Caffe::solver_count & co.: how many solvers train together and which one this is. Only
-# rank 0 logs, tests and snapshots when several do (docs/DESIGN.md, "Scale-out").
+# pycaffe's Caffe::solver_count & co.: how many solvers train together and which one this is, set by
+# nvcaffe_py.scaleout when a data-parallel run starts (or by a pycaffe script, as BVLC's train.py).
+# Only rank 0 logs, tests and snapshots; the data layers deal by rank (docs/DESIGN.md, "Scale-out").
 def solver_count() -> int:
     return _state["solver_count"]
 
@@ -57,9 +58,3 @@ def multiprocess() -> bool:
 
 def set_multiprocess(value: bool):
     _state["multiprocess"] = bool(value)
-
-
-def has_nccl() -> bool:
-    """pycaffe's has_nccl(): whether NCCL gradient reduction is built in. It is not (yet): there is
-    no `caffe.NCCL`, as in a Caffe built without USE_NCCL."""
-    return False

@@ -7,6 +7,12 @@ state in `self.history` (Caffe's history_: `history_per_param` Blobs per learnab
 first blobs, then all second blobs). `apply_update` is the one pipeline around the rule; in GPU
 mode every step of it runs on the device, so weights, gradients and history stay there.
 
+In a data-parallel run (nvcaffe_py.scaleout) every rank runs this loop on its own share of the
+data; only rank 0 (`mode.solver_rank()`) builds and runs the test nets, polls the action function
+(signals) and writes snapshots, and callbacks added with `add_callback` (Caffe's Solver::Callback:
+`on_start` before each iteration's passes, `on_gradients_ready` before its update) average the
+gradients and tell every rank when rank 0 stops.
+
 Paths follow Caffe: net files and snapshot_prefix are relative to the current directory; a solver
 read from a file without snapshot_prefix snapshots beside it, under the file's name.
 """
@@ -38,6 +44,13 @@ POSITIVE = (lambda v: 0 < v < math.inf, "a finite number > 0")
 COUNT = (lambda v: v >= 0, ">= 0")
 UNIT_INTERVAL = (lambda v: 0 <= v <= 1, "in [0, 1]")
 BELOW_ONE = (lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+class _FunctionCallbacks:
+    """pycaffe's add_callback(on_start, on_gradients_ready): two functions as one Solver callback."""
+
+    def __init__(self, on_start, on_gradients_ready):
+        self.on_start, self.on_gradients_ready = on_start, on_gradients_ready
 
 
 class NonFiniteError(CaffeError):
@@ -90,7 +103,8 @@ class Solver:
         if self.param.random_seed >= 0:
             rng.set_random_seed(self.param.random_seed)
         self.net = self._build_train_net()
-        self.test_nets = self._build_test_nets()
+        test_sources = self._test_net_sources()  # checked on every rank, built on rank 0 only (as Caffe)
+        self.test_nets = self._build_test_nets(test_sources) if self.is_root else []
         for net in self.test_nets:  # now, so that a clash of shapes stops before training, naming both nets
             net.share_with(self.net)
         self.iter = 0
@@ -104,6 +118,7 @@ class Solver:
         self.requested_early_exit = False
         self._action_function = None
         self._prefix_lock = PrefixLock(self.param.snapshot_prefix)
+        self._callbacks = []
         for weights in self.param.weights:
             self.copy_weights(weights)
         log.info("Solver scaffolding done.")
@@ -168,7 +183,8 @@ class Solver:
         copy.state.CopyFrom(state)
         return Net(copy, dtype=self.dtype, source=source)
 
-    def _build_test_nets(self):
+    def _test_net_sources(self):
+        """[(what, net path or NetParameter)] of the test nets, checked against test_iter & co."""
         p = self.param
         if p.HasField("net") and p.HasField("net_param"):
             self._fail("give either net or net_param, not both")
@@ -190,6 +206,10 @@ class Solver:
         if sources and p.test_interval <= 0:
             self._fail(f"there are {len(sources)} test net(s) but test_interval is {p.test_interval}; "
                        f"set a positive test_interval")
+        return sources
+
+    def _build_test_nets(self, sources):
+        p = self.param
         nets = []
         for i, (what, net) in enumerate(sources):
             log.info(f"Creating test net (#{i}) specified by {what}")
@@ -213,12 +233,26 @@ class Solver:
         return lr_policy.learning_rate(self.param, self.iter, self.current_step)[0]
 
     # -- the training loop -------------------------------------------------------------------
+    @property
+    def is_root(self) -> bool:
+        """Whether this solver tests, logs and snapshots: always, but in a data-parallel run only rank 0."""
+        return mode.solver_rank() == 0
+
     def set_action_function(self, function):
-        """`function()` -> NONE | STOP | SNAPSHOT, polled once per iteration (Caffe's signal hook)."""
+        """`function()` -> NONE | STOP | SNAPSHOT, polled once per iteration and per test batch, on
+        rank 0 (Caffe's signal hook)."""
         self._action_function = function
 
     def _requested_action(self):
-        return self._action_function() if self._action_function else NONE
+        return self._action_function() if self._action_function and self.is_root else NONE
+
+    def add_callback(self, callback, on_gradients_ready=None):
+        """Caffe's Solver::Callback: `callback.on_start()` runs before each iteration's forward and
+        backward passes, `callback.on_gradients_ready()` after them, before the update. pycaffe's
+        spelling with two functions, add_callback(on_start, on_gradients_ready), works too."""
+        if on_gradients_ready is not None:
+            callback = _FunctionCallbacks(callback, on_gradients_ready)
+        self._callbacks.append(callback)
 
     def _snapshot_folder(self):
         """The folder snapshots go to, where it exists (else None: no snapshot can be there yet)."""
@@ -227,12 +261,13 @@ class Solver:
 
     def solve(self, resume_file=None):
         """Train to max_iter (from resume_file's state, if given), holding the snapshot_prefix's
-        lock for the run: a second run on the same prefix is refused."""
+        lock for the run: a second run on the same prefix is refused. Only the rank that snapshots
+        (rank 0) holds it: the ranks of one run share the prefix."""
         log.info(f"Solving {self.net.name}")
         log.info(f"Learning Rate Policy: {self.param.lr_policy}")
         self.requested_early_exit = False
         directory = self._snapshot_folder()
-        if directory is None:
+        if directory is None or not self.is_root:
             self._solve(resume_file)
             return
         with self._prefix_lock:
@@ -246,6 +281,8 @@ class Solver:
         start_iter = self.iter
         self.step(self.param.max_iter - self.iter)
         p = self.param
+        if not self.is_root:
+            return
         if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
             self.snapshot()
         if self.requested_early_exit:
@@ -268,10 +305,15 @@ class Solver:
         meter = log.ProgressMeter(iters, "iter")
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
-            if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
+            if (p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization)
+                    and not self.requested_early_exit):
                 self.test_all()
-                if self.requested_early_exit:
-                    break
+            # Before the early exit: in a data-parallel run this is where every rank learns that
+            # rank 0 was asked to stop (during its test, or at the end of the last iteration).
+            for callback in self._callbacks:
+                callback.on_start()
+            if self.requested_early_exit:
+                break
             display = p.display and self.iter % p.display == 0
             loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
             if not math.isfinite(loss):
@@ -285,17 +327,18 @@ class Solver:
                 timer, iter_last = time.perf_counter(), self.iter
                 self._log_outputs(self.net, "Train", [b for name in self.net.outputs
                                                       for b in self.net.blobs[name].data_readonly().ravel()])
+            for callback in self._callbacks:
+                callback.on_gradients_ready()
             self.apply_update()
             self.iter += 1
             meter.show(self.iter - start_iter, f"Iteration {self.iter}/{stop_iter}",
                        f", loss = {self.smoothed_loss:.4g}, lr = {self.lr:.4g}")
             request = self._requested_action()
-            if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
+            if (p.snapshot and self.iter % p.snapshot == 0 and self.is_root) or request == SNAPSHOT:
                 self.snapshot()
             if request == STOP:
                 log.info(f"Iteration {self.iter}: stop requested")
-                self.requested_early_exit = True
-                break
+                self.requested_early_exit = True  # the loop ends at its top, after the callbacks heard it
         log.end_progress()
 
     def _update_smoothed_loss(self, loss, start_iter):

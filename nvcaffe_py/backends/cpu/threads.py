@@ -46,6 +46,7 @@ _blas = None
 _blas_depth = 0
 _blas_limit = None
 _threaded_blocks = 0  # open scope blocks, in any thread
+_process_blas_limit = None  # limit_blas_threads's, kept for the rest of the process
 _local = threading.local()
 
 
@@ -75,6 +76,16 @@ def _blas_controller():
         else:
             _blas = ThreadpoolController().select(user_api="blas")
     return _blas
+
+
+def limit_blas_threads(count):
+    """BLAS on at most `count` threads from now on, outside scope blocks too: several processes
+    sharing a machine's cores (the ranks of a data-parallel run) must not each start a BLAS thread
+    per core. A scope block still narrows it to one, then returns to this."""
+    global _process_blas_limit
+    controller = _blas_controller()
+    if controller:
+        _process_blas_limit = controller.limit(limits=count)
 
 
 @contextlib.contextmanager
