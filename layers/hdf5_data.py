@@ -12,13 +12,13 @@ HDF5Output (`hdf5_output_param { file_name }`): writes its two bottoms to datase
 second forward fails); here each forward appends its rows, and the file is closed in between,
 so it is complete and readable after every forward.
 """
-import h5py
 import numpy as np
 
 from nvcaffe_py import files, hdf5_format, mode, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
+from nvcaffe_py.lazy_import import h5py
 from nvcaffe_py.registry import register_layer
 from nvcaffe_py.scaleout import dealing
 

@@ -29,13 +29,13 @@ iteration's batches are those of one process with iter_size N.
 """
 import math
 
-import cv2
 import numpy as np
 
 from nvcaffe_py import files, mode, rng
 from nvcaffe_py.conformance import Exempt
 from nvcaffe_py.data_transformer import DataTransformer
 from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.lazy_import import cv2
 from nvcaffe_py.log import logger
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer

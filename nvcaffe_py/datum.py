@@ -6,11 +6,11 @@ Problems raise CaffeError with a short description; callers prefix where (record
 """
 import os
 
-import cv2
 import numpy as np
 
 from . import files
 from .errors import CaffeError
+from .lazy_import import cv2
 from .proto import caffe_pb2
 
 

@@ -19,11 +19,11 @@ import io
 import os
 from collections import OrderedDict
 
-import h5py
 import numpy as np
 
 from . import files, formats
 from .errors import CaffeError
+from .lazy_import import h5py
 from .proto import caffe_pb2
 
 

@@ -1,11 +1,11 @@
 """pycaffe's `caffe.io`: BlobProto/Datum <-> arrays, image loading and resizing, and the
 Transformer that turns images into network input (HxWxC RGB floats in [0, 1] -> CxHxW)."""
-import cv2
 import numpy as np
 
 from . import datum as _datum
 from .errors import CaffeError, InvalidValueError
 from .formats import array_from_blob_proto, blob_to_proto
+from .lazy_import import cv2
 from .proto import caffe_pb2
 
 
@@ -70,13 +70,14 @@ def load_image(filename, color=True):
     return np.ascontiguousarray(image)
 
 
-_INTERPOLATION = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR, 2: cv2.INTER_CUBIC, 3: cv2.INTER_CUBIC}
+# pycaffe's interp_order (scipy's spline order) as OpenCV's interpolation; orders past 3 are linear
+_INTERPOLATION = {0: "INTER_NEAREST", 1: "INTER_LINEAR", 2: "INTER_CUBIC", 3: "INTER_CUBIC"}
 
 
 def resize_image(im, new_dims, interp_order=1):
     """Resize HxWxK to new_dims (height, width); any number of channels."""
     height, width = int(new_dims[0]), int(new_dims[1])
-    interpolation = _INTERPOLATION.get(interp_order, cv2.INTER_LINEAR)
+    interpolation = getattr(cv2, _INTERPOLATION.get(interp_order, "INTER_LINEAR"))
     im = np.asarray(im, np.float32)
     channels = [cv2.resize(im[:, :, c], (width, height), interpolation=interpolation) for c in range(im.shape[2])]
     return np.stack(channels, axis=2)
