@@ -130,16 +130,19 @@ class Transformer:
         self.raw_scale[name] = scale
 
     def set_mean(self, name, mean):
-        """mean: per-channel (C,) or a full (C, H, W) mean image."""
+        """mean: per-channel (C,), a full (C, H, W) mean image or an (H, W) one for every channel; a
+        mean image bigger than the input gives its centre (BVLC's refuses it)."""
         self._check_input(name)
         mean = np.asarray(mean, np.float32)
+        if mean.ndim == 2:
+            mean = mean[np.newaxis]
         if mean.ndim == 1:
             if mean.shape[0] != self.inputs[name][1]:
                 raise InvalidValueError("mean channels incompatible with input")
             mean = mean[:, np.newaxis, np.newaxis]
         elif mean.shape[1:] != self.inputs[name][2:]:
             ms = mean.shape[1:]
-            if len(ms) != 2 or ms[0] < self.inputs[name][2] or ms[1] < self.inputs[name][3]:
+            if mean.ndim != 3 or ms[0] < self.inputs[name][2] or ms[1] < self.inputs[name][3]:
                 raise InvalidValueError(f"mean shape {mean.shape} incompatible with input shape {self.inputs[name]}")
         self.mean[name] = mean
 

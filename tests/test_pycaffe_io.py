@@ -196,3 +196,14 @@ def test_transformer_checks_its_settings():
         t.set_mean("data", np.zeros(4))
     with pytest.raises(CaffeError, match="mean"):
         t.set_mean("data", np.zeros((3, 2, 2)))
+
+
+def test_an_hxw_mean_is_every_channels_and_a_bigger_one_gives_its_centre():
+    transformer = caffe.io.Transformer({"data": (1, 3, 4, 4)})
+    transformer.set_transpose("data", (2, 0, 1))
+    transformer.set_mean("data", np.arange(36, dtype=np.float64).reshape(6, 6))
+    out = transformer.preprocess("data", np.zeros((4, 4, 3), np.float32))
+    centre = np.arange(36, dtype=np.float32).reshape(6, 6)[1:5, 1:5]
+    assert out.shape == (3, 4, 4) and all(np.array_equal(out[c], -centre) for c in range(3))
+    with pytest.raises(ValueError, match="incompatible with input shape"):
+        transformer.set_mean("data", np.ones((3, 2, 2)))
