@@ -52,27 +52,10 @@ def _decode(layer, g, loc, prior, num, priors, loc_classes):
 def detection_output(layer, g):
     if layer.eta < 1:
         raise g.refuse(f"adaptive NMS (eta {layer.eta:g} < 1) has no ONNX counterpart")
-    loc, conf, prior = g.bottoms[:3]
-    num, priors = g.bottom_shapes[0][0], g.bottom_shapes[2][-1] // 4
+    num = g.bottom_shapes[0][0]
     classes = [c for c in range(layer.num_classes) if c != layer.background]
-    loc_classes = 1 if layer.share_location else layer.num_classes
-    boxes = _decode(layer, g, loc, prior, num, priors, loc_classes)
-    if layer.clip:
-        boxes = g.op("Clip", boxes, g.constant(0, "zero"), g.constant(1, "one"))
-    if layer.share_location:
-        boxes = g.op("Expand", boxes, g.ints([num, len(classes), priors, 4], "per_class"))
-    else:
-        boxes = g.op("Gather", boxes, g.ints(classes, "classes"), axis=1)
-    scores = g.op("Transpose", g.reshape(conf, (num, priors, layer.num_classes), "scores"), perm=[0, 2, 1])
-    scores = g.op("Gather", scores, g.ints(classes, "classes"), axis=1)  # (N, K, P)
-    # Each (image, class) is a batch of its own for NonMaxSuppression: its best top_k boxes.
-    k = priors if layer.top_k < 0 else min(layer.top_k, priors)
-    best, index = g.op("TopK", scores, g.ints([k], "top_k"), axis=2, outputs=2)
-    batches = num * len(classes)
-    index = g.op("Expand", g.op("Unsqueeze", index, g.ints([3], "box_axis")), g.ints([num, len(classes), k, 4], "box"))
-    candidates = g.reshape(g.op("GatherElements", boxes, index, axis=2), (batches, k, 4), "candidates")
-    best = g.reshape(best, (batches, k), "best")
-    nms_inputs = [candidates, g.reshape(best, (batches, 1, k), "nms_scores"), g.ints([k], "max_boxes"),
+    candidates, best, k = _candidates(layer, g, classes)
+    nms_inputs = [candidates, g.op("Unsqueeze", best, g.ints([1], "class_axis")), g.ints([k], "max_boxes"),
                   g.constant([layer.nms_threshold], "iou_threshold")]
     if np.isfinite(layer.confidence_threshold):
         nms_inputs.append(g.constant([layer.confidence_threshold], "score_threshold"))
@@ -87,16 +70,42 @@ def detection_output(layer, g):
                 g.op("GatherND", candidates, where), axis=1)
     if layer.keep_top_k > -1:
         rows = g.op("Concat", *(_keep_top_k(layer, g, rows, score, image, n, num) for n in range(num)), axis=0)
-    # Nothing detected: one row (image, -1, ...) per image, as the layer gives.
+    g.declare_top_shape(0, (1, 1, "detections", 7))
+    return [g.reshape(_or_none_found(g, rows, num), (1, 1, -1, 7))]
+
+
+def _candidates(layer, g, classes):
+    """Each (image, class) as a batch of its own for NonMaxSuppression: its nms top_k best boxes
+    (num * classes, k, 4), their scores (num * classes, k), best first, and k."""
+    loc, conf, prior = g.bottoms[:3]
+    num, priors = g.bottom_shapes[0][0], g.bottom_shapes[2][-1] // 4
+    loc_classes = 1 if layer.share_location else layer.num_classes
+    boxes = _decode(layer, g, loc, prior, num, priors, loc_classes)
+    if layer.clip:
+        boxes = g.op("Clip", boxes, g.constant(0, "zero"), g.constant(1, "one"))
+    if layer.share_location:
+        boxes = g.op("Expand", boxes, g.ints([num, len(classes), priors, 4], "per_class"))
+    else:
+        boxes = g.op("Gather", boxes, g.ints(classes, "classes"), axis=1)
+    scores = g.op("Transpose", g.reshape(conf, (num, priors, layer.num_classes), "scores"), perm=[0, 2, 1])
+    scores = g.op("Gather", scores, g.ints(classes, "classes"), axis=1)  # (N, K, P)
+    k = priors if layer.top_k < 0 else min(layer.top_k, priors)
+    best, index = g.op("TopK", scores, g.ints([k], "top_k"), axis=2, outputs=2)
+    index = g.op("Expand", g.op("Unsqueeze", index, g.ints([3], "box_axis")), g.ints([num, len(classes), k, 4], "box"))
+    batches = num * len(classes)
+    candidates = g.reshape(g.op("GatherElements", boxes, index, axis=2), (batches, k, 4), "candidates")
+    return candidates, g.reshape(best, (batches, k), "best"), k
+
+
+def _or_none_found(g, rows, num):
+    """rows, or where there are none one row (image, -1, ...) per image, as the layer gives."""
     none = np.full((num, 7), -1.0)
     none[:, 0] = np.arange(num)
     count = _length(g, rows)
     empty = g.op("Cast", g.op("Equal", count, g.ints([0], "zero")), to=TENSOR_INT64)
     end = g.op("Add", count, g.op("Mul", empty, g.ints([num], "images")))
     rows = g.op("Concat", rows, g.constant(none, "none_found"), axis=0)
-    rows = g.op("Slice", rows, g.ints([0], "zero"), end, g.ints([0], "row_axis"))
-    g.declare_top_shape(0, (1, 1, "detections", 7))
-    return [g.reshape(rows, (1, 1, -1, 7))]
+    return g.op("Slice", rows, g.ints([0], "zero"), end, g.ints([0], "row_axis"))
 
 
 def _length(g, value):
