@@ -63,11 +63,14 @@ def lenet_workdir(directory, records=256, batch=16, test=False):
 
 
 def write_solver(directory, name, max_iter, extra=""):
-    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>."""
+    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>;
+    `extra` adds fields or replaces these (a solver may not give a field twice)."""
     path = directory / f"{name}.prototxt"
-    path.write_text(f'net: "lenet.prototxt" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "inv" '
-                    f'gamma: 0.0001 power: 0.75 display: 1 max_iter: {max_iter} snapshot: 0 '
-                    f'snapshot_prefix: "{name}" random_seed: 7 solver_mode: CPU {extra}')
+    fields = {"net": '"lenet.prototxt"', "base_lr": "0.01", "momentum": "0.9", "weight_decay": "0.0005",
+              "lr_policy": '"inv"', "gamma": "0.0001", "power": "0.75", "display": "1", "max_iter": str(max_iter),
+              "snapshot_prefix": f'"{name}"', "random_seed": "7", "solver_mode": "CPU"}
+    replaced = set(re.findall(r"(\w+)\s*:", extra))
+    path.write_text(" ".join(f"{key}: {value}" for key, value in fields.items() if key not in replaced) + f" {extra}")
     return path
 
 
