@@ -29,6 +29,10 @@ NETS = {  # name: (prototxt, under the zoo folder or the repository)
     "squeezenet_v1.0": ("repo", "models/squeezenet_v1.0/deploy.prototxt"),
     "resnet56": ("repo", "models/resnet56_cifar/deploy.prototxt"),
     "mobilenet_v2": ("repo", "models/mobilenet_v2/deploy.prototxt"),
+    "mobilenet_ssd": ("repo", "models/mobilenet_ssd/deploy.prototxt"),
+    "res10_ssd_face": ("repo", "models/res10_ssd_face/deploy.prototxt"),
+    "rfb320_face": ("repo", "models/rfb320_face/deploy.prototxt"),
+    "shufflenet_v2": ("repo", "models/shufflenet_v2/deploy.prototxt"),
 }
 ROUND_SECONDS = 1.0
 

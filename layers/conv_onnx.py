@@ -1,5 +1,6 @@
-"""ONNX translations of Convolution (Conv), Deconvolution (ConvTranspose) and Im2col (a Conv with
-one-hot filters, which copies each kernel offset of each channel into an output channel of its own)."""
+"""ONNX translations of Convolution and the forks' depthwise types (Conv; group = channels is ONNX's
+group too), Deconvolution (ConvTranspose) and Im2col (a Conv with one-hot filters, which copies each
+kernel offset of each channel into an output channel of its own)."""
 import numpy as np
 
 from nvcaffe_py.onnx_translation import onnx_translation
@@ -19,7 +20,7 @@ def _batched(g, x, shape, top_shape, channel_axis, convolve):
     return g.reshape(convolve(g.reshape(x, (batch,) + shape[channel_axis:], "batch_view")), top_shape)
 
 
-@onnx_translation("Convolution", "Deconvolution")
+@onnx_translation("Convolution", "Deconvolution", "ConvolutionDepthwise", "DepthwiseConvolution")
 def convolution(layer, g):
     op_type = "ConvTranspose" if layer.reverse_dimensions else "Conv"
     # Caffe's weights are laid out as ONNX's: Conv (M, C/group, k...), ConvTranspose (C, M/group, k...).

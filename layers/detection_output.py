@@ -4,7 +4,7 @@ Bottoms: location offsets (N, P * L * 4; L = 1 with share_location, else one set
 confidences (N, P * num_classes, already softmaxed by the net), and PriorBox's (1, 2, P * 4)
 priors and variances (a fourth bottom, the image for the fork's visualizer, is ignored). Each
 image's offsets are decoded against the priors (code_type CORNER, CENTER_SIZE or CORNER_SIZE;
-variances applied unless variance_encoded_in_target); per class other than background_label_id,
+variances applied unless variance_encoded_in_target; with OpenCV's `clip`, clipped to [0, 1]); per class other than background_label_id,
 boxes scoring above confidence_threshold go through greedy NMS (nms_threshold, adaptive with
 eta, at most nms top_k candidates); with keep_top_k the image keeps its best keep_top_k
 detections over all classes. The top is (1, 1, D, 7) rows (image, label, score, xmin, ymin,
@@ -40,6 +40,10 @@ class DetectionOutputLayer(Layer):
              "code_type: CENTER_SIZE keep_top_k: 6 confidence_threshold: 0.2 }",
              [uniform((2, 12 * 4), -1, 1, differentiable=False), uniform((2, 12 * 3), 0, 1, differentiable=False),
               _priors(12)]),
+        Case("detection_output_param { num_classes: 2 nms_param { nms_threshold: 0.3 top_k: 5 } "
+             "code_type: CENTER_SIZE confidence_threshold: 0.3 clip: true }",
+             [uniform((2, 12 * 4), -2, 2, differentiable=False), uniform((2, 12 * 2), 0, 1, differentiable=False),
+              _priors(12)]),
         Case("detection_output_param { num_classes: 3 share_location: false background_label_id: -1 "
              "nms_param { nms_threshold: 0.6 eta: 0.9 } code_type: CORNER variance_encoded_in_target: true }",
              [uniform((1, 8 * 3 * 4), -0.1, 0.1, differentiable=False),
@@ -56,7 +60,7 @@ class DetectionOutputLayer(Layer):
         self.num_classes, self.share_location = p.num_classes, p.share_location
         self.background = p.background_label_id
         self.code_type, self.variance_encoded = p.code_type, p.variance_encoded_in_target
-        self.keep_top_k = p.keep_top_k
+        self.keep_top_k, self.clip = p.keep_top_k, p.clip
         self.confidence_threshold = p.confidence_threshold if p.HasField("confidence_threshold") else -np.inf
         nms_param = p.nms_param
         self.nms_threshold, self.eta = nms_param.nms_threshold, nms_param.eta
@@ -87,6 +91,8 @@ class DetectionOutputLayer(Layer):
         boxes = decode_boxes(prior[0, 0].reshape(priors, 4), prior[0, 1].reshape(priors, 4),
                              loc.reshape(num, priors, loc_classes, 4).transpose(0, 2, 1, 3),
                              self.code_type, self.variance_encoded)
+        if self.clip:
+            np.clip(boxes, 0, 1, out=boxes)
         scores = conf.reshape(num, priors, self.num_classes)
         results = []
         for i in range(num):

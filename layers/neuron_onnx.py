@@ -75,3 +75,14 @@ def clip(layer, g):
 def swish(layer, g):
     x = g.bottoms[0]
     return [g.op("Mul", x, g.op("Sigmoid", scaled(g, x, layer.beta)))]
+
+
+@onnx_translation("ReLU6")
+def relu6(layer, g):
+    """Clip to [0, 6], plus NVCaffe's negative_slope * min(x, 0) where the slope is not 0."""
+    x = g.bottoms[0]
+    y = g.op("Clip", x, g.constant(0, "zero"), g.constant(6, "six"))
+    if layer.negative_slope == 0:
+        return [y]
+    negative = g.op("Min", x, g.constant(0, "zero"))
+    return [g.op("Add", y, scaled(g, negative, layer.negative_slope))]

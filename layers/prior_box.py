@@ -102,10 +102,15 @@ class PriorBoxLayer(Layer):
         variances = np.resize(np.asarray(self.variance, np.float32), boxes.size)
         return np.stack([boxes, variances])[None]
 
-    def forward_cpu(self, bottom, top):
-        height, width = bottom[0].shape[-2:]
-        image = self.image_size if self.image_size is not None else bottom[1].shape[-2:]
+    def priors_for(self, feature_shape, image_shape):
+        """The top's values for a feature map and an image of these shapes: they depend on nothing
+        else (ONNX export writes them as a constant)."""
+        height, width = feature_shape[-2:]
+        image = self.image_size if self.image_size is not None else image_shape[-2:]
         key = (height, width, *image)
         if key != self._table_key:
             self._table_key, self._table = key, self._compute(*key)
-        top[0].data[...] = self._table
+        return self._table
+
+    def forward_cpu(self, bottom, top):
+        top[0].data[...] = self.priors_for(bottom[0].shape, bottom[-1].shape)

@@ -41,6 +41,7 @@ def to_model(net, opset: int = DEFAULT_OPSET):
     graph = OnnxGraph(opset, reserved=net.blobs)
     values = {}  # Caffe blob name -> the ONNX value holding it now
     made_for = {}  # ONNX value -> the blob whose top it was made as
+    shapes = {}  # Caffe blob name -> its shape in the model (the net's, or a translation's declared one)
     for i, (name, layer) in enumerate(zip(net.layer_names, net.layers)):
         tops = net.top_names[name]
         g = LayerGraph(graph, layer, [values[b] for b in net.bottom_names[name]],
@@ -55,6 +56,7 @@ def to_model(net, opset: int = DEFAULT_OPSET):
                 made_for[value] = top
                 graph.shapes[value] = shape
             values[top] = value
+            shapes[top] = shape
     # Each blob's last value takes the blob's name (a variant of it where a graph input has it), so
     # that a blob written in place, or passed on by Dropout, ends under its own name.
     final_names = {value: graph.claim(blob) for blob, value in values.items() if made_for.get(value) == blob}
@@ -67,7 +69,7 @@ def to_model(net, opset: int = DEFAULT_OPSET):
         if value != blob and made_for.get(values[blob]) != blob:
             # Another blob's value (a graph input's, a Split's): an Identity gives it the blob's name.
             (value,) = graph.add_node("Identity", [value], [graph.claim(blob)], f"{blob}/Identity", {})
-        outputs.append((value, net.blobs[blob].shape))
+        outputs.append((value, shapes.get(blob, net.blobs[blob].shape)))
     return graph.to_model(outputs, net.name or "net", version("nvcaffe_py"))
 
 

@@ -113,6 +113,11 @@ class LayerGraph:
         self.top_shapes = [tuple(s) for s in top_shapes]
         self.top_names = list(top_names)
 
+    def declare_top_shape(self, j: int, shape):
+        """Top j's shape as the model gives it where that differs from the net's: a dimension known
+        only when the model runs is a name (DetectionOutput's count of detections)."""
+        self.top_shapes[j] = tuple(shape)
+
     @property
     def opset(self) -> int:
         return self.graph.opset

@@ -30,6 +30,9 @@ def opencv_forward(tmp_path, prototxt: str, net, inputs: dict, outputs: list) ->
 
 
 def sorted_detections(rows):
-    """DetectionOutput rows by image, label and descending score (OpenCV orders them its own way)."""
+    """DetectionOutput rows by image, label and descending score (OpenCV orders them its own way),
+    without the rows of zeros OpenCV pads its output with up to keep_top_k when its forward is
+    asked for several outputs (a real detection scores above 0)."""
     rows = rows.reshape(-1, 7)
+    rows = rows[np.any(rows != 0, axis=1)]
     return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]

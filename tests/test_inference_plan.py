@@ -1,7 +1,7 @@
 """The deploy-time forward of TEST nets (nvcaffe_py/inference_plan.py), on the NumPy engine,
 against the layer-by-layer forward (`optimize=False`) on the same weights: every output and, read
 afterwards, every blob within 1e-5 relative, on every zoo deploy net, the fork nets of
-tests/ssd_nets.py, the models/ deploy nets and a net of every fold's corner cases; blobs the user
+the models/ deploy nets (the fork nets of tests/fork_nets.py among them) and a net of every fold's corner cases; blobs the user
 reads hold their values; training nets run every layer as declared."""
 import glob
 import os
@@ -15,7 +15,7 @@ from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.formats import net_param_from_text
 from nvcaffe_py.net_surgery import data_layers_to_inputs
 
-import ssd_nets
+import fork_nets
 from conftest import SHARED
 from deploy_helpers import CORNERS, assert_close, assert_same_forward, build_pair
 
@@ -48,16 +48,17 @@ def test_zoo_deploy_net(path):
     assert_same_forward(reference, optimised, path)
 
 
-@pytest.mark.parametrize("model,batch", [("resnet56_cifar", 2), ("mobilenet_v2", 1), ("squeezenet_v1.0", 1)])
+@pytest.mark.parametrize("model,batch", [("resnet56_cifar", 2), ("mobilenet_v2", 1), ("squeezenet_v1.0", 1),
+                                         ("rfb320_face", 1), ("shufflenet_v2", 1)])
 def test_models_deploy_net(model, batch):
     param = formats.read_net_param(os.path.join(ROOT, "models", model, "deploy.prototxt"))
     reference, optimised = build_pair(param, batch)
     assert_same_forward(reference, optimised, model)
 
 
-@pytest.mark.parametrize("build", [ssd_nets.mobilenet_ssd, ssd_nets.res10_face])
-def test_fork_net(build):
-    reference, optimised = build_pair(net_param_from_text(build(size=160)), prepare=ssd_nets.prepare)
+@pytest.mark.parametrize("model", ["mobilenet_ssd", "res10_ssd_face"])
+def test_fork_net(model):
+    reference, optimised = build_pair(fork_nets.definition(model, (160, 160)), prepare=fork_nets.prepare)
     want = reference.forward()["detection_out"]
     got = optimised.forward()["detection_out"]
     assert len(want.reshape(-1, 7)) >= 3, "too few detections to compare"

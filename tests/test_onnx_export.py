@@ -24,6 +24,7 @@ from nvcaffe_py.net_surgery import data_layers_to_inputs  # noqa: E402
 from nvcaffe_py.onnx_translation import onnx_translation, translated_types  # noqa: E402
 from nvcaffe_py.registry import builtin_layer_types, layer_class  # noqa: E402
 
+import fork_nets  # noqa: E402
 from conftest import SHARED, shared_path  # noqa: E402
 from onnx_helpers import RELATIVE_TOLERANCE, compare_with_onnxruntime, net_around, randomize_weights  # noqa: E402
 
@@ -31,6 +32,7 @@ from onnx_helpers import RELATIVE_TOLERANCE, compare_with_onnxruntime, net_aroun
 REFUSED = {
     "DummyData": "draws new values every forward",  # its random fillers (constant ones are exported)
     "Filter": "the exported shapes are static",
+    "DetectionOutput": "adaptive NMS (eta 0.9 < 1) has no ONNX counterpart",  # the case with eta
 }
 
 
@@ -108,7 +110,8 @@ def test_the_opset_dependent_forms_match_at_every_opset(opset):
     # Reductions take their axes as an attribute before opset 18 and as an input from it on.
     for text, shape in (('type: "MVN" mvn_param { across_channels: true }', (2, 3, 4, 5)),
                         ('type: "Reduction" reduction_param { operation: SUMSQ axis: 1 coeff: 0.5 }', (2, 3, 4)),
-                        ('type: "BatchNorm" batch_norm_param { use_global_stats: false }', (3, 2, 4))):
+                        ('type: "BatchNorm" batch_norm_param { use_global_stats: false }', (3, 2, 4)),
+                        ('type: "Normalize" norm_param { across_spatial: false }', (2, 3, 4))):
         net, feeds = net_around(text, [np.random.default_rng(0).standard_normal(shape)])
         assert_matches(net, feeds, opset)
 
@@ -327,6 +330,18 @@ def test_every_zoo_deploy_net_matches_onnxruntime(path):
     assert_matches(net, {name: generator.standard_normal(net.blobs[name].shape) for name in net.inputs})
 
 
+@pytest.mark.parametrize("model", sorted(fork_nets.OUTPUTS))
+def test_every_fork_net_matches_onnxruntime(model):
+    """The fork nets of models/ whole, DetectionOutput included, with every inner blob compared."""
+    net, _ = fork_nets.load(model)
+    data = fork_nets.image(net)
+    if "detection_out" in net.outputs:
+        net.forward(data=data)
+        found = net.blobs["detection_out"].data_readonly().reshape(-1, 7)
+        assert (found[:, 1] >= 0).sum() >= 3, "too few detections to compare"
+    assert_matches(net, {"data": data})
+
+
 def test_the_command_exports_caffe_trained_lenet_that_classifies_as_ours(tmp_path):
     import onnxruntime
 
@@ -369,3 +384,49 @@ def test_the_command_reports_a_refused_layer_on_one_line(tmp_path):
         "nvcaffe: error: layer 'noise' (DummyData) cannot be exported to ONNX: a filler other than constant "
         "draws new values every forward"]
     assert not (tmp_path / "net.onnx").exists()
+
+
+# -- the fork layers' ONNX forms beyond their conformance cases ---------------------------------------
+def _detection_inputs(num, priors, classes, loc_classes, seed):
+    generator = np.random.default_rng(seed)
+    corner = generator.uniform(0, 0.7, (priors, 2))
+    boxes = np.concatenate([corner, corner + generator.uniform(0.1, 0.3, (priors, 2))], axis=1).reshape(-1)
+    prior = np.stack([boxes, np.resize([0.1, 0.1, 0.2, 0.2], boxes.size)])[None]
+    return [generator.uniform(-1, 1, (num, priors * loc_classes * 4)), generator.uniform(0, 1, (num, priors * classes)),
+            prior]
+
+
+@pytest.mark.parametrize("params,num,loc_classes,opset", [
+    # per-class locations, two images each keeping its best 5 (the per-image TopK), CORNER_SIZE
+    ("num_classes: 3 share_location: false nms_param { nms_threshold: 0.5 top_k: 8 } code_type: CORNER_SIZE "
+     "keep_top_k: 5 confidence_threshold: 0.3", 2, 3, onnx_export.MIN_OPSET),
+    # every class (no background), no confidence threshold nor top_k, clipped boxes
+    ("num_classes: 2 background_label_id: -1 nms_param { nms_threshold: 0.3 } code_type: CENTER_SIZE clip: true",
+     1, 1, onnx_export.DEFAULT_OPSET),
+    # nothing passes the threshold: one row (image, -1, ...) per image
+    ("num_classes: 3 nms_param { nms_threshold: 0.45 top_k: 10 } code_type: CENTER_SIZE keep_top_k: 4 "
+     "confidence_threshold: 1.5", 2, 1, onnx_export.DEFAULT_OPSET),
+])
+def test_detection_output_in_onnx_ops_matches(params, num, loc_classes, opset):
+    classes = int(params.split("num_classes: ")[1].split()[0])
+    net, feeds = net_around(f'type: "DetectionOutput" detection_output_param {{ {params} }}',
+                            _detection_inputs(num, 20, classes, loc_classes, seed=num))
+    net.forward(**feeds)
+    rows = net.blobs["out0"].data_readonly().reshape(-1, 7)
+    assert len(rows) >= num
+    assert_matches(net, feeds, opset)
+
+
+def test_exported_detection_output_has_a_symbolic_count():
+    net, feeds = net_around('type: "DetectionOutput" detection_output_param { num_classes: 2 '
+                            'nms_param { nms_threshold: 0.45 } confidence_threshold: 0.5 }',
+                            _detection_inputs(1, 12, 2, 1, seed=0))
+    model = onnx_export.export(net)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == [1, 1, "detections", 7]
+
+
+def test_a_fork_layer_onnx_cannot_express_is_refused_naming_it():
+    case = list(declared_cases(layer_class("PSROIPooling")))[0]
+    net, _ = net_around(f'type: "PSROIPooling" {case.params}', case.arrays())
+    _one_line_refusal(net, "tested", "PSROIPooling", "no ONNX translation is registered")
