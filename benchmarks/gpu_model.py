@@ -12,8 +12,10 @@ Input blobs, then a synchronisation. Each event of the trace gets a device time:
 - any other kernel: its DRAM traffic, each pointer argument read or written once over the
   elements the kernel covers (at most to the end of its allocation); rules below for kernels
   whose pointers cover other sizes;
-- device copies and memsets: their bytes at DRAM speed; host<->device copies are synchronous
-  (pageable memory), at PCIe speed.
+- device copies and memsets: their bytes at DRAM speed; synchronous host<->device copies
+  (pageable memory) at PCIe speed, the host waiting; asynchronous uploads (page-locked memory, the
+  data layers' input path) at pinned PCIe speed on a copy engine beside the kernels: a stream's
+  wait for an event waits for the copies issued before it.
 Every kernel costs at least the launch gap. Host time is measured while tracing (this machine's
 CPU, with the recorder standing in for the driver calls), and a host/device timeline gives the
 iteration: a launch starts when both the host has issued it and the device is free; a
@@ -42,10 +44,12 @@ class Machine(NamedTuple):
     multiprocessors: int
     gpu: gemm_plan.Throughput  # FFMA rate, L2 and DRAM bandwidth, launch gap: the GEMM plan's model
     pcie_bytes_per_s: float  # pageable host<->device copies
+    pinned_bytes_per_s: float  # asynchronous uploads from page-locked memory
     sync_s: float  # a host wait for the device, beyond the work waited for
 
 
-H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, sync_s=10e-6)
+H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, pinned_bytes_per_s=25e9,
+               sync_s=10e-6)
 
 _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 
@@ -53,7 +57,7 @@ _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 # -- device time of one event -----------------------------------------------------------------------
 class Cost(NamedTuple):
     seconds: float
-    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie", "sync"
+    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie", "sync", "wait"
     flops: float = 0.0
 
 
@@ -142,6 +146,10 @@ def event_cost(event, machine):
         return Cost(event.nbytes / machine.pcie_bytes_per_s + machine.sync_s, "pcie")
     if event.kind in ("dtod", "memset"):
         return _memory_bound(event.nbytes * (2 if event.kind == "dtod" else 1), machine)
+    if event.kind == "htod_async":
+        return Cost(event.nbytes / machine.pinned_bytes_per_s, "pcie")
+    if event.kind == "wait":
+        return Cost(0.0, "wait")
     return Cost(machine.sync_s, "sync")
 
 
@@ -183,8 +191,10 @@ def trace_iteration(net, batch, machine, repeats=3):
 
 def timeline(events, machine):
     """(iteration seconds, host seconds, device-busy seconds, costs): the host issues events in
-    order; the device runs launches and device copies in order as soon as both allow."""
-    host = device = busy = 0.0
+    order; the device runs launches and device copies in order as soon as both allow; the copy
+    engine runs asynchronous uploads in order, and a stream wait holds the kernels after it until
+    the uploads issued so far are done."""
+    host = device = copies = busy = 0.0
     costs = []
     for event in events:
         cost = event_cost(event, machine)
@@ -193,8 +203,12 @@ def timeline(events, machine):
         if event.kind in ("launch", "dtod", "memset"):
             device = max(device, host) + cost.seconds
             busy += cost.seconds
+        elif event.kind == "htod_async":
+            copies = max(copies, host) + cost.seconds
+        elif event.kind == "wait":
+            device = max(device, copies)
         else:  # a synchronisation or a synchronous copy: the host waits for the device
-            host = max(host, device) + cost.seconds
+            host = max(host, device, copies) + cost.seconds
             device = host
     return max(host, device), sum(e.host_seconds for e in events), busy, costs
 
@@ -224,7 +238,7 @@ def summarize(net, batch, machine):
     return {"net": net, "batch": batch, "machine": machine._asdict(), "predicted_iteration_ms": 1e3 * total,
             "predicted_device_busy_ms": 1e3 * busy, "host_ms_measured_while_tracing": 1e3 * host,
             "launches": kinds.count("launch"), "syncs": kinds.count("sync"),
-            "host_device_copies": kinds.count("htod") + kinds.count("dtoh"),
+            "host_device_copies": kinds.count("htod") + kinds.count("dtoh"), "async_uploads": kinds.count("htod_async"),
             "gemm_launches": len(gemm_launches), "gemm_launches_with_scalar_loads": scalar,
             "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "kernels_ms": kernels_ms,
             "gemms": gemms}
