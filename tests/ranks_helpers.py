@@ -63,11 +63,17 @@ def lenet_workdir(directory, records=256, batch=16, test=False):
 
 
 def write_solver(directory, name, max_iter, extra=""):
-    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>."""
+    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>;
+    `extra` fields ("snapshot: 3") replace the defaults (a field given twice is an error)."""
     path = directory / f"{name}.prototxt"
-    path.write_text(f'net: "lenet.prototxt" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "inv" '
-                    f'gamma: 0.0001 power: 0.75 display: 1 max_iter: {max_iter} snapshot: 0 '
-                    f'snapshot_prefix: "{name}" random_seed: 7 solver_mode: CPU {extra}')
+    fields = dict(re.findall(r'(\w+):\s*("[^"]*"|\S+)',
+                             f'net: "lenet.prototxt" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "inv" '
+                             f'gamma: 0.0001 power: 0.75 display: 1 max_iter: {max_iter} snapshot: 0 '
+                             f'snapshot_prefix: "{name}" random_seed: 7 solver_mode: CPU'))
+    extras = re.findall(r'(\w+):\s*("[^"]*"|\S+)', extra)
+    fields.update((key, value) for key, value in extras if key != "test_iter")
+    repeated = "".join(f" test_iter: {value}" for key, value in extras if key == "test_iter")
+    path.write_text(" ".join(f"{key}: {value}" for key, value in fields.items()) + repeated)
     return path
 
 
