@@ -121,3 +121,38 @@ def test_time_reports_the_traffic_of_an_iteration(device, database, tmp_path, ca
     assert len(lines) == 1
     assert "0 synchronous uploads (0 bytes), 0 downloads (0 bytes), 2 asynchronous uploads" in lines[0]
     assert lines[0].endswith("0 synchronizations."), lines[0]
+
+
+def test_a_nan_loss_is_found_at_the_next_display_naming_its_iteration(device, tmp_path):
+    """Record 3 holds a NaN: iteration 1 (records 2 and 3) has a NaN loss; on the GPU the display
+    of iteration 3 reads it; on the CPU iteration 1 stops at once."""
+    from nvcaffe_py.solvers.solver import NonFiniteError
+
+    values = np.ones((5, 1, 2, 2), np.float32)
+    values[3, 0, 1, 1] = np.nan
+    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 22)
+    with env.begin(write=True) as txn:
+        for i in range(5):
+            txn.put(f"{i:03d}".encode(), array_to_datum(values[i], i % 2).SerializeToString())
+    env.close()
+    net = (f'layer {{ name: "d" type: "Data" top: "data" top: "label" data_param {{ source: "{tmp_path}/db" '
+           f'backend: LMDB batch_size: 2 }} }} '
+           f'layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+           f'inner_product_param {{ num_output: 2 weight_filler {{ type: "xavier" }} }} }} '
+           f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }}')
+    messages = {}
+    for gpu in (False, True):
+        param = caffe_pb2.SolverParameter(base_lr=0.1, lr_policy="fixed", max_iter=100, display=3, random_seed=5,
+                                          snapshot_after_train=False, type="SGD")
+        param.net_param.CopyFrom(formats.net_param_from_text(net))
+        (caffe.set_mode_gpu if gpu else caffe.set_mode_cpu)()
+        solver = caffe.get_solver(param)
+        with pytest.raises(NonFiniteError) as caught:
+            solver.step(6)
+        messages[gpu] = (solver.iter, str(caught.value))
+        solver.net.layers[0].close()
+        caffe.set_mode_cpu()
+    assert messages[False][0] == 1 and messages[False][1].startswith("iteration 1: loss is nan; layer 'd' (Data)")
+    assert messages[True][0] == 3
+    assert messages[True][1].startswith("iteration 1: loss is nan (read at iteration 3: in GPU mode losses are read "
+                                        "on display iterations); layer 'ip' (InnerProduct)"), messages[True][1]

@@ -53,7 +53,7 @@ class StreamOrderedPool:
         self._driver = driver  # pycuda.driver (or a stand-in)
         self._default = default_stream  # the stream an allocation is for unless told otherwise
         self._free = {}  # bin bytes -> [(raw allocation, streams it was used on)]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a block dropped by garbage collection inside allocate releases
         self.held_bytes = 0  # bytes of the free blocks the pool keeps
 
     def allocate(self, nbytes, stream=None) -> Block:
