@@ -66,14 +66,18 @@ def _forked_child():
 os.register_at_fork(after_in_child=_forked_child)
 
 
-def activate(device_id: int = 0):
-    """Make device `device_id` current for this process (once; a second device is an error)."""
-    device_id = int(device_id)
+def _refuse_if_forked():
     if _state["forked_from"] is not None:
         parent, used = _state["forked_from"]
         raise CaffeError(f"this process was forked from process {parent} after that one used GPU {used}, and a CUDA "
                          f"context does not survive fork: start worker processes with multiprocessing's 'spawn' or "
-                         f"'forkserver' method, or use the GPU only in the child")
+                         f"'forkserver' method, or let only the child processes use the GPU")
+
+
+def activate(device_id: int = 0):
+    """Make device `device_id` current for this process (once; a second device is an error)."""
+    device_id = int(device_id)
+    _refuse_if_forked()
     if _state["context"] is not None:
         if device_id != _state["device_id"]:
             raise CaffeError(f"the process already uses GPU {_state['device_id']}; "
@@ -106,9 +110,12 @@ def is_active() -> bool:
 @contextlib.contextmanager
 def pushed():
     """The process's context current in the calling thread inside the block (for threads other
-    than the one that activated it)."""
-    ensure_active()
+    than the one that activated it, which set_mode_gpu did)."""
+    _refuse_if_forked()
     context = _state["context"]
+    if context is None:
+        raise CaffeError("no CUDA context is active in this process: GPU mode must be set (set_mode_gpu) before "
+                         "another thread uses the GPU")
     context.push()
     try:
         yield
