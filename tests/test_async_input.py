@@ -155,3 +155,18 @@ def test_a_forked_child_gets_a_clear_error(device):
     caffe.set_mode_cpu()
     assert "forked from process" in message and "spawn" in message
     assert context.is_active()  # the parent's context is untouched
+
+
+def test_a_batch_taken_ahead_logs_its_notes_when_used(device, sources, caplog):
+    """Batch 1 (records 3, 4, 0) wraps around: its 'Restarting' line comes with the forward that
+    uses it, not with the one that took it ahead to upload it."""
+    caffe.set_mode_gpu()
+    net = caffe.Net(formats.net_param_from_text(_head("Data", sources["Data"])), caffe.TRAIN)
+    restarts = []
+    with caplog.at_level("INFO", logger="nvcaffe_py"):
+        for _ in range(2):
+            net.forward()
+            restarts.append(sum("Restarting data prefetching" in r.getMessage() for r in caplog.records))
+    net.layers[0].close()
+    caffe.set_mode_cpu()
+    assert restarts == [0, 1]
