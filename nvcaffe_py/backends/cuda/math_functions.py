@@ -40,6 +40,12 @@ def add_scalar(alpha, y, n=None):
     _kernels.get("add_scalar", y.dtype).launch(n, n, alpha, y)
 
 
+def add_device_scalar(alpha, y, n=None):
+    """y += alpha[0], a float64 device scalar (total_into's), never read on the host."""
+    n = y.size if n is None else n
+    _kernels.get("add_device_scalar", y.dtype).launch(n, n, alpha, y)
+
+
 def multiply(a, b, y, n=None):
     n = y.size if n is None else n
     _kernels.get("multiply", y.dtype).launch(n, n, a, b, y)
