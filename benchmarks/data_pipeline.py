@@ -65,7 +65,8 @@ def data_net(path, transform):
 
 def loader_rate(path, transform, batches):
     param = formats.parse_text(transform, caffe_pb2.TransformationParameter())
-    loader = BatchLoader(DatabaseSource(path), DataTransformer(param, caffe.TRAIN), BATCH, np.float32, "bench")
+    loader = BatchLoader(DatabaseSource(path), DataTransformer(param, caffe.TRAIN), BATCH, np.float32, "bench",
+                         np.empty)
     loader()
     start = time.perf_counter()
     for _ in range(batches):

@@ -2,18 +2,22 @@
 layer by layer, from the launches that benchmarks/launch_tracer.py records (PyCUDA stubbed out,
 no GPU needed) and a roofline model of the card.
 
-    python benchmarks/gpu_model.py [--nets alexnet:64,alexnet:256,resnet50:64] [--json out.json]
+    python benchmarks/gpu_model.py [--nets alexnet:64,alexnet:256,resnet50:64] [--data] [--json out.json]
 
 The iteration is benchmarks/gpu_nets.py's: `solver.step(1)` (forward, backward, SGD update) on
-Input blobs, then a synchronisation. Each event of the trace gets a device time:
+Input blobs, then a synchronisation; with `--data`, AlexNet's own train_val instead, its Data layer
+reading a synthetic LMDB of 256x256 colour images (the input path: prefetch thread, host copies
+or page-locked uploads, whatever the code does). Each event of the trace gets a device time:
 - a GEMM launch: nvcaffe_py/backends/cuda/gemm_plan.py's law (the one that picks tiles and K
   slices), from the traced tile, grid, K slices and what ptxas lets an SM hold: the busiest SM's
   FFMA time, bounded below by the L2 and DRAM traffic; the split-K reduction by its traffic;
 - any other kernel: its DRAM traffic, each pointer argument read or written once over the
   elements the kernel covers (at most to the end of its allocation); rules below for kernels
   whose pointers cover other sizes;
-- device copies and memsets: their bytes at DRAM speed; host<->device copies are synchronous
-  (pageable memory), at PCIe speed.
+- device copies and memsets: their bytes at DRAM speed; synchronous host<->device copies
+  (pageable memory) at PCIe speed, the host waiting; asynchronous uploads (page-locked memory, the
+  data layers' input path) at pinned PCIe speed on a copy engine beside the kernels: a stream's
+  wait for an event waits for the copies issued before it.
 Every kernel costs at least the launch gap. Host time is measured while tracing (this machine's
 CPU, with the recorder standing in for the driver calls), and a host/device timeline gives the
 iteration: a launch starts when both the host has issued it and the device is free; a
@@ -24,15 +28,19 @@ import json
 import os
 import re
 import sys
+import tempfile
+import time
 from typing import NamedTuple
 
 import numpy as np
 
 import nvcaffe_py as caffe
+from nvcaffe_py import formats
 from nvcaffe_py.backends.cuda import gemm_plan, kernels
 from nvcaffe_py.proto import caffe_pb2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu_nets  # noqa: E402  (this script's folder: AlexNet's train_val)
 import gpu_nets  # noqa: E402  (this script's folder: the nets it benchmarks)
 from launch_tracer import LaunchTracer  # noqa: E402
 
@@ -42,10 +50,12 @@ class Machine(NamedTuple):
     multiprocessors: int
     gpu: gemm_plan.Throughput  # FFMA rate, L2 and DRAM bandwidth, launch gap: the GEMM plan's model
     pcie_bytes_per_s: float  # pageable host<->device copies
+    pinned_bytes_per_s: float  # asynchronous uploads from page-locked memory
     sync_s: float  # a host wait for the device, beyond the work waited for
 
 
-H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, sync_s=10e-6)
+H100 = Machine("H100 SXM5 (model)", 132, gemm_plan.H100, pcie_bytes_per_s=12e9, pinned_bytes_per_s=25e9,
+               sync_s=10e-6)
 
 _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 
@@ -53,7 +63,7 @@ _TILE_SUFFIX = re.compile(r"_(\d+)x(\d+)$")
 # -- device time of one event -----------------------------------------------------------------------
 class Cost(NamedTuple):
     seconds: float
-    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie", "sync"
+    bound: str  # what limits it: "ffma", "l2", "dram", "launch", "pcie", "sync", "wait"
     flops: float = 0.0
 
 
@@ -142,21 +152,63 @@ def event_cost(event, machine):
         return Cost(event.nbytes / machine.pcie_bytes_per_s + machine.sync_s, "pcie")
     if event.kind in ("dtod", "memset"):
         return _memory_bound(event.nbytes * (2 if event.kind == "dtod" else 1), machine)
+    if event.kind == "htod_async":
+        return Cost(event.nbytes / machine.pinned_bytes_per_s, "pcie")
+    if event.kind == "wait":
+        return Cost(0.0, "wait")
     return Cost(machine.sync_s, "sync")
 
 
 # -- the iteration: trace, timeline, summary --------------------------------------------------------
-def trace_iteration(net, batch, machine, repeats=3):
+def synthetic_lmdb(path, records=64, seed=0):
+    """An LMDB of `records` random 3x256x256 uint8 Datums (ImageNet's stored size)."""
+    import lmdb
+
+    from nvcaffe_py.datum import array_to_datum
+
+    rng = np.random.default_rng(seed)
+    env = lmdb.open(path, map_size=1 << 30)
+    with env.begin(write=True) as txn:
+        for i in range(records):
+            image = rng.integers(0, 256, (3, 256, 256), dtype=np.uint8)
+            txn.put(f"{i:05d}".encode(), array_to_datum(image, i % 1000).SerializeToString())
+    env.close()
+    return path
+
+
+def reading_data(net, batch, source):
+    """The net's own train_val (AlexNet's) with its Data layers reading `source`, `batch` a batch."""
+    if net != "alexnet":
+        raise SystemExit(f"--data traces AlexNet's train_val only (not {net})")
+    param = formats.read_net_param(os.path.join(cpu_nets.ROOT, cpu_nets.NETS[net][0]))
+    for layer in param.layer:
+        if layer.type == "Data":
+            layer.data_param.source, layer.data_param.batch_size = source, batch
+    return param
+
+
+def _prefetched(solver, seconds=120):
+    """Wait until the data layers' prefetch queues are full, so that the traced steps do not wait
+    for image decoding (the host time would be the decoder's, not the step's)."""
+    deadline = time.monotonic() + seconds
+    for layer in solver.net.layers:
+        prefetcher = getattr(layer, "prefetcher", None)
+        while prefetcher is not None and not prefetcher._queue.full() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def trace_iteration(net, batch, machine, repeats=3, data=None):
     """The events of one `solver.step(1)` + synchronisation after a warm-up step, each labelled
     with the layer pass it came from ('<layer> forward' / '<layer> backward') or 'solver'. The
-    step is traced `repeats` times; each event's host time is its least (this CPU is shared)."""
+    step is traced `repeats` times; each event's host time is its least (this CPU is shared).
+    `data`: an LMDB for the net's own Data layers (reading_data) instead of Input blobs."""
     tracer = LaunchTracer(machine.multiprocessors, machine.name)
     with tracer.installed():
         caffe.set_mode_gpu()
         param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=10 ** 6, display=0,
                                           random_seed=1, snapshot_after_train=False, type="SGD",
                                           solver_mode=caffe_pb2.SolverParameter.GPU)
-        param.net_param.CopyFrom(gpu_nets.NET_PARAMS[net](batch))
+        param.net_param.CopyFrom(gpu_nets.NET_PARAMS[net](batch) if data is None else reading_data(net, batch, data))
         solver = caffe.get_solver(param)
         names = solver.net.layer_names
 
@@ -168,6 +220,7 @@ def trace_iteration(net, batch, machine, repeats=3):
         solver.step(1)  # warm-up: kernel look-ups, first allocations
         runs = []
         for _ in range(repeats):
+            _prefetched(solver)
             tracer.label = "solver"
             with tracer.recording() as events:
                 solver.step(1)
@@ -183,8 +236,10 @@ def trace_iteration(net, batch, machine, repeats=3):
 
 def timeline(events, machine):
     """(iteration seconds, host seconds, device-busy seconds, costs): the host issues events in
-    order; the device runs launches and device copies in order as soon as both allow."""
-    host = device = busy = 0.0
+    order; the device runs launches and device copies in order as soon as both allow; the copy
+    engine runs asynchronous uploads in order, and a stream wait holds the kernels after it until
+    the uploads issued so far are done."""
+    host = device = copies = busy = 0.0
     costs = []
     for event in events:
         cost = event_cost(event, machine)
@@ -193,14 +248,18 @@ def timeline(events, machine):
         if event.kind in ("launch", "dtod", "memset"):
             device = max(device, host) + cost.seconds
             busy += cost.seconds
+        elif event.kind == "htod_async":
+            copies = max(copies, host) + cost.seconds
+        elif event.kind == "wait":
+            device = max(device, copies)
         else:  # a synchronisation or a synchronous copy: the host waits for the device
-            host = max(host, device) + cost.seconds
+            host = max(host, device, copies) + cost.seconds
             device = host
     return max(host, device), sum(e.host_seconds for e in events), busy, costs
 
 
-def summarize(net, batch, machine):
-    events = trace_iteration(net, batch, machine)
+def summarize(net, batch, machine, data=None):
+    events = trace_iteration(net, batch, machine, data=data)
     total, host, busy, costs = timeline(events, machine)
     layers = {}
     for event, cost in zip(events, costs):
@@ -221,10 +280,11 @@ def summarize(net, batch, machine):
     kinds = [e.kind for e in events]
     gemm_launches = [e for e in events if e.name.startswith("gemm_") and "flags" in e.args]
     scalar = sum(1 for e in gemm_launches if e.args["flags"] & 3 != 3)  # A or B without 4-wide loads
-    return {"net": net, "batch": batch, "machine": machine._asdict(), "predicted_iteration_ms": 1e3 * total,
+    return {"net": net + (" (Data layer)" if data else ""), "batch": batch, "machine": machine._asdict(),
+            "predicted_iteration_ms": 1e3 * total,
             "predicted_device_busy_ms": 1e3 * busy, "host_ms_measured_while_tracing": 1e3 * host,
             "launches": kinds.count("launch"), "syncs": kinds.count("sync"),
-            "host_device_copies": kinds.count("htod") + kinds.count("dtoh"),
+            "host_device_copies": kinds.count("htod") + kinds.count("dtoh"), "async_uploads": kinds.count("htod_async"),
             "gemm_launches": len(gemm_launches), "gemm_launches_with_scalar_loads": scalar,
             "gemm_gflop": sum(c.flops for c in costs) / 1e9, "layers": layers, "kernels_ms": kernels_ms,
             "gemms": gemms}
@@ -255,13 +315,16 @@ def print_summary(result, top=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nets", default="alexnet:64,alexnet:256,resnet50:64", help="net:batch,...")
+    parser.add_argument("--data", action="store_true", help="AlexNet from its Data layer (a synthetic LMDB)")
     parser.add_argument("--json", help="write the predictions to this file")
     args = parser.parse_args()
     results = []
-    for item in args.nets.split(","):
-        net, batch = item.split(":")
-        results.append(summarize(net, int(batch), H100))
-        print_summary(results[-1])
+    with tempfile.TemporaryDirectory() as folder:
+        data = synthetic_lmdb(os.path.join(folder, "lmdb")) if args.data else None
+        for item in args.nets.split(","):
+            net, batch = item.split(":")
+            results.append(summarize(net, int(batch), H100, data))
+            print_summary(results[-1])
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"what": "PREDICTIONS of a roofline model, not measurements", "results": results}, f, indent=1)

@@ -16,7 +16,10 @@ the host gives zeros, and a launch records its kernel's name, grid, block and ar
 parameter names its .cu file declares, how many bytes each pointer argument has before the end
 of its allocation, and what ptxas says of the kernel for sm_90 (registers, shared memory). The
 host time between events is measured, so the Python work of a step (layers, launcher, solver)
-is in the trace as it costs on this CPU.
+is in the trace as it costs on this CPU. Only the recording thread's events are kept: a prefetch
+thread's waits (for a page-locked buffer's upload) do not hold the iteration up. Asynchronous
+uploads are "htod_async" events; stream waits on events are "wait" events (no host cost); a
+synchronize of the context, a stream or an event is a "sync".
 """
 import bisect
 import contextlib
@@ -24,6 +27,7 @@ import functools
 import os
 import sys
 import tempfile
+import threading
 import time
 from typing import NamedTuple
 
@@ -36,7 +40,7 @@ import cuda_emulator  # noqa: E402  (the fake PyCUDA modules this tracer records
 
 
 class Event(NamedTuple):
-    kind: str  # "launch", "htod", "dtoh", "dtod", "memset" or "sync"
+    kind: str  # "launch", "htod", "dtoh", "dtod", "memset", "htod_async", "wait" or "sync"
     name: str  # the kernel's name for a launch
     label: str  # what was running: a layer's pass, "solver update", ...
     grid: tuple
@@ -53,6 +57,9 @@ class Event(NamedTuple):
 class _Allocation(int):
     """A device address that was never backed by memory."""
 
+    def free(self):
+        pass
+
 
 class LaunchTracer:
     def __init__(self, multiprocessors=132, device_name="traced GPU"):
@@ -60,6 +67,7 @@ class LaunchTracer:
         self.device_name = device_name
         self.label = ""
         self._events = None
+        self._thread = None  # the recording thread
         self._last = 0.0
         self._allocations = []  # (start, end), in increasing order: addresses are never reused
 
@@ -68,6 +76,7 @@ class LaunchTracer:
     def recording(self):
         """Record the events of the block into the list it yields."""
         self._events = []
+        self._thread = threading.get_ident()
         self._last = time.perf_counter()
         try:
             yield self._events
@@ -75,7 +84,7 @@ class LaunchTracer:
             self._events = None
 
     def _record(self, kind, nbytes=0, launch=None):
-        if self._events is None:
+        if self._events is None or threading.get_ident() != self._thread:
             return
         now = time.perf_counter()
         function, grid, block, args = launch or (None, (), (), {})
@@ -120,6 +129,30 @@ class LaunchTracer:
             def get_device():
                 return Device(0)
 
+        class Stream:
+            def __init__(self, flags=0):
+                self.flags = flags
+
+            def synchronize(self):
+                tracer._record("sync")
+
+            def wait_for_event(self, event):
+                tracer._record("wait")
+
+        class Event:
+            def __init__(self, flags=0):
+                pass
+
+            def record(self, stream=None):
+                return self
+
+            def synchronize(self):
+                tracer._record("sync")
+                return self
+
+            def query(self):
+                return True
+
         class Function:
             def __init__(self, name, facts):
                 self.name = name
@@ -128,7 +161,7 @@ class LaunchTracer:
             def prepare(self, arg_format):
                 return self
 
-            def prepared_call(self, grid, block, *args, shared_size=0):
+            def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
                 tracer._record("launch", launch=(self, grid, block, dict(zip(self.parameters, args))))
 
         class SourceModule:
@@ -138,23 +171,18 @@ class LaunchTracer:
             def get_function(self, name):
                 return Function(name, self._facts[name])
 
-        class DeviceMemoryPool:
-            def allocate(self, nbytes):
-                return tracer._allocate(nbytes)
-
-            def stop_holding(self):
-                pass
-
         def memcpy_dtoh(dest, src):
             dest[...] = 0
             tracer._record("dtoh", dest.nbytes)
 
         driver.Device, driver.Context, driver.mem_alloc = Device, Context, tracer._allocate
-        driver.memset_d8 = lambda dest, value, count: tracer._record("memset", count)
+        driver.Stream, driver.Event, driver.POISON_REUSED_MEMORY = Stream, Event, False
+        driver.pagelocked_empty = lambda shape, dtype, order="C", mem_flags=0: np.empty(shape, dtype, order=order)
+        driver.memset_d8_async = lambda dest, value, count, stream=None: tracer._record("memset", count)
         driver.memcpy_htod = lambda dest, src: tracer._record("htod", np.asarray(src).nbytes)
+        driver.memcpy_htod_async = lambda dest, src, stream=None: tracer._record("htod_async", np.asarray(src).nbytes)
         driver.memcpy_dtoh = memcpy_dtoh
-        driver.memcpy_dtod = lambda dest, src, size: tracer._record("dtod", size)
-        modules["pycuda.tools"].DeviceMemoryPool = DeviceMemoryPool
+        driver.memcpy_dtod_async = lambda dest, src, size, stream=None: tracer._record("dtod", size)
         modules["pycuda.compiler"].SourceModule = SourceModule
         return modules
 

@@ -21,3 +21,8 @@ extern "C" __global__ void accuracy_forward(int positions, int channels, int inn
     valid[pos] = 1;
   }
 }
+
+// top[0] = hits / counted positions (0 when none counts), in double as the host divides (one thread).
+extern "C" __global__ void accuracy_ratio(const double* hits, const double* count, Dtype* top) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) top[0] = count[0] != 0 ? Dtype(hits[0] / count[0]) : Dtype(0);
+}

@@ -1,5 +1,8 @@
-"""The GPU half of Accuracy (accuracy.cu): per-position hits summed on the device. Per-class
-accuracy (a second top) has no kernel: the layer runs its CPU code then."""
+"""The GPU half of Accuracy (accuracy.cu): per-position hits summed and divided on the device (the
+host reads the accuracy only when it shows it). Per-class accuracy (a second top) has no kernel:
+the layer runs its CPU code then."""
+import numpy as np
+
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
 from nvcaffe_py.backends.cuda.gpu_half import GPUHalf
@@ -22,5 +25,7 @@ class AccuracyGPU(GPUHalf):
         _kernels.get("accuracy_forward", x.dtype).launch(positions, positions, classes, inner, x,
                                                          bottom[1].gpu_data_readonly(), self.top_k, *self.ignore_args,
                                                          correct, valid)
-        count = mf.total(valid)
-        top[0].data[...] = mf.total(correct) / count if count else 0
+        hits, count = memory.empty(1, np.float64), memory.empty(1, np.float64)
+        mf.total_into(correct, hits)
+        mf.total_into(valid, count)
+        _kernels.get("accuracy_ratio", x.dtype)((1, 1, 1), (1, 1, 1), hits, count, top[0].gpu_data)

@@ -1,5 +1,7 @@
 """The GPU half of Normalize (normalize.cu), step for step as normalize.py: the norms (kept for
 backward), the scaled output, the exact gradient and the scale's."""
+import numpy as np
+
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
 from nvcaffe_py.backends.cuda.gpu_half import DeviceBuffer, GPUHalf
@@ -41,7 +43,9 @@ class NormalizeGPU(GPUHalf):
             products = memory.empty(n, x.dtype)
             _kernels.get("normalize_scale_terms", x.dtype).launch(n, n, C, S, self.across, x, norm, dy, products)
             if self.shared:
-                mf.add_scalar(mf.total(products), scale.gpu_diff)
+                total = memory.empty(1, np.float64)
+                mf.total_into(products, total)
+                mf.add_device_scalar(total, scale.gpu_diff)
             else:
                 mf.channel_reduce(products, N, C, S, scale.gpu_diff, beta=1.0)
         if propagate_down[0]:

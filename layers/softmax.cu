@@ -84,6 +84,26 @@ extern "C" __global__ void softmax_loss_forward(int positions, int channels, int
   }
 }
 
+// top[0] = the summed loss / its normalizer, and scale[0] = 1 / the normalizer, on the device (one
+// thread): `fixed` is the normalizer of FULL, BATCH_SIZE and NONE; 0 asks for VALID's, the number
+// of counted positions (at least 1). The same double arithmetic as the host's normalizer().
+extern "C" __global__ void softmax_loss_normalize(const double* loss_sum, const double* valid_sum,
+                                                  double fixed, Dtype* top, double* scale) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    const double normalizer = fixed > 0 ? fixed : fmax(1.0, rint(valid_sum[0]));
+    const double s = 1.0 / normalizer;
+    scale[0] = s;
+    top[0] = Dtype(loss_sum[0] * s);
+  }
+}
+
+// dx *= loss_weight * scale, both read on the device (the top's diff and the forward's 1/normalizer).
+extern "C" __global__ void softmax_loss_scale(int n, const Dtype* loss_weight, const double* scale,
+                                              Dtype* dx) {
+  const Dtype alpha = Dtype((double)loss_weight[0] * scale[0]);
+  CUDA_KERNEL_LOOP(i, n) dx[i] = alpha * dx[i];
+}
+
 // bottom_diff holds a copy of prob: subtract 1 at the label, or zero the ignored positions.
 extern "C" __global__ void softmax_loss_backward(int positions, int channels, int inner,
                                                  const Dtype* label, int has_ignore,

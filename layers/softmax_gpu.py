@@ -1,6 +1,9 @@
 """The GPU halves of Softmax and SoftmaxWithLoss (softmax.cu): one warp per position of the axes
-other than the softmax axis. The loss is summed on the device and read back as one number; the
-probabilities stay on the device for backward."""
+other than the softmax axis. The loss is summed and normalised on the device and never read back
+by the layer (the solver reads it on display iterations); the probabilities and the normaliser
+stay on the device for backward."""
+import numpy as np
+
 from nvcaffe_py.backends.cuda import kernels, memory
 from nvcaffe_py.backends.cuda import math_functions as mf
 from nvcaffe_py.backends.cuda.gpu_half import DeviceBuffer, GPUHalf
@@ -40,14 +43,15 @@ class SoftmaxGPU(GPUHalf):
 
 class SoftmaxWithLossGPU(GPUHalf):
     """-log softmax(x)[label], summed over the counted positions and divided by
-    `normalizer(outer, inner, valid_count)`; a second top gets the probabilities."""
+    `normalizer(outer, inner, valid_count)` (counts_valid: the normaliser is the valid count's,
+    computed on the device); a second top gets the probabilities."""
 
-    def __init__(self, *, axis, ignore_label, normalizer, dtype):
+    def __init__(self, *, axis, ignore_label, normalizer, counts_valid, dtype):
         self.axis = axis  # softmax_param.axis
         self.ignore_args = (0, 0) if ignore_label is None else (1, ignore_label)  # has_ignore, ignore_label
-        self.normalizer = normalizer
+        self.normalizer, self.counts_valid = normalizer, counts_valid
         self.prob = DeviceBuffer(dtype)  # the last forward's probabilities
-        self.scale = None  # 1 / the last forward's normalizer
+        self.sums = DeviceBuffer(np.float64)  # the loss's sum, the valid count, 1 / the normaliser
 
     def forward(self, bottom, top):
         outer, classes, inner = split_at_axis(bottom[0], self.axis)
@@ -59,8 +63,12 @@ class SoftmaxWithLossGPU(GPUHalf):
         valid = memory.empty(positions, x.dtype)
         _kernels.get("softmax_loss_forward", x.dtype).launch(positions * WARP, positions, classes, inner, x, labels,
                                                              *self.ignore_args, losses, valid)
-        self.scale = 1.0 / self.normalizer(outer, inner, int(round(mf.total(valid))))
-        top[0].data[...] = mf.total(losses) * self.scale
+        loss_sum, valid_sum, scale = (memory.region(self.sums.get(3), k, 1) for k in range(3))
+        mf.total_into(losses, loss_sum)
+        mf.total_into(valid, valid_sum)
+        fixed = 0.0 if self.counts_valid else self.normalizer(outer, inner, 0)
+        _kernels.get("softmax_loss_normalize", x.dtype)((1, 1, 1), (1, 1, 1), loss_sum, valid_sum, fixed,
+                                                        top[0].gpu_data, scale)
         if len(top) > 1:
             memory.copy(top[1].gpu_data, prob)
 
@@ -75,4 +83,5 @@ class SoftmaxWithLossGPU(GPUHalf):
         memory.copy(dx, self.prob.get(dx.size))
         _kernels.get("softmax_loss_backward", dx.dtype).launch(positions, positions, classes, inner,
                                                                bottom[1].gpu_data_readonly(), *self.ignore_args, dx)
-        mf.scale(float(top[0].diff_readonly().flat[0]) * self.scale, dx)
+        scale = memory.region(self.sums.get(3), 2, 1)
+        _kernels.get("softmax_loss_scale", dx.dtype).launch(dx.size, dx.size, top[0].gpu_diff_readonly(), scale, dx)

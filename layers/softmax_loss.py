@@ -109,7 +109,8 @@ class SoftmaxWithLossLayer(ClassAxisLoss):
 
     def make_gpu(self):
         return SoftmaxWithLossGPU(axis=self.layer_param.softmax_param.axis, ignore_label=self.ignore,
-                                  normalizer=functools.partial(self.normalizer, self.normalization), dtype=self.dtype)
+                                  normalizer=functools.partial(self.normalizer, self.normalization),
+                                  counts_valid=self.normalization == VALID, dtype=self.dtype)
 
 
 @register_layer("InfogainLoss")

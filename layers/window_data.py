@@ -41,7 +41,7 @@ from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 from nvcaffe_py.scaleout import dealing
 
-from .base_data import PrefetchingDataLayer
+from .base_data import HostArrays, PrefetchingDataLayer
 
 
 class WindowFile:
@@ -144,8 +144,9 @@ def window_geometry(box, image_size, crop_size, context_pad, square, mirror, dty
 class WindowBatchLoader:
     """Samples and cuts one batch; runs in the prefetch thread (holds no reference to the layer)."""
 
-    def __init__(self, windows, settings, mean, mean_values, dtype, where, rank=0, ranks=1):
+    def __init__(self, windows, settings, mean, mean_values, dtype, where, allocate, rank=0, ranks=1):
         self.windows, self.mean, self.mean_values = windows, mean, mean_values
+        self.allocate = allocate  # (shape, dtype) -> the array to fill (base_data.HostArrays)
         self.dtype, self.where = dtype, where
         self.rank, self.ranks = rank, ranks
         (self.batch_size, self.crop_size, self.context_pad, self.square, self.mirror,
@@ -180,8 +181,9 @@ class WindowBatchLoader:
     def __call__(self):
         samples = [self._sample() for _ in range(self.ranks)][self.rank]
         crop = self.crop_size
-        data = np.zeros((self.batch_size, 3, crop, crop), self.dtype)
-        labels = np.empty(self.batch_size, self.dtype)
+        data = self.allocate((self.batch_size, 3, crop, crop), self.dtype)
+        data[...] = 0
+        labels = self.allocate((self.batch_size,), self.dtype)
         for item, ((image_index, label, *box, window_line), mirror) in enumerate(samples):
             path, _, line = self.windows.images[image_index]
             image = self._image(path, line)
@@ -256,7 +258,9 @@ class WindowDataLayer(PrefetchingDataLayer):
         top[1].reshape(p.batch_size)
         try:
             dealt = (mode.solver_rank(), mode.solver_count()) if dealing.applies(self.phase) else (0, 1)
-            loader = WindowBatchLoader(windows, settings, mean, mean_values, self.dtype, where, *dealt)
+            self.host_arrays = HostArrays()
+            loader = WindowBatchLoader(windows, settings, mean, mean_values, self.dtype, where, self.host_arrays,
+                                       *dealt)
         except CaffeError as exc:
             raise self.error(str(exc)) from None
         self.start_prefetching(loader, where)

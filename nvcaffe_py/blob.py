@@ -138,6 +138,16 @@ class Blob:
     def gpu_diff_readonly(self):
         return memory.view(self._diff.device_readonly(), self._count, self._shape)
 
+    @property
+    def capacity(self) -> int:
+        """Elements the data buffer holds (at least count: reshaping smaller keeps the buffer)."""
+        return self._data.size
+
+    def set_gpu_data(self, flat_dev):
+        """Hold data in `flat_dev`, a flat device array of at least `capacity` elements, now the
+        current values (the host copy is stale); see SyncedArray.adopt_device."""
+        self._data.adopt_device(flat_dev)
+
     def zero_diff(self):
         """Zero the gradient on the side that computes it: the device in GPU mode (no host round
         trip), the host otherwise."""

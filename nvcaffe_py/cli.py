@@ -17,10 +17,11 @@ import sys
 import time
 
 from . import backends, log, mode, onnx_export, summary
-from .backends.cuda import context
+from .backends.cuda import context, traffic
 from .errors import CaffeError
 from .layer_timer import LayerTimer
 from .net import Net
+from .pending_losses import PendingLosses
 from .proto import caffe_pb2
 from .scaleout import data_parallel, launcher, world
 from .solvers import NONE, SNAPSHOT, STOP, get_solver, load_solver_param
@@ -361,8 +362,20 @@ def _benchmark(net, iterations):
     log.info(f"Average Backward pass: {log.number(sum(backward_ms))} ms.")
     log.info(f"Average Forward-Backward: {log.number(total * 1e3 / runs)} ms.")
     log.info(f"Total Time: {log.number(total * 1e3)} ms.")
+    if mode.gpu_mode():
+        _log_traffic(net)
     log.info("*** Benchmark ends ***")
     return forward_ms, backward_ms
+
+
+def _log_traffic(net):
+    """What one more forward-backward (untimed, its loss left on the device as in training) moved
+    between host and device and how often the host waited for the device."""
+    with traffic.counting() as counts:
+        net.forward_backward(losses=PendingLosses())
+    log.info(f"Host<->device per iteration: {counts['htod']} synchronous uploads ({counts['htod_bytes']} bytes), "
+             f"{counts['dtoh']} downloads ({counts['dtoh_bytes']} bytes), {counts['htod_async']} asynchronous "
+             f"uploads ({counts['htod_async_bytes']} bytes), {counts['sync']} synchronizations.")
 
 
 def _log_comparison(net, backend_names, results):

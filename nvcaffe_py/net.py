@@ -27,6 +27,7 @@ from .blob import Blob, ShapeError
 from .errors import CaffeError
 from .inference_plan import BlobDict, InferencePlan
 from .net_state import filter_net, make_state
+from .pending_losses import loss_term
 from .proto import caffe_pb2
 from .registry import create_layer
 from .split_insertion import insert_splits
@@ -388,15 +389,16 @@ class Net:
         return Callback(self._callbacks["after_backward"], function)
 
     # -- running -----------------------------------------------------------------------------
-    def forward_from_to(self, start=0, end=None) -> float:
+    def forward_from_to(self, start=0, end=None, losses=None) -> float:
         end = len(self.layers) - 1 if end is None else end
         if self._plan is not None:
-            return self.run_forward(self._plan.steps(start, end))
+            return self.run_forward(self._plan.steps(start, end), losses)
         return self.run_forward(zip(range(start, end + 1), self.layers[start:end + 1],
-                                    self.bottom_vecs[start:end + 1], self.top_vecs[start:end + 1]))
+                                    self.bottom_vecs[start:end + 1], self.top_vecs[start:end + 1]), losses)
 
-    def run_forward(self, steps) -> float:
-        """Run (layer index, layer, bottoms, tops) steps in order, with the callbacks; the loss."""
+    def run_forward(self, steps, losses=None) -> float:
+        """Run (layer index, layer, bottoms, tops) steps in order, with the callbacks; the loss. With
+        `losses` (a PendingLosses) the loss tops go there instead, unread, and the return is None."""
         before, after = self._callbacks["before_forward"], self._callbacks["after_forward"]
         loss = 0.0
         with backends.net_pass():
@@ -414,8 +416,13 @@ class Net:
                 for function in after:
                     function(i)
                 for top, weight in zip(tops, layer.loss_weights):
-                    if weight:
-                        loss += weight * float(top.data_readonly().sum(dtype=np.float64))
+                    if weight and losses is not None:
+                        losses.add_top(top, weight)
+                    elif weight:
+                        loss += loss_term(weight, top.data_readonly())
+        if losses is not None:
+            losses.end_pass()
+            return None
         return loss
 
     def backward_from_to(self, start=None, end=0):
@@ -435,8 +442,9 @@ class Net:
                 for function in after:
                     function(i)
 
-    def forward_backward(self) -> float:
-        loss = self.forward_from_to()
+    def forward_backward(self, losses=None) -> float:
+        """One forward and backward pass; the loss, or None when `losses` (a PendingLosses) keeps it."""
+        loss = self.forward_from_to(losses=losses)
         self.backward_from_to()
         return loss
 

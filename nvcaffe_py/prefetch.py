@@ -2,13 +2,15 @@
 not wait on disk reads or image decoding (Caffe's BasePrefetchingDataLayer and its queues).
 
 `produce()` runs in the thread and returns one batch; `next()` hands batches to the caller in
-order. An exception in `produce()` stops the thread and is raised by the `next()` call that
-would have received that batch (and by every later call), so a bad record is an error in the
-main thread, never a hang. `close()` stops the thread; a thread blocked on a full queue notices
+order (`take()` too, with the batch's notes to log when the caller uses it: a GPU data layer
+takes the batch after the current one to upload it ahead). An exception in `produce()` stops the
+thread and is raised by the `next()` call that would have received that batch (and by every
+later call), so a bad record is an error in the main thread, never a hang. `close()` stops the thread; a thread blocked on a full queue notices
 within a fraction of a second.
 
-`note(logger, message)` from inside `produce()` logs the message when the consumer takes the batch
-being produced, not when the thread reaches it: the thread runs batches ahead, and a log read by
+`note(logger, message)` from inside `produce()` logs the message when the consumer uses the batch
+being produced (takes it with `next()`, or calls the function `take()` gave with it), not when the
+thread reaches it: the thread runs batches ahead, and a log read by
 people and parsers (e.g. "Restarting data prefetching from start." after "Optimization Done.")
 should follow the iterations that use the data.
 """
@@ -71,6 +73,12 @@ class Prefetcher:
                 return
 
     def next(self):
+        item, log_notes = self.take()
+        log_notes()
+        return item
+
+    def take(self):
+        """(the next batch, a function that logs its notes): call it when the batch is used."""
         if self._failure is not None:
             raise self._failure
         if self._stop.is_set():
@@ -85,12 +93,16 @@ class Prefetcher:
                 if not self._thread.is_alive() and self._queue.empty():
                     raise CaffeError(f"{self.name}: the prefetch thread stopped without a batch") from None
         self.wait_seconds += time.perf_counter() - started
-        for logger, message in notes:
-            logger.info(message)
+
+        def log_notes():
+            for logger, message in notes:
+                logger.info(message)
+
         if isinstance(item, _Failure):
+            log_notes()
             self._failure = item.exc
             raise item.exc
-        return item
+        return item, log_notes
 
     def close(self):
         self._stop.set()

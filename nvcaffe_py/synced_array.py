@@ -69,3 +69,13 @@ class SyncedArray:
     def device_readonly(self):
         self._sync_to_device()
         return self._device
+
+    def adopt_device(self, dev):
+        """Make `dev`, a flat device array of at least `size` elements that the caller's device work
+        fills, the device side and the head (Caffe's set_gpu_data): a data layer's GPU forward
+        swaps its double buffer in this way, with no copy."""
+        if dev.size < self.size:
+            raise ValueError(f"a device array of {dev.size} elements cannot hold {self.size}")
+        self._device = dev
+        self.head = AT_DEVICE
+        self.version += 1

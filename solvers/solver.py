@@ -27,6 +27,7 @@ from nvcaffe_py import files, formats, hdf5_format, log, mode, rng, trained_weig
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.net import Net
+from nvcaffe_py.pending_losses import PendingLosses
 from nvcaffe_py.proto import caffe_pb2
 
 from . import device_update, host_update, lr_policy
@@ -111,8 +112,10 @@ class Solver:
         self.current_step = 0
         self.history = [Blob(p.blob.shape, dtype=self.dtype)
                         for _ in range(self.history_per_param) for p in self.net.learnable_params]
-        self.smoothed_loss = 0.0
-        self._losses = []
+        self._smoothed_loss = 0.0
+        self._losses = []  # the average_loss window, from iteration _window_start on
+        self._window_start = 0
+        self._pending = PendingLosses()  # losses not read yet (GPU mode: on the device until displayed)
         self.test_scores = [[] for _ in self.test_nets]  # mean outputs of each net's last test
         self.last_snapshot = None
         self.requested_early_exit = False
@@ -278,8 +281,8 @@ class Solver:
     def _solve(self, resume_file):
         if resume_file:
             self.restore(resume_file)
-        start_iter = self.iter
         self.step(self.param.max_iter - self.iter)
+        self._read_losses()  # the last iterations' losses (kept on the device in GPU mode) are checked
         p = self.param
         if not self.is_root:
             return
@@ -290,8 +293,8 @@ class Solver:
             return
         # One more forward pass to show the loss of the final weights, and a final test.
         if p.display and self.iter % p.display == 0:
-            self._update_smoothed_loss(self.net.forward_from_to(), start_iter)
-            log.info(f"Iteration {self.iter}, loss = {log.number(self.smoothed_loss)}")
+            self._update_smoothed_loss(self.net.forward_from_to(), self.iter)
+            log.info(f"Iteration {self.iter}, loss = {log.number(self._smoothed_loss)}")
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
         log.info("Optimization Done.")
@@ -300,7 +303,8 @@ class Solver:
         p = self.param
         start_iter, stop_iter = self.iter, self.iter + iters
         self._losses = []
-        self.smoothed_loss = 0.0
+        self._smoothed_loss = 0.0
+        self._window_start = self.iter
         timer, iter_last = time.perf_counter(), self.iter
         meter = log.ProgressMeter(iters, "iter")
         while self.iter < stop_iter:
@@ -315,15 +319,16 @@ class Solver:
             if self.requested_early_exit:
                 break
             display = p.display and self.iter % p.display == 0
-            loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
-            if not math.isfinite(loss):
-                self._non_finite_loss(loss)
-            self._update_smoothed_loss(loss, start_iter)
+            for _ in range(p.iter_size):
+                self.net.forward_backward(losses=self._pending)
+            self._pending.end_iteration(self.iter, p.iter_size)
+            if display or self._pending.on_host():  # on the device, losses wait for a display
+                self._read_losses()
             if display:
                 lapse = time.perf_counter() - timer
                 per_s = (self.iter - iter_last) / (lapse or 1)
                 log.info(f"Iteration {self.iter} ({log.number(per_s)} iter/s, {log.number(lapse)}s/{p.display} "
-                         f"iters), loss = {log.number(self.smoothed_loss)}")
+                         f"iters), loss = {log.number(self._smoothed_loss)}")
                 timer, iter_last = time.perf_counter(), self.iter
                 self._log_outputs(self.net, "Train", [b for name in self.net.outputs
                                                       for b in self.net.blobs[name].data_readonly().ravel()])
@@ -332,7 +337,7 @@ class Solver:
             self.apply_update()
             self.iter += 1
             meter.show(self.iter - start_iter, f"Iteration {self.iter}/{stop_iter}",
-                       f", loss = {self.smoothed_loss:.4g}, lr = {self.lr:.4g}")
+                       f", loss = {self._smoothed_loss:.4g}, lr = {self.lr:.4g}")
             request = self._requested_action()
             if (p.snapshot and self.iter % p.snapshot == 0 and self.is_root) or request == SNAPSHOT:
                 self.snapshot()
@@ -341,15 +346,30 @@ class Solver:
                 self.requested_early_exit = True  # the loop ends at its top, after the callbacks heard it
         log.end_progress()
 
-    def _update_smoothed_loss(self, loss, start_iter):
+    @property
+    def smoothed_loss(self) -> float:
+        """Caffe's running mean of the last `average_loss` losses (reading it reads the losses the
+        device still holds)."""
+        self._read_losses()
+        return self._smoothed_loss
+
+    def _read_losses(self):
+        """Take the losses not read yet: stop on a non-finite one, smooth those of this step()."""
+        for iteration, loss in self._pending.read():
+            if not math.isfinite(loss):
+                self._non_finite_loss(loss, iteration)
+            if iteration >= self._window_start:
+                self._update_smoothed_loss(loss, iteration)
+
+    def _update_smoothed_loss(self, loss, iteration):
         """Caffe's running mean of the last `average_loss` losses, for display."""
         window = self.param.average_loss
         if len(self._losses) < window:
             self._losses.append(loss)
-            self.smoothed_loss = (self.smoothed_loss * (len(self._losses) - 1) + loss) / len(self._losses)
+            self._smoothed_loss = (self._smoothed_loss * (len(self._losses) - 1) + loss) / len(self._losses)
         else:
-            index = (self.iter - start_iter) % window
-            self.smoothed_loss += (loss - self._losses[index]) / window
+            index = (iteration - self._window_start) % window
+            self._smoothed_loss += (loss - self._losses[index]) / window
             self._losses[index] = loss
 
     def _log_outputs(self, net, kind, values):
@@ -363,11 +383,12 @@ class Solver:
                 log.info(f"    {kind} net output #{k}: {name} = {log.number(value)}{loss}")
                 k += 1
 
-    def _non_finite_loss(self, loss):
+    def _non_finite_loss(self, loss, iteration):
         """Name the first layer whose output is not finite, then stop: no update is applied and no
         snapshot written. The layers that produced this batch (the data layers, before the first
         layer with bottoms) are checked as they are; the net's forward pass re-runs the others on
-        it, each checked as it finishes."""
+        it, each checked as it finishes. In GPU mode the losses are read on display iterations, so
+        the loss of an earlier `iteration` may be found non-finite later (its updates applied)."""
         net = self.net
 
         def check(i):
@@ -388,7 +409,10 @@ class Solver:
             culprit = "no layer output was non-finite on a re-run"
         except _NonFiniteOutput as found:
             culprit = str(found)
-        raise NonFiniteError(f"iteration {self.iter}: loss is {loss}; {culprit}. Training stopped; {self._kept()}")
+        found = "" if iteration == self.iter else \
+            f" (read at iteration {self.iter}: in GPU mode losses are read on display iterations)"
+        raise NonFiniteError(f"iteration {iteration}: loss is {loss}{found}; {culprit}. Training stopped; "
+                             f"{self._kept()}")
 
     def _kept(self):
         return f"last good snapshot: {self.last_snapshot}" if self.last_snapshot else "no snapshot was written"

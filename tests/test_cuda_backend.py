@@ -11,7 +11,7 @@ import pytest
 import nvcaffe_py
 from nvcaffe_py import mode
 from nvcaffe_py.backends import cuda_unavailable_reason
-from nvcaffe_py.backends.cuda import context, kernels, rng
+from nvcaffe_py.backends.cuda import context, kernels, rng, streams
 from nvcaffe_py.backends.cuda import math_functions as mf
 from nvcaffe_py.blob import Blob
 from nvcaffe_py.errors import CaffeError
@@ -50,8 +50,8 @@ class _RecordingFunction:
     def prepare(self, arg_format):
         self.arg_format = arg_format
 
-    def prepared_call(self, grid, block, *args, shared_size=0):
-        self.call = (grid, block, args)
+    def prepared_async_call(self, grid, block, stream, *args, shared_size=0):
+        self.call = (grid, block, stream, args)
 
 
 class _DeviceArray:
@@ -59,12 +59,13 @@ class _DeviceArray:
         self.gpudata = address
 
 
-def test_kernel_packs_arguments_as_declared():
+def test_kernel_packs_arguments_as_declared(monkeypatch):
+    monkeypatch.setattr(streams, "compute", lambda: "the compute stream")
     function = _RecordingFunction()
     kernel = kernels.Kernel(function, "k", "iPfdP")
     kernel((2, 1, 1), (256, 1, 1), np.int64(5), _DeviceArray(4096), 1, np.float32(0.5), None)
-    grid, block, args = function.call
-    assert function.arg_format == "iPfdP"
+    grid, block, stream, args = function.call
+    assert function.arg_format == "iPfdP" and stream == "the compute stream"
     assert args == (5, 4096, 1.0, 0.5, 0) and type(args[2]) is float
     with pytest.raises(TypeError, match="kernel k takes 5 arguments"):
         kernel((1, 1, 1), (256, 1, 1), 1, 2)

@@ -4,6 +4,7 @@ arguments, and the model's GEMM law and occupancy behave as the hardware does.""
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from nvcaffe_py.backends.cuda import gemm_plan, kernels
@@ -70,3 +71,53 @@ def test_traced_lenet_iteration_lists_its_launches_by_layer():
     assert events[-1].kind == "sync" and all(e.host_seconds >= 0 for e in events)
     total, host, busy, costs = gpu_model.timeline(events, gpu_model.H100)
     assert total >= max(busy, host) > 0 and len(costs) == len(events)
+
+
+@needs_nvcc
+def test_traced_alexnet_iterations_wait_for_the_device_only_on_display(tmp_path):
+    """AlexNet trained from its Data layer (an LMDB of 256x256 colour images): an iteration that
+    does not display makes no synchronous copy and no synchronisation, only the next batch's
+    asynchronous uploads and a stream wait for them; a display iteration reads the losses."""
+    import collections
+
+    import cpu_nets
+    import lmdb
+    from launch_tracer import LaunchTracer
+
+    import nvcaffe_py as caffe
+    from nvcaffe_py import formats
+    from nvcaffe_py.datum import array_to_datum
+    from nvcaffe_py.proto import caffe_pb2
+
+    rng = np.random.default_rng(0)
+    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i in range(3):
+            image = rng.integers(0, 256, (3, 256, 256), dtype=np.uint8)
+            txn.put(f"{i:03d}".encode(), array_to_datum(image, i).SerializeToString())
+    env.close()
+    net_param = formats.read_net_param(os.path.join(cpu_nets.ROOT, cpu_nets.NETS["alexnet"][0]))
+    for layer in net_param.layer:
+        if layer.type == "Data":
+            layer.data_param.source, layer.data_param.batch_size = str(tmp_path / "db"), 2
+    param = caffe_pb2.SolverParameter(base_lr=0.01, momentum=0.9, lr_policy="fixed", max_iter=100, display=2,
+                                      average_loss=2, random_seed=1, snapshot_after_train=False, type="SGD")
+    param.net_param.CopyFrom(net_param)
+    tracer = LaunchTracer(multiprocessors=132)
+    traced = []
+    with tracer.installed():
+        caffe.set_mode_gpu()
+        try:
+            solver = caffe.get_solver(param)
+            solver.step(1)  # iteration 0, a display: kernel look-ups, first allocations
+            for _ in range(3):  # iterations 1 (no display), 2 (display), 3 (no display)
+                with tracer.recording() as events:
+                    solver.step(1)
+                traced.append(collections.Counter(e.kind for e in events))
+            solver.net.layers[0].close()
+        finally:
+            caffe.set_mode_cpu()
+    for kinds in (traced[0], traced[2]):
+        assert kinds["htod"] == kinds["dtoh"] == kinds["sync"] == 0, dict(kinds)
+        assert kinds["htod_async"] == 2 and kinds["wait"] >= 2 and kinds["launch"] > 50, dict(kinds)
+    assert traced[1]["dtoh"] >= 1 and traced[1]["sync"] == 0  # the display reads the losses

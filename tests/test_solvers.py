@@ -191,8 +191,16 @@ def test_average_loss_smooths_the_displayed_loss():
     for name, value in targets(0).items():
         solver.net.blobs[name].data[...] = value
     raw, seen = [], []
-    forward_backward = solver.net.forward_backward
-    solver.net.forward_backward = lambda: raw.append(forward_backward()) or raw[-1]
+    net = solver.net
+
+    def record_loss(i):  # each iteration's loss, summed as the Net sums it, after its last layer
+        if i == len(net.layers) - 1:
+            raw.append(0.0)
+            for k, layer in enumerate(net.layers):
+                for top, weight in zip(net.top_vecs[k], layer.loss_weights):
+                    raw[-1] += weight * float(top.data_readonly().sum(dtype=np.float64)) if weight else 0.0
+
+    net.after_forward(record_loss)
     solver.set_action_function(lambda: seen.append(solver.smoothed_loss) or "none")  # polled per iteration
     solver.step(5)
     assert len(set(raw)) == 5  # the loss changes every iteration

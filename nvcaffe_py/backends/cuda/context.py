@@ -4,13 +4,23 @@ PyCUDA is imported inside the functions only, so importing this module never nee
 driver or PyCUDA. The context is the device's primary context (the one the CUDA runtime, CuPy and
 PyTorch use), so benchmarks can compare against those libraries in the same process; it is never
 created by `import pycuda.autoinit`.
+
+A CUDA context is current per thread: the thread that activates it has it; another thread that
+issues CUDA calls (a data layer's prefetch thread allocating page-locked memory and waiting for
+its uploads) does so inside `pushed()`. A context does not survive fork: a child forked after the
+parent used the GPU gets a CaffeError saying so on its first GPU call (the modules that keep
+device state register with `on_reset` to forget it there).
 """
 import atexit
+import contextlib
+import os
 
 from ... import mode
 from ...errors import CaffeError
+from . import traffic
 
-_state = {"context": None, "device_id": None, "sm_count": None}
+_state = {"context": None, "device_id": None, "sm_count": None, "forked_from": None}
+_resets = []  # functions that forget device state kept elsewhere (streams, the memory pool)
 
 
 def _first_line(exc) -> str:
@@ -36,9 +46,38 @@ def unavailable_reason():
     return None
 
 
+def on_reset(function):
+    """Call `function()` whenever the context goes (exit, tests, a forked child)."""
+    _resets.append(function)
+
+
+def _reset():
+    _state.update(context=None, device_id=None, sm_count=None)
+    for function in _resets:
+        function()
+
+
+def _forked_child():
+    if _state["context"] is not None:
+        _state["forked_from"] = (os.getppid(), _state["device_id"])
+        _reset()
+
+
+os.register_at_fork(after_in_child=_forked_child)
+
+
+def _refuse_if_forked():
+    if _state["forked_from"] is not None:
+        parent, used = _state["forked_from"]
+        raise CaffeError(f"this process was forked from process {parent} after that one used GPU {used}, and a CUDA "
+                         f"context does not survive fork: start worker processes with multiprocessing's 'spawn' or "
+                         f"'forkserver' method, or let only the child processes use the GPU")
+
+
 def activate(device_id: int = 0):
     """Make device `device_id` current for this process (once; a second device is an error)."""
     device_id = int(device_id)
+    _refuse_if_forked()
     if _state["context"] is not None:
         if device_id != _state["device_id"]:
             raise CaffeError(f"the process already uses GPU {_state['device_id']}; "
@@ -68,9 +107,26 @@ def is_active() -> bool:
     return _state["context"] is not None
 
 
+@contextlib.contextmanager
+def pushed():
+    """The process's context current in the calling thread inside the block (for threads other
+    than the one that activated it, which set_mode_gpu did)."""
+    _refuse_if_forked()
+    context = _state["context"]
+    if context is None:
+        raise CaffeError("no CUDA context is active in this process: GPU mode must be set (set_mode_gpu) before "
+                         "another thread uses the GPU")
+    context.push()
+    try:
+        yield
+    finally:
+        context.pop()
+
+
 def synchronize():
     import pycuda.driver as cuda
 
+    traffic.count("sync")
     cuda.Context.synchronize()
 
 
@@ -119,5 +175,5 @@ def _release():
     from pycuda.tools import clear_context_caches
 
     context.pop()
-    _state.update(context=None, device_id=None, sm_count=None)
+    _reset()
     clear_context_caches()

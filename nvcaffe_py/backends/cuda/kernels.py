@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 
 from ...errors import CaffeError
-from . import context
+from . import context, streams
 
 INCLUDE_DIR = os.path.dirname(os.path.abspath(__file__))
 BLOCK = 256
@@ -154,7 +154,8 @@ class Kernel:
             raise TypeError(f"kernel {self.name} takes {len(self.arg_format)} arguments "
                             f"({self.arg_format}), got {len(args)}")
         packed = [_pack(code, arg) for code, arg in zip(self.arg_format, args)]
-        self._function.prepared_call(tuple(grid), tuple(block), *packed, shared_size=shared)
+        self._function.prepared_async_call(tuple(grid), tuple(block), streams.compute(), *packed,
+                                           shared_size=shared)
 
     def launch(self, threads: int, *args):
         """Run `threads` threads' worth of a grid-stride kernel (see grid_blocks)."""

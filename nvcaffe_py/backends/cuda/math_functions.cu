@@ -21,6 +21,12 @@ extern "C" __global__ void add_scalar(int n, Dtype alpha, Dtype* y) {
   CUDA_KERNEL_LOOP(i, n) y[i] += alpha;
 }
 
+// y += the float64 scalar *alpha holds on the device (a sum left there by total_into).
+extern "C" __global__ void add_device_scalar(int n, const double* alpha, Dtype* y) {
+  const Dtype a = Dtype(alpha[0]);
+  CUDA_KERNEL_LOOP(i, n) y[i] += a;
+}
+
 extern "C" __global__ void multiply(int n, const Dtype* a, const Dtype* b, Dtype* y) {
   CUDA_KERNEL_LOOP(i, n) y[i] = a[i] * b[i];
 }

@@ -2,7 +2,8 @@
 caffe_gpu_* functions: the building blocks of layers' and solvers' GPU code.
 
 Arrays are GPUArrays; `n` defaults to the size of the array written. Reductions return Python
-floats (summed in double on the device, in a fixed order).
+floats (summed in double on the device, in a fixed order); `total_into` leaves its sum on the
+device, for code that must not wait for it.
 """
 import numpy as np
 
@@ -39,6 +40,12 @@ def add_scalar(alpha, y, n=None):
     _kernels.get("add_scalar", y.dtype).launch(n, n, alpha, y)
 
 
+def add_device_scalar(alpha, y, n=None):
+    """y += alpha[0], a float64 device scalar (total_into's), never read on the host."""
+    n = y.size if n is None else n
+    _kernels.get("add_device_scalar", y.dtype).launch(n, n, alpha, y)
+
+
 def multiply(a, b, y, n=None):
     n = y.size if n is None else n
     _kernels.get("multiply", y.dtype).launch(n, n, a, b, y)
@@ -53,21 +60,32 @@ def copy(dst, src, n=None):
     memory.copy(dst, src, n)
 
 
-def _reduce(op, x, y=None, n=None) -> float:
+def _reduce_into(op, x, y, n, out):
+    """out[0] (a float64 device array) = the reduction of n elements of x (and y)."""
     n = x.size if n is None else int(n)
     if n == 0:
-        return 0.0
+        memory.fill_zero(out)
+        return
     blocks = kernels.grid_blocks(n)
     kernels.check_32bit_loop("reduce_partial", n, blocks)
     partial = memory.empty(blocks, np.float64)
-    total = memory.empty(1, np.float64)
     _kernels.get("reduce_partial", x.dtype)((blocks, 1, 1), (kernels.BLOCK, 1, 1), n, op, x, y, partial)
-    _kernels.get("reduce_final", x.dtype)((1, 1, 1), (kernels.BLOCK, 1, 1), blocks, partial, total)
+    _kernels.get("reduce_final", x.dtype)((1, 1, 1), (kernels.BLOCK, 1, 1), blocks, partial, out)
+
+
+def _reduce(op, x, y=None, n=None) -> float:
+    total = memory.empty(1, np.float64)
+    _reduce_into(op, x, y, n, total)
     return float(memory.to_host(total)[0])
 
 
 def total(x, n=None) -> float:
     return _reduce(_SUM, x, None, n)
+
+
+def total_into(x, out, n=None):
+    """out[0] (float64, on the device) = the sum of x, as total() computes it."""
+    _reduce_into(_SUM, x, None, n, out)
 
 
 def asum(x, n=None) -> float:

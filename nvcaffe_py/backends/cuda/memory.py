@@ -1,26 +1,29 @@
-"""Device memory: every device array comes from one pycuda.tools.DeviceMemoryPool, so a buffer
-freed by one layer (a temporary, a reshaped blob) is reused by the next instead of going back to
-the driver. Device arrays are PyCUDA GPUArrays.
+"""Device memory: every device array comes from one stream-ordered pool (memory_pool.py), so a
+buffer freed by one layer (a temporary, a reshaped blob) is reused by the next instead of going
+back to the driver. Device arrays are PyCUDA GPUArrays. Device work (memsets, device copies) runs
+on the compute stream (streams.py); the synchronous host copies wait for it.
 
-The first five functions are what SyncedArray and Blob call; the rest serve the kernels' wrappers.
-PyCUDA, an optional dependency, is imported inside the functions, so that importing this module
-(which Blob does, on every `import nvcaffe_py`) never loads it.
+The first functions are what SyncedArray and Blob call; then the input path's (page-locked host
+arrays, asynchronous uploads); the rest serve the kernels' wrappers. PyCUDA, an optional
+dependency, is imported inside the functions, so that importing this module (which Blob does, on
+every `import nvcaffe_py`) never loads it.
 """
 import atexit
 
 import numpy as np
 
-from . import context
+from . import context, streams, traffic
+from .memory_pool import StreamOrderedPool, use_on as _use_on
 
 _state = {"pool": None}
 
 
 def _pool():
     if _state["pool"] is None:
-        from pycuda.tools import DeviceMemoryPool
+        import pycuda.driver as cuda
 
         context.ensure_active()
-        _state["pool"] = DeviceMemoryPool()
+        _state["pool"] = StreamOrderedPool(cuda, streams.compute())
         atexit.register(_release_pool)  # runs before the context's release (registered earlier)
     return _state["pool"]
 
@@ -32,33 +35,68 @@ def _release_pool():
         _state["pool"] = None
 
 
+context.on_reset(lambda: _state.update(pool=None))
+
+
 # -- the SyncedArray / Blob interface ---------------------------------------------------------
-def empty(size, dtype):
-    """A flat device array of `size` elements (uninitialised)."""
+def empty(size, dtype, stream=None):
+    """A flat device array of `size` elements (uninitialised), for work on `stream` (default:
+    the compute stream; `use_on` adds others)."""
     from pycuda import gpuarray
 
-    return gpuarray.GPUArray((int(size),), np.dtype(dtype), allocator=_pool().allocate)
+    pool = _pool()
+    return gpuarray.GPUArray((int(size),), np.dtype(dtype), allocator=lambda n: pool.allocate(n, stream))
 
 
 def fill_zero(dev):
     import pycuda.driver as cuda
 
     if dev.size:
-        cuda.memset_d8(pointer(dev), 0, dev.nbytes)
+        cuda.memset_d8_async(pointer(dev), 0, dev.nbytes, streams.compute())
 
 
 def copy_to_host(host_flat, dev):
     import pycuda.driver as cuda
 
+    context.ensure_active()
     if dev.size:
+        traffic.count("dtoh", host_flat.nbytes)
         cuda.memcpy_dtoh(host_flat, pointer(dev))
 
 
 def copy_to_device(dev, host_flat):
     import pycuda.driver as cuda
 
+    context.ensure_active()
     if dev.size:
+        traffic.count("htod", host_flat.nbytes)
         cuda.memcpy_htod(pointer(dev), np.ascontiguousarray(host_flat))
+
+
+# -- the input path -----------------------------------------------------------------------------
+def pinned_empty(shape, dtype) -> np.ndarray:
+    """A page-locked host array (the calling thread needs the context: context.pushed())."""
+    import pycuda.driver as cuda
+
+    return cuda.pagelocked_empty(tuple(shape), np.dtype(dtype))
+
+
+def upload_async(dev, host_flat, stream):
+    """Queue a copy of a host array (page-locked, or the driver stages it) into `dev` on `stream`;
+    the host array must stay unchanged until an event recorded after it is done."""
+    import pycuda.driver as cuda
+
+    if host_flat.size:
+        traffic.count("htod_async", host_flat.nbytes)
+        cuda.memcpy_htod_async(pointer(dev), host_flat, stream)
+
+
+def use_on(dev, stream):
+    """Record that work on `stream` uses the memory of `dev` (a device array from `empty`), so
+    that the pool orders its reuse after that work."""
+    while not hasattr(dev.gpudata, "streams"):
+        dev = dev.base
+    _use_on(dev.gpudata, stream)
 
 
 def view(flat_dev, count, shape):
@@ -94,7 +132,7 @@ def copy(dst, src, count=None, dst_offset=0, src_offset=0):
     count = src.size if count is None else int(count)
     target, source = pointer(dst, dst_offset), pointer(src, src_offset)
     if count and target != source:
-        cuda.memcpy_dtod(target, source, count * src.dtype.itemsize)
+        cuda.memcpy_dtod_async(target, source, count * src.dtype.itemsize, streams.compute())
 
 
 def to_device(host):
