@@ -5,14 +5,14 @@ not wait on disk reads or image decoding (Caffe's BasePrefetchingDataLayer and i
 order (`take()` too, with the batch's notes to log when the caller uses it: a GPU data layer
 takes the batch after the current one to upload it ahead). An exception in `produce()` stops the
 thread and is raised by the `next()` call that would have received that batch (and by every
-later call), so a bad record is an error in the main thread, never a hang. `close()` stops the thread; a thread blocked on a full queue notices
-within a fraction of a second.
+later call), so a bad record is an error in the main thread, never a hang. `close()` stops the
+thread; a thread blocked on a full queue notices within a fraction of a second.
 
 `note(logger, message)` from inside `produce()` logs the message when the consumer uses the batch
 being produced (takes it with `next()`, or calls the function `take()` gave with it), not when the
-thread reaches it: the thread runs batches ahead, and a log read by
-people and parsers (e.g. "Restarting data prefetching from start." after "Optimization Done.")
-should follow the iterations that use the data.
+thread reaches it: the thread runs batches ahead, and a log read by people and parsers should
+follow the iterations that use the data (never "Restarting data prefetching from start." after
+"Optimization Done.").
 """
 import queue
 import threading
