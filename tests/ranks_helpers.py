@@ -63,11 +63,14 @@ def lenet_workdir(directory, records=256, batch=16, test=False):
 
 
 def write_solver(directory, name, max_iter, extra=""):
-    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>."""
+    """SGD with momentum and weight decay on lenet.prototxt, snapshots under directory/<name>;
+    `extra` fields replace the defaults of the same name (a field given twice is an error)."""
     path = directory / f"{name}.prototxt"
-    path.write_text(f'net: "lenet.prototxt" base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "inv" '
-                    f'gamma: 0.0001 power: 0.75 display: 1 max_iter: {max_iter} snapshot: 0 '
-                    f'snapshot_prefix: "{name}" random_seed: 7 solver_mode: CPU {extra}')
+    fields = {"net": '"lenet.prototxt"', "base_lr": "0.01", "momentum": "0.9", "weight_decay": "0.0005",
+              "lr_policy": '"inv"', "gamma": "0.0001", "power": "0.75", "display": "1", "max_iter": str(max_iter),
+              "snapshot": "0", "snapshot_prefix": f'"{name}"', "random_seed": "7", "solver_mode": "CPU"}
+    given = set(re.findall(r"(\w+):", extra))
+    path.write_text(" ".join(f"{k}: {v}" for k, v in fields.items() if k not in given) + f" {extra}")
     return path
 
 
