@@ -301,7 +301,9 @@ class MultiBoxLossLayer(LossLayer):
         top[0].data[...] = dtype.type(loss / self.divisor)
 
     def backward_cpu(self, top, propagate_down, bottom):
-        self.refuse_label_gradient(propagate_down)
+        if any(propagate_down[2:]):
+            raise self.error("cannot backpropagate to the priors or the ground truth (bottoms 2 and 3); give the "
+                             "layer propagate_down: true true false false, as SSD's scripts do")
         scale = float(top[0].diff_readonly().flat[0]) / self.divisor
         if propagate_down[0]:
             diff = np.zeros((self.num, self.num_priors, self.loc_classes, 4))

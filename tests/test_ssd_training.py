@@ -113,6 +113,23 @@ def test_multibox_loss_errors(params, gt, message):
     assert "\n" not in str(info.value) and "MultiBoxLoss" in str(info.value)
 
 
+def test_multibox_loss_without_propagate_down_names_the_fix():
+    """As in the fork, the Net decides what needs a gradient from the net's propagate_down; the
+    priors come from layers that need backward, so SSD's nets say propagate_down for each bottom."""
+    text = ('input: "x" input_shape { dim: 1 dim: 1 dim: 2 dim: 2 } input: "gt" input_shape { dim: 1 dim: 1 dim: 1 '
+            'dim: 8 } layer { name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 6 '
+            'kernel_size: 1 } } layer { name: "loc" type: "Flatten" bottom: "c" top: "loc" } '
+            'layer { name: "p" type: "PriorBox" bottom: "c" bottom: "x" top: "p" prior_box_param { min_size: 1 } } '
+            'layer { name: "conf" type: "Slice" bottom: "loc" top: "l" top: "f" slice_param { slice_point: 16 } } '
+            'layer { name: "loss" type: "MultiBoxLoss" bottom: "l" bottom: "f" bottom: "p" bottom: "gt" top: "loss" '
+            'multibox_loss_param { num_classes: 2 } }')
+    net = caffe.Net(formats.net_param_from_text(text), caffe.TRAIN)
+    net.blobs["gt"].data[...] = [0, 1, 0, 0.1, 0.1, 0.6, 0.6, 0]
+    net.forward()
+    with pytest.raises(CaffeError, match="give the layer propagate_down: true true false false"):
+        net.backward()
+
+
 # -- DetectionEvaluate and average precision ------------------------------------------------------
 def evaluate(detections, truth, params="num_classes: 3"):
     text = ('input: "det" input_shape { dim: 1 dim: 1 dim: %d dim: 7 } input: "gt" input_shape { dim: 1 dim: 1 '
