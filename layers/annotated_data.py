@@ -93,7 +93,7 @@ class AnnotatedBatchLoader:
 
 @register_layer("AnnotatedData")
 class AnnotatedDataLayer(PrefetchingDataLayer):
-    cases = Exempt("reads an LMDB of AnnotatedDatums: tests/test_ssd_training.py")
+    cases = Exempt("reads an LMDB of AnnotatedDatums: tests/test_annotated_data.py, tests/test_ssd_synthetic.py")
 
     def batch_size(self) -> int:
         return self.layer_param.data_param.batch_size
