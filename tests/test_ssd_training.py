@@ -1,7 +1,9 @@
-"""SSD's training side (weiliu89/caffe ssd branch): matching and encoding against hand-computed
-values, MultiBoxLoss's loss and mining, DetectionEvaluate's rows, average precision, the
-batch_sampler's constraints, the solver's detection test and its errors. (AnnotatedData and the
-tools: tests/test_annotated_data.py; a whole training run: tests/test_ssd_synthetic.py.)"""
+"""SSD's training side (weiliu89/caffe ssd branch): matching, encoding, average precision and
+DetectionEvaluate against hand-computed values and the scenes of the fork's own tests
+(test_bbox_util.cpp, test_detection_evaluate_layer.cpp: their inputs and expected values);
+MultiBoxLoss's loss and mining, the batch_sampler's constraints, the solver's detection test and
+its errors. (AnnotatedData and the tools: tests/test_annotated_data.py; a whole training run:
+tests/test_ssd_synthetic.py.)"""
 import logging
 
 import numpy as np
@@ -55,6 +57,44 @@ def test_center_size_encoding_by_hand_and_round_trip():
         for in_target in (False, True):
             offsets = encode_boxes(prior, variance, box, code, in_target)
             np.testing.assert_allclose(decode_boxes(prior, variance, offsets, code, in_target), box, atol=1e-12)
+
+
+# The fork's test_bbox_util.cpp scene: two ground-truth boxes (labels 1, 2), six predictions whose
+# overlaps with them are given beside each.
+FORK_GT = np.array([[0.1, 0.1, 0.3, 0.3], [0.3, 0.3, 0.6, 0.5]])
+FORK_PRED = np.array([[0.1, 0.0, 0.4, 0.3],    # 4/9 with gt 0
+                      [0.0, 0.1, 0.2, 0.3],    # 2/6 with gt 0
+                      [0.2, 0.1, 0.4, 0.4],    # 2/8 with gt 0, 1/11 with gt 1
+                      [0.4, 0.3, 0.7, 0.5],    # 4/8 with gt 1
+                      [0.5, 0.4, 0.7, 0.7],    # 1/11 with gt 1
+                      [0.7, 0.7, 0.8, 0.8]])   # none
+
+
+@pytest.mark.parametrize("per_prediction, threshold, want", [
+    (False, -1, [0, -1, -1, 1, -1, -1]),     # TestMatchBBoxLableAllBipartite
+    (True, 0.3, [0, 0, -1, 1, -1, -1]),      # TestMatchBBoxLableAllPerPrediction
+    (True, 0.001, [0, 0, 0, 1, 1, -1]),      # TestMatchBBoxLableAllPerPredictionEx
+])
+def test_matching_as_the_forks_tests_give_it(per_prediction, threshold, want):
+    indices, overlaps = match_boxes(FORK_GT, FORK_PRED, per_prediction, threshold, ignore_cross_boundary=True)
+    assert indices.tolist() == want
+    np.testing.assert_allclose(overlaps, [4 / 9, 2 / 6, 2 / 8, 4 / 8, 1 / 11, 0], atol=1e-6)
+    indices, overlaps = match_boxes(FORK_GT[:1], FORK_PRED, per_prediction, threshold)  # label 1 only
+    assert indices.tolist() == {0.001: [0, 0, 0, -1, -1, -1], 0.3: [0, 0, -1, -1, -1, -1]}.get(threshold, [0] + [-1] * 5)
+    np.testing.assert_allclose(overlaps, [4 / 9, 2 / 6, 2 / 8, 0, 0, 0], atol=1e-6)
+
+
+def test_average_precision_as_the_forks_test_gives_it():
+    """TestComputeAP: 11 detections (ties at equal scores in the order given), 5 positives."""
+    scores = [1.0, 1.0, 0.9, 0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.4, 0.4]
+    tp = [0, 1, 1, 0, 1, 0, 1, 0, 0, 0, 1]
+    assert average_precision(scores, tp, 5, "Integral") == pytest.approx(0.558528, abs=1e-5)
+    assert average_precision(scores, tp, 5, "MaxIntegral") == pytest.approx(0.591861, abs=1e-5)
+    assert average_precision(scores, tp, 5, "11point") == pytest.approx(0.598662, abs=1e-5)
+    last = 5 / 11  # the precision of the full list; the first 7 detections drop it at recall 1
+    assert average_precision(scores[:7], tp[:7], 5, "Integral") == pytest.approx(0.558528 - last * 0.2, abs=1e-5)
+    assert average_precision(scores[:7], tp[:7], 5, "MaxIntegral") == pytest.approx(0.591861 - last * 0.2, abs=1e-5)
+    assert average_precision(scores[:7], tp[:7], 5, "11point") == pytest.approx(0.598662 - last * 2 / 11, abs=1e-5)
 
 
 # -- MultiBoxLoss -------------------------------------------------------------------------------
@@ -151,6 +191,23 @@ def test_detection_evaluate_rows():
                                       [0, 2, 0.7, 0, 1]], rtol=1e-6)                             # no class-2 truth there
     rows = evaluate(detections, truth, "num_classes: 3 evaluate_difficult_gt: false")
     assert rows[0].tolist() == [-1, 1, 1, -1, -1] and rows[4].tolist()[3:] == [0, 0]     # difficult: neither
+
+
+@pytest.mark.parametrize("difficult, want", [
+    ("true", [[-1, 1, 3, -1, -1], [-1, 2, 1, -1, -1], [0, 1, 0.9, 1, 0]]),
+    ("false", [[-1, 1, 2, -1, -1], [-1, 2, 1, -1, -1], [0, 1, 0.9, 0, 0]]),
+])
+def test_detection_evaluate_as_the_forks_test_gives_it(difficult, want):
+    """test_detection_evaluate_layer.cpp's scene (3 classes, overlap_threshold 0.3)."""
+    truth = [[0, 1, 0, 0.1, 0.1, 0.3, 0.3, 0], [0, 1, 0, 0.6, 0.6, 0.8, 0.8, 1], [1, 2, 0, 0.3, 0.3, 0.6, 0.5, 0],
+             [1, 1, 0, 0.7, 0.1, 0.9, 0.3, 0]]
+    detections = [[0, 1, 0.3, 0.1, 0.0, 0.4, 0.3], [0, 1, 0.7, 0.0, 0.1, 0.2, 0.3], [0, 1, 0.9, 0.7, 0.6, 0.8, 0.8],
+                  [1, 2, 0.8, 0.2, 0.1, 0.4, 0.4], [1, 2, 0.1, 0.4, 0.3, 0.7, 0.5], [1, 1, 0.2, 0.8, 0.1, 1.0, 0.3],
+                  [1, 3, 0.2, 0.8, 0.1, 1.0, 0.3], [2, 1, 0.2, 0.8, 0.1, 1.0, 0.3]]
+    rows = evaluate(detections, truth, f"num_classes: 3 overlap_threshold: 0.3 evaluate_difficult_gt: {difficult}")
+    rest = [[0, 1, 0.7, 1, 0], [0, 1, 0.3, 0, 1], [1, 1, 0.2, 1, 0], [1, 2, 0.8, 0, 1], [1, 2, 0.1, 1, 0],
+            [1, 3, 0.2, 0, 1], [2, 1, 0.2, 0, 1]]
+    np.testing.assert_allclose(rows, want + rest, atol=1e-6)
 
 
 def test_detection_evaluate_refuses_pixel_evaluation():
