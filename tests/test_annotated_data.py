@@ -1,6 +1,9 @@
 """AnnotatedData (SSD): the label top's layout from hand-built AnnotatedDatum records, mirroring,
 expansion, cropping to sampled windows, a batch without boxes, seeded repeats, and one-line
 errors for bad records; the tools that build such records (make_shapes, convert_annoset)."""
+import xml.etree.ElementTree as ElementTree
+
+import cv2
 import lmdb
 import numpy as np
 import pytest
@@ -173,7 +176,6 @@ def test_make_shapes_and_convert_annoset_round_trip(tmp_path):
     db = str(tmp_path / "db")
     assert convert_annoset.main(["--anno_type=detection", f"--label_map_file={out}/labelmap.prototxt", "--encoded",
                                  f"{out}/", str(out / "trainval.txt"), db]) == 0
-    import xml.etree.ElementTree as ElementTree
     names = {"circle": 1, "square": 2, "triangle": 3}
     env = lmdb.open(db, readonly=True, lock=False)
     with env.begin() as txn:
@@ -211,3 +213,48 @@ def test_convert_annoset_errors(tmp_path, capsys):
     (out / "list.txt").write_text("JPEGImages/000000.jpg\n")
     assert convert_annoset.main(args[:3] + [str(out / "list.txt"), str(tmp_path / "db")]) == 1
     assert "list.txt:1: expected 'image_path annotation_path'" in capsys.readouterr().err
+
+
+SSD_PASCAL_SAMPLERS = "batch_sampler { sampler { } max_trials: 1 max_sample: 1 } " + " ".join(
+    f"batch_sampler {{ sampler {{ min_scale: 0.3 max_scale: 1.0 min_aspect_ratio: 0.5 max_aspect_ratio: 2.0 }} "
+    f"sample_constraint {{ {bound} }} max_sample: 1 max_trials: 50 }}"
+    for bound in ("min_jaccard_overlap: 0.1", "min_jaccard_overlap: 0.3", "min_jaccard_overlap: 0.5",
+                  "min_jaccard_overlap: 0.7", "min_jaccard_overlap: 0.9", "max_jaccard_overlap: 1.0"))
+SSD_PASCAL_TRANSFORM = (
+    "mirror: true mean_value: 104 mean_value: 117 mean_value: 123 "
+    "resize_param { prob: 1 resize_mode: WARP height: 30 width: 30 interp_mode: LINEAR interp_mode: AREA "
+    "interp_mode: NEAREST interp_mode: CUBIC interp_mode: LANCZOS4 } emit_constraint { emit_type: CENTER } "
+    "distort_param { brightness_prob: 0.5 brightness_delta: 32 contrast_prob: 0.5 contrast_lower: 0.5 "
+    "contrast_upper: 1.5 hue_prob: 0.5 hue_delta: 18 saturation_prob: 0.5 saturation_lower: 0.5 "
+    "saturation_upper: 1.5 random_order_prob: 0.0 } expand_param { prob: 0.5 max_expand_ratio: 4.0 }")
+
+
+def test_ssd_pascals_data_layer_settings(tmp_path):
+    """The data layer examples/ssd/ssd_pascal.py writes (its seven samplers, distortion, expansion
+    up to 4x, five interpolations), on small images: every batch comes out 30x30 with valid boxes."""
+    boxes = [(1, 0.1, 0.1, 0.5, 0.6, 0), (2, 0.4, 0.5, 0.9, 0.95, 1)]
+    db = write_lmdb(tmp_path / "db", [record(p, boxes) for p in images(4, 40, 50)])
+    rng.set_random_seed(3)
+    net = annotated_net(db, 4, SSD_PASCAL_TRANSFORM, SSD_PASCAL_SAMPLERS)
+    seen = 0
+    for _ in range(5):
+        out = net.forward()
+        assert out["data"].shape == (4, 3, 30, 30)
+        rows = out["label"][0, 0]
+        if rows[0, 0] == -1:
+            continue
+        seen += len(rows)
+        assert set(rows[:, 0]) <= {0, 1, 2, 3} and set(rows[:, 1]) <= {1, 2}
+        assert np.all(rows[:, 3:7] >= 0) and np.all(rows[:, 3:7] <= 1)
+        assert np.all(rows[:, 5] > rows[:, 3]) and np.all(rows[:, 6] > rows[:, 4])
+    assert seen > 10
+
+
+def test_convert_annoset_classification_records(tmp_path):
+    for k in range(2):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.full((4, 5, 3), 40 * k, np.uint8))
+    (tmp_path / "list.txt").write_text("0.png 3\n1.png 5\n")
+    assert convert_annoset.main([f"{tmp_path}/", str(tmp_path / "list.txt"), str(tmp_path / "db")]) == 0
+    out = annotated_net(str(tmp_path / "db"), 2).forward()
+    np.testing.assert_array_equal(out["label"], [3, 5])
+    np.testing.assert_array_equal(out["data"][1], np.full((3, 4, 5), 40))
