@@ -96,6 +96,12 @@ def project(annotated, window, emit_constraint=None, image=None):
     return result
 
 
+def _affine(pixels, scale, shift):
+    """OpenCV's convertTo(scale, shift) on uint8 pixels (rounded, saturated), as a lookup table."""
+    table = np.clip(np.rint(np.arange(256) * scale + shift), 0, 255).astype(np.uint8)
+    return cv2.LUT(pixels, table).reshape(pixels.shape)
+
+
 class AnnotatedTransformer:
     def __init__(self, param, phase, dtype=np.float32):
         self.param, self.phase, self.dtype = param, phase, np.dtype(dtype)
@@ -142,20 +148,20 @@ class AnnotatedTransformer:
     def _brightness(self, d, image):
         if self._happens(d.brightness_prob):
             delta = self._uniform(-d.brightness_delta, d.brightness_delta)
-            return np.clip(np.rint(image + delta), 0, 255).astype(np.uint8) if delta else image
+            return _affine(image, 1, delta) if delta else image
         return image
 
     def _contrast(self, d, image):
         if self._happens(d.contrast_prob):
             factor = self._uniform(d.contrast_lower, d.contrast_upper)
-            return np.clip(np.rint(image * factor), 0, 255).astype(np.uint8) if abs(factor - 1) > 1e-3 else image
+            return _affine(image, factor, 0) if abs(factor - 1) > 1e-3 else image
         return image
 
     def _hsv_channel(self, image, channel, scale, shift):
         if image.shape[2] != 3:
             return image
         hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-        hsv[:, :, channel] = np.clip(np.rint(hsv[:, :, channel] * scale + shift), 0, 255).astype(np.uint8)
+        hsv[:, :, channel] = _affine(hsv[:, :, channel], scale, shift)
         return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
 
     def _saturation(self, d, image):
@@ -182,19 +188,21 @@ class AnnotatedTransformer:
         new_h, new_w = int(height * ratio), int(width * ratio)
         top = int(np.floor(self._uniform(0, new_h - height)))
         left = int(np.floor(self._uniform(0, new_w - width)))
-        canvas = np.empty((new_h, new_w, channels), np.uint8)
-        canvas[...] = self._fill(channels)
-        canvas[top:top + height, left:left + width] = image
+        canvas = cv2.copyMakeBorder(image, top, new_h - height - top, left, new_w - width - left, cv2.BORDER_CONSTANT,
+                                    value=[float(v) for v in self._fill(channels)])
+        if canvas.ndim == 2:
+            canvas = canvas[:, :, None]
         window = np.array([-left / width, -top / height, (new_w - left) / width, (new_h - top) / height])
         return project(annotated, window, image=canvas)
 
     def _fill(self, channels):
+        """The expansion canvas's colour: the mean values (as 8-bit pixels), else black."""
         if len(self.mean_values) in (1, channels):
-            return np.clip(np.resize(self.mean_values, channels), 0, 255).astype(np.uint8)
+            return np.clip(np.rint(np.resize(self.mean_values, channels)), 0, 255)
         if len(self.mean_values):
             raise CaffeError(f"transform_param: give 1 mean_value or one per channel ({channels}), "
                              f"not {len(self.mean_values)}")
-        return 0
+        return np.zeros(channels)
 
     # -- 3. a sampled window ---------------------------------------------------------------------
     def crop_to(self, annotated, window):

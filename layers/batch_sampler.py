@@ -30,50 +30,49 @@ def check(batch_sampler, where):
                          f"(got {s.min_aspect_ratio:g}, {s.max_aspect_ratio:g})")
 
 
-def sample_window(sampler, random):
-    """SampleBBox: one window (4,) in the unit square."""
-    scale = random.uniform(sampler.min_scale, sampler.max_scale)
-    ratio = random.uniform(sampler.min_aspect_ratio, sampler.max_aspect_ratio)
-    ratio = min(max(ratio, scale ** 2), 1 / scale ** 2)
+def sample_windows(sampler, count, random):
+    """SampleBBox `count` times: windows (count, 4) in the unit square."""
+    scale = random.uniform(sampler.min_scale, sampler.max_scale, count)
+    ratio = random.uniform(sampler.min_aspect_ratio, sampler.max_aspect_ratio, count)
+    ratio = np.minimum(np.maximum(ratio, scale ** 2), 1 / scale ** 2)
     width, height = scale * np.sqrt(ratio), scale / np.sqrt(ratio)
-    x = random.uniform(0, max(0.0, 1 - width))  # ratio clamped: width <= 1 up to rounding
-    y = random.uniform(0, max(0.0, 1 - height))
-    return np.array([x, y, x + width, y + height])
+    x = random.uniform(0, np.maximum(0.0, 1 - width))  # ratio clamped: width <= 1 up to rounding
+    y = random.uniform(0, np.maximum(0.0, 1 - height))
+    return np.stack([x, y, x + width, y + height], axis=1)
 
 
-def satisfies(window, objects, constraint):
-    """Whether `window` meets `constraint` against at least one of `objects` (K, 4)."""
+def satisfies(windows, objects, constraint):
+    """Per window of `windows` (W, 4): whether it meets `constraint` against at least one of
+    `objects` (K, 4)."""
     given = [(low, high) for low, high in _BOUNDS if constraint.HasField(low) or constraint.HasField(high)]
     if not given:
-        return True
+        return np.ones(len(windows), bool)
     if len(objects) == 0:
-        return False
-    window = window[None]
-    measures = {"min_jaccard_overlap": pairwise_overlaps(window, objects)[0],
-                "min_sample_coverage": coverages(window, objects)[0],
-                "min_object_coverage": coverages(objects, window)[:, 0]}
-    ok = np.ones(len(objects), bool)
+        return np.zeros(len(windows), bool)
+    measure = {"min_jaccard_overlap": lambda: pairwise_overlaps(windows, objects),
+               "min_sample_coverage": lambda: coverages(windows, objects),
+               "min_object_coverage": lambda: coverages(objects, windows).T}
+    ok = np.ones((len(windows), len(objects)), bool)
     for low, high in given:
-        value = measures[low]
+        value = measure[low]()
         if constraint.HasField(low):
             ok &= value >= getattr(constraint, low)
         if constraint.HasField(high):
             ok &= value <= getattr(constraint, high)
-    return bool(ok.any())
+    return ok.any(axis=1)
 
 
 def generate_samples(batch_samplers, objects, random):
-    """GenerateBatchSamples: every window found by the samplers that use the original image."""
+    """GenerateBatchSamples: the windows found by the samplers that use the original image, each
+    sampler's in trial order, at most max_sample of them. (All max_trials windows are drawn at
+    once; the fork stops drawing at max_sample.)"""
     windows = []
     for batch_sampler in batch_samplers:
-        if not batch_sampler.use_original_image:
+        if not batch_sampler.use_original_image or batch_sampler.max_trials == 0:
             continue
-        found = 0
-        for _ in range(batch_sampler.max_trials):
-            if batch_sampler.HasField("max_sample") and found >= batch_sampler.max_sample:
-                break
-            window = sample_window(batch_sampler.sampler, random)
-            if satisfies(window, objects, batch_sampler.sample_constraint):
-                windows.append(window)
-                found += 1
+        drawn = sample_windows(batch_sampler.sampler, batch_sampler.max_trials, random)
+        found = drawn[satisfies(drawn, objects, batch_sampler.sample_constraint)]
+        if batch_sampler.HasField("max_sample"):
+            found = found[:batch_sampler.max_sample]
+        windows.extend(found)
     return windows

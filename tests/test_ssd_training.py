@@ -248,18 +248,23 @@ def constraint(**bounds):
 
 
 def test_sample_constraints_against_objects():
-    window = np.array([0.0, 0.0, 0.5, 0.5])
-    objects = np.array([[0.0, 0.0, 0.25, 0.5], [0.4, 0.4, 0.9, 0.9]])   # IoU .5 and 0.01/0.49
-    assert batch_sampler.satisfies(window, objects, constraint())
-    assert batch_sampler.satisfies(window, objects, constraint(min_jaccard_overlap=0.5))
-    assert not batch_sampler.satisfies(window, objects, constraint(min_jaccard_overlap=0.51))
-    assert batch_sampler.satisfies(window, objects, constraint(max_jaccard_overlap=0.1))   # the second object
-    assert batch_sampler.satisfies(window, objects, constraint(min_object_coverage=1.0))   # first inside the window
-    assert not batch_sampler.satisfies(window, objects[1:], constraint(min_object_coverage=0.1))
-    assert batch_sampler.satisfies(window, objects, constraint(min_sample_coverage=0.5, max_sample_coverage=0.5))
-    # one object must meet every bound: the first meets the IoU, only the second the low coverage
-    assert not batch_sampler.satisfies(window, objects, constraint(min_jaccard_overlap=0.5, max_sample_coverage=0.1))
-    assert not batch_sampler.satisfies(window, np.zeros((0, 4)), constraint(min_jaccard_overlap=0.1))
+    windows = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    objects = np.array([[0.0, 0.0, 0.25, 0.5], [0.4, 0.4, 0.9, 0.9]])   # first window: IoU .5 and 0.01/0.49
+
+    def check(bounds, want, chosen=objects):
+        assert batch_sampler.satisfies(windows, chosen, constraint(**bounds)).tolist() == want
+
+    check({}, [True, True])
+    check({"min_jaccard_overlap": 0.5}, [True, False])         # second window: IoU 0.16/0.34 with object 2
+    check({"min_jaccard_overlap": 0.45}, [True, True])
+    check({"min_jaccard_overlap": 0.51}, [False, False])
+    check({"max_jaccard_overlap": 0.1}, [True, True])          # each has an object it hardly overlaps
+    check({"min_object_coverage": 1.0}, [True, False])         # object 1 lies inside the first window
+    check({"min_object_coverage": 0.1}, [False, True], objects[1:])
+    check({"min_sample_coverage": 0.5, "max_sample_coverage": 0.5}, [True, False])
+    # one object must meet every bound: in the first window object 1 meets the IoU, only object 2 the low coverage
+    check({"min_jaccard_overlap": 0.5, "max_sample_coverage": 0.1}, [False, False])
+    check({"min_jaccard_overlap": 0.1}, [False, False], np.zeros((0, 4)))
 
 
 def test_generated_samples_meet_their_constraints_and_max_sample():
