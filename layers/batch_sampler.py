@@ -1,7 +1,7 @@
 """SSD's batch_sampler (weiliu89/caffe, src/caffe/util/sampler.cpp): random crop windows that
 satisfy constraints against an image's object boxes, for AnnotatedData's data augmentation.
 
-Each BatchSampler draws up to max_trials windows (stopping at max_sample found): a scale s in
+Each BatchSampler draws max_trials windows and keeps the first max_sample that qualify: a scale s in
 [min_scale, max_scale] and an aspect ratio a in [min_aspect_ratio, max_aspect_ratio] (clamped to
 [s^2, 1/s^2] so the window fits) give a window s*sqrt(a) wide and s/sqrt(a) high at a uniform
 position inside the unit square. A window is kept when no constraint is given, or when at least
