@@ -62,3 +62,93 @@ def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1):
         if eta < 1 and threshold > 0.5:
             threshold *= eta
     return kept
+
+
+def pairwise_overlaps(a, b):
+    """JaccardOverlap of every box of `a` (A, 4) with every box of `b` (B, 4): (A, B); 0 where the
+    boxes do not intersect with positive width and height."""
+    a, b = a[:, None, :], b[None, :, :]
+    width = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    height = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = width * height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (box_sizes(a) + box_sizes(b) - inter)
+    return np.where((width > 0) & (height > 0), iou, 0)
+
+
+def coverages(a, b):
+    """BBoxCoverage: the share of each box of `a` (A, 4) that each box of `b` (B, 4) covers: (A, B)."""
+    a, b = a[:, None, :], b[None, :, :]
+    width = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    height = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.where((width > 0) & (height > 0), width * height, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(inter > 0, inter / box_sizes(a), 0)
+
+
+def crosses_boundary(boxes):
+    """IsCrossBoundaryBBox: a coordinate outside [0, 1]."""
+    return np.any((boxes < 0) | (boxes > 1), axis=-1)
+
+
+def match_boxes(gt, predictions, per_prediction, overlap_threshold, ignore_cross_boundary=False):
+    """MatchBBox against every ground-truth box: (indices, overlaps) per prediction. An index is
+    the matched gt row, -1 for none, -2 for a prediction ignored as crossing the image boundary.
+    Bipartite first: repeatedly the highest remaining overlap (first in prediction, then gt order)
+    pairs one prediction with one gt; then, per prediction, each prediction left takes its best gt
+    whose overlap reaches overlap_threshold. overlaps is the matched overlap, or the best one."""
+    count = len(predictions)
+    indices = np.full(count, -1, np.int64)
+    best = np.zeros(count)
+    if len(gt) == 0:
+        return indices, best
+    iou = pairwise_overlaps(predictions.astype(np.float64), gt.astype(np.float64))
+    if ignore_cross_boundary:
+        ignored = crosses_boundary(predictions)
+        indices[ignored] = -2
+        iou[ignored] = 0
+    iou = np.where(iou > 1e-6, iou, 0)
+    best = iou.max(axis=1)
+    free = iou.copy()
+    for _ in range(len(gt)):
+        flat = int(np.argmax(free))
+        i, j = divmod(flat, len(gt))
+        if free[i, j] <= 0:
+            break
+        indices[i], best[i] = j, iou[i, j]
+        free[i, :] = 0
+        free[:, j] = 0
+    if per_prediction:
+        left = np.flatnonzero(indices == -1)
+        candidates = np.where(iou[left] >= overlap_threshold, iou[left], 0)
+        if len(left):
+            j = np.argmax(candidates, axis=1)
+            good = candidates[np.arange(len(left)), j] > 0
+            indices[left[good]] = j[good]
+            best[left[good]] = candidates[good, j[good]]
+    return indices, best
+
+
+def encode_boxes(priors, variances, boxes, code_type, encode_variance_in_target):
+    """EncodeBBox for matched pairs: priors, variances and ground-truth boxes (M, 4) -> the
+    targets a location prediction learns (the inverse of decode_boxes)."""
+    if code_type == CodeType.Value("CORNER"):
+        offsets = boxes - priors
+    else:
+        prior_w, prior_h = priors[:, 2] - priors[:, 0], priors[:, 3] - priors[:, 1]
+        if np.any(prior_w <= 0) or np.any(prior_h <= 0):
+            raise ValueError("a prior box has no width or height")
+        if code_type == CodeType.Value("CORNER_SIZE"):
+            offsets = (boxes - priors) / np.stack([prior_w, prior_h, prior_w, prior_h], axis=1)
+        else:
+            width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+            if np.any(width <= 0) or np.any(height <= 0):
+                raise ValueError("a ground-truth box has no width or height")
+            offsets = np.stack([((boxes[:, 0] + boxes[:, 2]) - (priors[:, 0] + priors[:, 2])) / 2 / prior_w,
+                                ((boxes[:, 1] + boxes[:, 3]) - (priors[:, 1] + priors[:, 3])) / 2 / prior_h,
+                                np.log(width / prior_w), np.log(height / prior_h)], axis=1)
+    if encode_variance_in_target:
+        return offsets
+    if np.any(variances <= 0):
+        raise ValueError("a prior variance is not positive")
+    return offsets / variances

@@ -30,6 +30,10 @@ class DataTransformer:
         self.dtype = np.dtype(dtype)
         if param.force_color and param.force_gray:
             raise CaffeError("transform_param: cannot set both force_color and force_gray")
+        for field in ("resize_param", "noise_param", "distort_param", "expand_param", "emit_constraint", "crop_h",
+                      "crop_w"):
+            if param.HasField(field):
+                raise CaffeError(f"transform_param.{field} (SSD's) is read by AnnotatedData layers only")
         if param.HasField("mean_file") and len(param.mean_value):
             raise CaffeError("transform_param: cannot specify mean_file and mean_value at the same time")
         self.mean = None

@@ -44,13 +44,17 @@ def array_to_datum(array: np.ndarray, label: int = 0) -> "caffe_pb2.Datum":
     return datum
 
 
-def parse_datum(payload: bytes) -> "caffe_pb2.Datum":
-    datum = caffe_pb2.Datum()
+def parse_record(payload: bytes, message):
+    """`message` (a Datum, an AnnotatedDatum, ...) parsed from a database record's bytes."""
     try:
-        datum.ParseFromString(payload)
+        message.ParseFromString(payload)
     except Exception as exc:  # protobuf's DecodeError, or worse on truncated input
-        raise CaffeError(f"not a valid Datum ({len(payload)} bytes): {exc}") from None
-    return datum
+        raise CaffeError(f"not a valid {type(message).__name__} ({len(payload)} bytes): {exc}") from None
+    return message
+
+
+def parse_datum(payload: bytes) -> "caffe_pb2.Datum":
+    return parse_record(payload, caffe_pb2.Datum())
 
 
 def datum_to_array(datum, color=None) -> np.ndarray:
@@ -140,19 +144,21 @@ def read_image_to_datum(path, label, height=0, width=0, is_color=True, encoding=
     return datum
 
 
+def list_lines(path, what="image list"):
+    """[(line_number, line)] of a text list file, blank lines left out, trailing space removed."""
+    try:
+        lines = files.read_regular(os.fspath(path)).decode("utf-8").splitlines()
+    except (CaffeError, UnicodeDecodeError) as exc:
+        raise CaffeError(f"cannot read the {what}: {exc}") from None
+    return [(number, line.rstrip()) for number, line in enumerate(lines, start=1) if line.strip()]
+
+
 def read_image_list(path):
     """Caffe's image list file: one `path label` per line, the label after the last space (so
     paths may contain spaces). Returns [(line_number, path, label)]; blank lines are skipped."""
     path = os.fspath(path)
-    try:
-        lines = files.read_regular(path).decode("utf-8").splitlines()
-    except (CaffeError, UnicodeDecodeError) as exc:
-        raise CaffeError(f"cannot read the image list: {exc}") from None
     entries = []
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip()
-        if not line:
-            continue
+    for number, line in list_lines(path):
         name, _, label = line.rpartition(" ")
         try:
             if not name:

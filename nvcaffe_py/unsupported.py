@@ -26,17 +26,12 @@ from .proto import caffe_pb2
 from .registry import layer_types
 
 _PLUGIN = "write it as a layer of your own (docs/adding-a-layer.md) or a pycaffe Python layer"
-_SSD_TRAINING = ("SSD's training layers are not supported yet; the deploy layers (Permute, Normalize, PriorBox, "
-                 "DetectionOutput) are: run the deploy net")
 
 # Layer types other Caffe forks define that this build does not: the fork, and what to do.
 FORK_TYPES = {
     "Proposal": ("py-faster-rcnn / R-FCN", "there it is a Python layer: use type: \"Python\" with python_param "
                  "{ module: \"rpn.proposal_layer\" layer: \"ProposalLayer\" } and the repository's lib/ on PYTHONPATH"),
     "SmoothL1Loss": ("py-faster-rcnn (caffe-fast-rcnn)", _PLUGIN),
-    "AnnotatedData": ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    "MultiBoxLoss": ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    "DetectionEvaluate": ("SSD (weiliu89/caffe)", _SSD_TRAINING),
     "VideoData": ("SSD (weiliu89/caffe)", _PLUGIN),
     "Reorg": ("YOLO ports (e.g. eric612/MobileNet-YOLO)", _PLUGIN),
     "Region": ("YOLO ports (e.g. eric612/MobileNet-YOLO)", _PLUGIN),
@@ -53,9 +48,6 @@ FORK_TYPES = {
 # Fields other forks add: (message, field) -> (fork, what to do); message None: any message.
 FORK_FIELDS = {
     ("LayerParameter", "smooth_l1_loss_param"): ("py-faster-rcnn (caffe-fast-rcnn)", _PLUGIN),
-    ("LayerParameter", "annotated_data_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("LayerParameter", "multibox_loss_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("LayerParameter", "detection_evaluate_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
     ("LayerParameter", "video_data_param"): ("SSD (weiliu89/caffe)", _PLUGIN),
     ("LayerParameter", "reorg_param"): ("YOLO ports (e.g. eric612/MobileNet-YOLO)", _PLUGIN),
     ("LayerParameter", "region_loss_param"): ("YOLO ports (e.g. eric612/MobileNet-YOLO)", _PLUGIN),
@@ -63,13 +55,6 @@ FORK_FIELDS = {
     ("LayerParameter", "box_annotator_ohem_param"): ("R-FCN (daijifeng001/caffe-rfcn)", _PLUGIN),
     ("PoolingParameter", "ceil_mode"): ("BVLC/caffe PR #3057, used by SegNet and PSPNet ports",
                                         "write round_mode: FLOOR for ceil_mode: false (round_mode: CEIL is the default)"),
-    ("TransformationParameter", "resize_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("TransformationParameter", "distort_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("TransformationParameter", "expand_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("TransformationParameter", "noise_param"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("TransformationParameter", "emit_constraint"): ("SSD (weiliu89/caffe)", _SSD_TRAINING),
-    ("TransformationParameter", "crop_h"): ("SSD (weiliu89/caffe)", "use crop_size (a square crop)"),
-    ("TransformationParameter", "crop_w"): ("SSD (weiliu89/caffe)", "use crop_size (a square crop)"),
 }
 
 _TOKEN = re.compile(r"""(?P<space>\s+)|(?P<comment>\#[^\n]*)|(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')

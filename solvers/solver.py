@@ -30,7 +30,7 @@ from nvcaffe_py.net import Net
 from nvcaffe_py.pending_losses import PendingLosses
 from nvcaffe_py.proto import caffe_pb2
 
-from . import device_update, host_update, lr_policy
+from . import detection_test, device_update, host_update, lr_policy
 from .prefix_lock import PrefixLock
 
 # What a signal (or any action function) may ask of a running solver (Caffe's SolverAction).
@@ -144,6 +144,10 @@ class Solver:
             self._fail(f"average_loss must be at least 1 (got {p.average_loss})")
         if p.iter_size < 1:
             self._fail(f"iter_size must be at least 1 (got {p.iter_size})")
+        if p.eval_type not in ("classification", "detection"):
+            self._fail(f"unknown eval_type '{p.eval_type}' (known: classification, detection)")
+        if p.eval_type == "detection" and p.ap_version not in detection_test.AP_VERSIONS:
+            self._fail(f"unknown ap_version '{p.ap_version}' (known: {', '.join(detection_test.AP_VERSIONS)})")
         if p.regularization_type not in ("L1", "L2"):
             self._fail(f"unknown regularization_type '{p.regularization_type}' (known: L1, L2)")
         if p.snapshot > 0 or p.snapshot_after_train:  # a long run must not end unable to save
@@ -425,11 +429,14 @@ class Solver:
             self.test(i)
 
     def test(self, test_net_id=0):
-        """Run test_iter forward passes; log and keep the mean of every output element."""
+        """Run test_iter forward passes; log and keep the mean of every output element (with
+        eval_type "detection", each output's mean average precision: detection_test.py)."""
         log.info(f"Iteration {self.iter}, Testing net (#{test_net_id})")
         net = self.test_nets[test_net_id]
         net.share_with(self.net)
         iterations = self.param.test_iter[test_net_id]
+        detection = self.param.eval_type == "detection"
+        tallies = [detection_test.DetectionTally() for _ in net.outputs]
         scores, loss = None, 0.0
         meter = log.ProgressMeter(iterations, "batches")
         for i in range(iterations):
@@ -443,14 +450,28 @@ class Solver:
             iter_loss = net.forward_from_to()
             meter.show(i + 1, f"Testing net #{test_net_id}: batch {i + 1}/{iterations}")
             loss += iter_loss
+            if detection:
+                for name, tally in zip(net.outputs, tallies):
+                    tally.add(net.blobs[name].data_readonly(), f"test net #{test_net_id} output '{name}'")
+                continue
             values = np.concatenate([net.blobs[n].data_readonly().ravel().astype(np.float64) for n in net.outputs]
                                     or [np.zeros(0)])
             scores = values if scores is None else scores + values
         if self.param.test_compute_loss:
             log.info(f"Test loss: {log.number(loss / iterations)}")
+        if detection:
+            self.test_scores[test_net_id] = [tally.mean_average_precision(self.param.ap_version, self._log_class_ap)
+                                             for tally in tallies]
+            for k, (name, value) in enumerate(zip(net.outputs, self.test_scores[test_net_id])):
+                log.info(f"    Test net output #{k}: {name} = {log.number(value)}")
+            return
         means = [] if scores is None else list(scores / iterations)
         self.test_scores[test_net_id] = means
         self._log_outputs(net, "Test", means)
+
+    def _log_class_ap(self, label, ap):
+        if self.param.show_per_class_result:
+            log.info(f"class{label}: {log.number(ap)}")
 
     # -- the update ---------------------------------------------------------------------------
     def apply_update(self):

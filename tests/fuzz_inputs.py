@@ -1,6 +1,7 @@
 """A seeded mutation fuzzer over what nvcaffe_py reads: prototxt nets (parsed and built), solver
 prototxts (parsed, validated, their nets built), .caffemodel and .caffemodel.h5 weights copied into
-a net, .solverstate and .solverstate.h5 restored into a solver, and Datum records decoded.
+a net, .solverstate and .solverstate.h5 restored into a solver, Datum records decoded, and SSD's
+AnnotatedDatum records decoded and augmented as AnnotatedData does.
 
     python tests/fuzz_inputs.py --seconds 600 --seed 7 --out DIR
 
@@ -14,8 +15,8 @@ gives, per target, the inputs tried, how they ended, the distinct outcomes (mess
 numbers and quoted names blanked) and the longest time one input took. Run it under a memory
 cap (tests/test_fuzz.py does): running out of it must also end in a CaffeError.
 
-Layer types that read or write other files or import modules (Data, ImageData, WindowData,
-HDF5Data, HDF5Output, Python) are not built: an input that has one counts as skipped.
+Layer types that read or write other files or import modules (Data, AnnotatedData, ImageData,
+WindowData, HDF5Data, HDF5Output, Python) are not built: an input that has one counts as skipped.
 """
 import argparse
 import json
@@ -38,16 +39,23 @@ import nvcaffe_py as caffe  # noqa: E402  (after the path that finds net_helpers
 from nvcaffe_py import formats, hdf5_format, log  # noqa: E402
 from nvcaffe_py.datum import array_to_datum, datum_to_array, parse_datum  # noqa: E402
 from nvcaffe_py.errors import CaffeError  # noqa: E402
+from nvcaffe_py.layers import batch_sampler  # noqa: E402
+from nvcaffe_py.layers.annotated_data import parse_annotated_datum  # noqa: E402
+from nvcaffe_py.layers.annotated_transform import Annotated, AnnotatedTransformer  # noqa: E402
 from nvcaffe_py.proto import caffe_pb2  # noqa: E402
 from nvcaffe_py.registry import builtin_layer_types, layer_class  # noqa: E402
 from nvcaffe_py.solvers import get_solver  # noqa: E402
 
 from net_helpers import MLP  # noqa: E402
 
-UNBUILT_TYPES = {"Data", "ImageData", "WindowData", "HDF5Data", "HDF5Output", "Python"}
+UNBUILT_TYPES = {"Data", "AnnotatedData", "ImageData", "WindowData", "HDF5Data", "HDF5Output", "Python"}
 EDGE_NUMBERS = ["0", "-1", "1", "2", "3", "7", "255", "65536", "2147483647", "2147483648", "-2147483649",
                 "4294967296", "9223372036854775807", "18446744073709551616", "1e13", "1e38", "1e308", "-1e308",
                 "nan", "inf", "-inf", "0.5", "-0.5", "1e-45"]
+AUGMENTATION = ("mirror: true mean_value: 127 resize_param { height: 8 width: 8 } expand_param { max_expand_ratio: 2 } "
+                "distort_param { brightness_prob: 1 brightness_delta: 32 hue_prob: 1 hue_delta: 18 } "
+                "emit_constraint { emit_type: MIN_OVERLAP emit_overlap: 0.3 }")
+SAMPLER = "sampler { min_scale: 0.3 } sample_constraint { min_jaccard_overlap: 0.1 } max_trials: 5"
 SOLVER = ('net_param {{ {net} }} base_lr: 0.01 lr_policy: "{policy}" gamma: 0.5 power: 0.75 stepsize: 3 '
           'stepvalue: 2 stepvalue: 4 max_iter: 6 momentum: 0.9 weight_decay: 0.0005 type: "{rule}" '
           'test_iter: 1 test_interval: 3 snapshot: 0 snapshot_after_train: false display: 0 delta: 1e-8 '
@@ -158,7 +166,12 @@ class Targets:
             "datum": Target([array_to_datum(image, 1).SerializeToString(),
                              array_to_datum(image.astype(np.float32) / 7, 3).SerializeToString(),
                              *(d.SerializeToString() for d in encoded)], "datum", self.decode_datum, Datum),
+            "annotated_datum": Target([annotated(d).SerializeToString() for d in [array_to_datum(image), *encoded]],
+                                      "annotated_datum", self.augment_annotated_datum, caffe_pb2.AnnotatedDatum),
         }
+        self.transformer = AnnotatedTransformer(formats.parse_text(AUGMENTATION, caffe_pb2.TransformationParameter()),
+                                                caffe.TRAIN)
+        self.sampler = formats.parse_text(SAMPLER, caffe_pb2.BatchSampler())
 
     @staticmethod
     def build_net(path):
@@ -179,12 +192,32 @@ class Targets:
         get_solver(param)
         return "built"
 
+    def augment_annotated_datum(self, path):
+        sample = Annotated.from_record(parse_annotated_datum(open(path, "rb").read()))
+        t = self.transformer
+        sample = t.expand(t.distort(sample))
+        for window in batch_sampler.generate_samples([self.sampler], sample.boxes, t.random)[:1]:
+            sample = t.crop_to(sample, window)
+        out = np.empty(t.output_shape(sample.image.shape), np.float32)
+        return f"{len(t.transform(sample, out).label_rows(0))} boxes"
+
     @staticmethod
     def decode_datum(path):
         datum = parse_datum(open(path, "rb").read())
         for color in (None, True, False):
             datum_to_array(datum, color)
         return "decoded"
+
+
+def annotated(datum):
+    """An AnnotatedDatum of `datum` with three boxes in two groups."""
+    record = caffe_pb2.AnnotatedDatum(datum=datum, type=caffe_pb2.AnnotatedDatum.BBOX)
+    for label, boxes in ((1, [(0.1, 0.2, 0.5, 0.9), (0.0, 0.0, 1.0, 1.0)]), (3, [(0.6, 0.1, 0.9, 0.4)])):
+        group = record.annotation_group.add(group_label=label)
+        for k, (xmin, ymin, xmax, ymax) in enumerate(boxes):
+            group.annotation.add(instance_id=k).bbox.CopyFrom(
+                caffe_pb2.NormalizedBBox(xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, difficult=k == 1))
+    return record
 
 
 # -- mutations ------------------------------------------------------------------------------------

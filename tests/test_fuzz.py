@@ -1,5 +1,5 @@
 """The fuzz test: tests/fuzz_inputs.py mutates prototxt nets and solvers, caffemodels, HDF5 weights
-and solver states and Datums for a few seconds, in a child process capped at 2 GiB of address
+and solver states, Datums and AnnotatedDatums for a few seconds, in a child process capped at 2 GiB of address
 space; only CaffeError may come out of the readers and the net builder, and the child may neither
 crash nor hang. By hand, longer and with another seed:
 
@@ -17,7 +17,7 @@ FUZZER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_inputs.p
 SECONDS = float(os.environ.get("NVCAFFE_FUZZ_SECONDS", "6"))
 SEED = int(os.environ.get("NVCAFFE_FUZZ_SEED", "0"))
 MEMORY_CAP = 2 << 30
-TARGETS = {"net", "solver", "caffemodel", "weights_h5", "solverstate", "solverstate_h5", "datum"}
+TARGETS = {"net", "solver", "caffemodel", "weights_h5", "solverstate", "solverstate_h5", "datum", "annotated_datum"}
 
 
 def cap_memory():

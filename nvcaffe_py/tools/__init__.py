@@ -19,6 +19,8 @@ TOOLS = {
     "convert_mnist_data": "MNIST's IDX files to an LMDB",
     "convert_cifar_data": "CIFAR-10's binary batches to LMDBs",
     "make_digits": "generate a synthetic digits dataset (LMDBs)",
+    "convert_annoset": "images and VOC-style XML annotations to an LMDB of AnnotatedDatums (SSD)",
+    "make_shapes": "generate a synthetic VOC-style detection dataset (shapes: images, XML, label map)",
     "extract_features": "a net's blobs for a dataset, to LMDBs of Datums",
     "upgrade_net_proto_text": "a net prototxt in an old format, in the current one",
     "upgrade_net_proto_binary": "a binary net (.caffemodel) in an old format, in the current one",
@@ -43,6 +45,15 @@ def run_tool(parser, body, argv) -> int:
         return 1
 
 
+
+
+def add_synthetic_flags(parser, name, num_train, num_test):
+    """--output runs/<name>, --num_train, --num_test and --seed of the synthetic dataset tools."""
+    parser.add_flag("output", default=f"runs/{name}", help=f"output folder (default runs/{name})")
+    parser.add_flag("num_train", type=int, default=num_train, help=f"training images (default {num_train})")
+    parser.add_flag("num_test", type=int, default=num_test, help=f"test images (default {num_test})")
+    parser.add_flag("seed", type=int, default=1, help="random seed (default 1)")
+    return parser
 
 
 def say(message: str):

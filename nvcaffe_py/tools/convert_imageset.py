@@ -19,7 +19,11 @@ from .gflags import GflagsParser
 
 
 def build_parser():
-    p = GflagsParser("convert_imageset", "Convert a set of images to an LMDB of Datums.")
+    return add_image_flags(GflagsParser("convert_imageset", "Convert a set of images to an LMDB of Datums."))
+
+
+def add_image_flags(p):
+    """The flags and arguments convert_imageset shares with convert_annoset."""
     p.add_bool_flag("gray", help="treat images as grayscale ones")
     p.add_bool_flag("shuffle", help="randomly shuffle the order of images and their labels")
     p.add_flag("backend", default="lmdb", help="the backend for storing the result (lmdb or leveldb)")
@@ -58,8 +62,15 @@ def check_root_folder(root_folder, entries, listfile):
 
 
 def convert(args) -> int:
+    return write_records(args, read_image_list(args.listfile), lambda entry, datum: datum.SerializeToString())
+
+
+def write_records(args, entries, record):
+    """The conversion loop convert_imageset and convert_annoset share: each entry's (line number,
+    path, label or annotation) image read as a Datum (an unreadable one is left out with a
+    warning), the sizes checked under --check_size, and `record(entry, datum)` (the bytes to
+    store; a CaffeError there stops the conversion) stored under `%08d_<path>`."""
     writer = writer_class(args.backend)
-    entries = read_image_list(args.listfile)
     check_root_folder(args.root_folder, entries, args.listfile)
     if args.shuffle:
         rng.generator().shuffle(entries)
@@ -68,7 +79,9 @@ def convert(args) -> int:
     first_shape = None
     progress = Progress("files", len(entries))
     with writer(args.db_name) as db:
-        for index, (number, name, label) in enumerate(entries):
+        for index, entry in enumerate(entries):
+            number, name, target = entry
+            label = target if isinstance(target, int) else -1
             try:
                 datum = read_image_to_datum(args.root_folder + name, label, args.resize_height, args.resize_width,
                                             not args.gray, _encoding(args, name))
@@ -82,7 +95,11 @@ def convert(args) -> int:
                 if shape != first_shape:
                     raise CaffeError(f"{args.listfile}:{number}: image '{name}' is {shape} (channels, height, width) "
                                      f"but the first image is {first_shape} (--check_size)")
-            db.put(f"{index:08d}_{name}", datum.SerializeToString())
+            try:
+                payload = record(entry, datum)
+            except CaffeError as exc:
+                raise CaffeError(f"{args.listfile}:{number}: {exc}") from None
+            db.put(f"{index:08d}_{name}", payload)
             progress.step()
         if db.count == 0:
             raise CaffeError(f"no image of '{args.listfile}' could be read; nothing written")

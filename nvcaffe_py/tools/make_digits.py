@@ -17,7 +17,7 @@ import numpy as np
 
 from ..datum import array_to_datum
 from ..db import LMDBWriter
-from . import Progress, run_tool, say
+from . import Progress, add_synthetic_flags, run_tool, say
 from .gflags import GflagsParser
 
 SIZE = 28
@@ -77,11 +77,7 @@ def write_lmdb(path, images, labels):
 
 def build_parser():
     p = GflagsParser("make_digits", "Render a synthetic MNIST-like digit dataset into train and test LMDBs.")
-    p.add_flag("output", default=os.path.join("runs", "digits"), help="output folder (default runs/digits)")
-    p.add_flag("num_train", type=int, default=10000, help="training images (default 10000)")
-    p.add_flag("num_test", type=int, default=2000, help="test images (default 2000)")
-    p.add_flag("seed", type=int, default=1, help="random seed (default 1)")
-    return p
+    return add_synthetic_flags(p, "digits", 10000, 2000)
 
 
 def make(args) -> int:
