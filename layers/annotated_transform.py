@@ -25,21 +25,22 @@ and noise_param are refused with an error.
 """
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from nvcaffe_py import rng
 from nvcaffe_py.datum import chw_to_image, datum_to_array
 from nvcaffe_py.errors import CaffeError
+from nvcaffe_py.lazy_import import cv2
 from nvcaffe_py.proto import caffe_pb2
 
 from .bbox import box_sizes, coverages
 
 ResizeParameter = caffe_pb2.ResizeParameter
 EmitType = caffe_pb2.EmitConstraint.EmitType
-_INTERPOLATION = {ResizeParameter.LINEAR: cv2.INTER_LINEAR, ResizeParameter.AREA: cv2.INTER_AREA,
-                  ResizeParameter.NEAREST: cv2.INTER_NEAREST, ResizeParameter.CUBIC: cv2.INTER_CUBIC,
-                  ResizeParameter.LANCZOS4: cv2.INTER_LANCZOS4}
+# resize_param's interp_mode as OpenCV's flag's name (OpenCV loads on first use: lazy_import)
+_INTERPOLATION = {ResizeParameter.LINEAR: "INTER_LINEAR", ResizeParameter.AREA: "INTER_AREA",
+                  ResizeParameter.NEAREST: "INTER_NEAREST", ResizeParameter.CUBIC: "INTER_CUBIC",
+                  ResizeParameter.LANCZOS4: "INTER_LANCZOS4"}
 UNIT = np.array([0.0, 0.0, 1.0, 1.0])
 
 
@@ -245,7 +246,7 @@ class AnnotatedTransformer:
             r = p.resize_param
             modes = list(r.interp_mode)
             mode = modes[int(self.random.integers(len(modes)))] if modes else ResizeParameter.LINEAR
-            image = cv2.resize(image, (r.width, r.height), interpolation=_INTERPOLATION[mode])
+            image = cv2.resize(image, (r.width, r.height), interpolation=getattr(cv2, _INTERPOLATION[mode]))
             if image.ndim == 2:
                 image = image[:, :, None]
         height, width = image.shape[:2]
