@@ -18,6 +18,7 @@ iteration broadcasts whether rank 0 was asked to stop (it alone hears signals; s
 import hashlib
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from .. import backends, log, mode, rng
 from ..backends.cpu import threads
 from ..errors import CaffeError
 from .gradient_reducer import GradientReducer
+
+_FORWARD_ERROR_S = 0.5  # before MPI_Abort: time for the launcher to forward our error line
 
 _active = []  # the DataParallel of this process, while it trains
 
@@ -130,7 +133,10 @@ class DataParallel:
         solver.iter, solver.current_step = int(counters[0]), int(counters[1])
 
     def abort(self):
-        """End every rank now: this one failed (its error is already printed)."""
+        """End every rank now: this one failed (its error is already printed). MPI_Abort makes the
+        launcher tear every rank down at once; its output forwarding may then drop the error line
+        still in the pipe (seen once under heavy load), so the launcher is given a moment first."""
+        time.sleep(_FORWARD_ERROR_S)
         self.collective.abort()
 
 
