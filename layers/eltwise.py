@@ -55,9 +55,17 @@ class EltwiseLayer(Layer):
             for x in inputs[2:]:
                 out *= x
         elif self.op == SUM:
-            np.multiply(inputs[0], self.coeffs[0], out=out)
-            for x, c in zip(inputs[1:], self.coeffs[1:]):
-                out += c * x
+            # A coefficient of 1 multiplies exactly: plain adds then, with no temporary.
+            if self.coeffs[0] == 1 and self.coeffs[1] == 1:
+                np.add(inputs[0], inputs[1], out=out)
+            else:
+                np.multiply(inputs[0], self.coeffs[0], out=out)
+                out += self.coeffs[1] * inputs[1]
+            for x, c in zip(inputs[2:], self.coeffs[2:]):
+                if c == 1:
+                    out += x
+                else:
+                    out += c * x
         else:
             # Caffe's tie rule: bottom[1] wins a tie with bottom[0]; later inputs must be strictly larger.
             np.less_equal(inputs[0], inputs[1], out=self.max_idx, casting="unsafe")

@@ -182,6 +182,8 @@ class InferencePlan:
                 layer, bottoms, tops, last = fold.layer, fold.bottoms, fold.tops, fold.last
             layer.forward_only()
             relu = self._in_place_relu(last + 1, tops)
+            if relu is not None:
+                relu.forward_only()
             cached = bool(bottoms) and self._is_builtin(layer) and not layer.reshape_reads_data
             steps.append((index, PlanStep(layer, relu, cached), bottoms, tops))
             self._step_end[index] = last + (relu is not None)
@@ -238,6 +240,7 @@ class PlanStep:
         self.slope = None if relu is None else relu.negative_slope  # of the fused ReLU
         self.name, self.type, self.loss_weights = layer.name, layer.type, layer.loss_weights
         self.in_place_capable = layer.in_place_capable
+        self._rectified = None if relu is None else getattr(layer, "forward_rectified", None)
         self._shapes = None
 
     def reshape(self, bottoms, tops):
@@ -249,11 +252,10 @@ class PlanStep:
             self._shapes = shapes
 
     def forward(self, bottoms, tops):
-        rectified = getattr(self.layer, "forward_rectified", None)
         if self.relu is None:
             self.layer.forward(bottoms, tops)
-        elif rectified is not None and not self.layer.uses_gpu():
-            rectified(bottoms, tops, self.slope)
+        elif self._rectified is not None and not self.layer.uses_gpu():
+            self._rectified(bottoms, tops, self.slope)
         else:
             self.layer.forward(bottoms, tops)
             self.relu.forward(tops, tops)

@@ -136,6 +136,14 @@ def test_max_phase_layout_and_strided_passes_agree(params, kernel, stride, pad, 
         layer.forward_cpu(bottom, top)
         np.testing.assert_array_equal(top[0].data, expected)
         np.testing.assert_array_equal(top[1].data, mask)
+        # Forward-only (the deploy-time forward), one top: the maxima alone, no mask computed.
+        layer, bottom, top = setup_layer(pooling(f"pool: MAX {params}"), [x])
+        if not phases:
+            layer.pool.phases = None
+        layer.forward_only()
+        layer.forward_cpu(bottom, top)
+        np.testing.assert_array_equal(top[0].data, expected)
+        assert layer.pool.index is None
 
 
 def test_float32_matches_float64():

@@ -162,11 +162,15 @@ class Pool2D:
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x, top, keep_index=True):
         """top = the pooling of x; MAX and STOCHASTIC keep the chosen positions in `index` for
-        backward, unless `keep_index` is False (a forward-only pass: a scratch buffer serves)."""
+        backward. Without `keep_index` (a forward-only pass) MAX finds the maxima only, and
+        STOCHASTIC keeps its positions in a scratch buffer."""
         if self.method == AVE:
             self._each_chunk(self._average, x, top)
         elif self.method == STOCHASTIC and not self.train:
             self._each_chunk(self._weighted_average, x, top)
+        elif self.method == MAX and not keep_index:
+            self.index = None
+            self._each_chunk(lambda xc, tc: self._max(xc, tc, None), x, top)
         else:
             self.index = np.empty(top.shape, np.int32) if keep_index else scratch("pooling.index", top.shape, np.int32)
             if self.method == MAX:
@@ -203,13 +207,15 @@ class Pool2D:
         return out
 
     def _max(self, x, top, index):
-        # fmax: as in Caffe's `>` scan, NaN never wins; the mask is the first maximum in scan order.
+        # fmax: as in Caffe's `>` scan, NaN never wins; the mask (`index`, unless None) is the
+        # first maximum in scan order.
         if self.phases is None:
             top.fill(-FLT_MAX)
             for _, rect, inp in self.offsets:
                 view = top[rect]
                 np.fmax(view, x[inp], out=view)
-            self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
+            if index is not None:
+                self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
             return
         phases = self.phases
         grid, size = phases.split(x, -np.inf)
@@ -217,6 +223,9 @@ class Pool2D:
         best.fill(-FLT_MAX)
         for _, phase, start in phases.offsets:
             np.fmax(best, grid[phase, start:start + size], out=best)
+        if index is None:
+            np.copyto(top, phases.windows(best, x.shape[0]))
+            return
         rank = scratch("pooling.rank", (size,), self.rank_dtype)
         rank.fill(0)
         equal = scratch("pooling.equal", (size,), np.uint8)

@@ -41,6 +41,11 @@ PER_IMAGE_GEMM_COLUMNS = 512
 # rows M (2 cores, K = 800: 145 GFLOPS at M = 32, 226 at 64, 279 at 160).
 SHORT_GEMM_COST = 25
 
+# -- oneDNN (onednn.py) -----------------------------------------------------------------------
+# Multiply-adds from which a oneDNN convolution runs on OpenMP's threads: below, waking them (they
+# sleep between primitives) costs more than they save, and it runs on the calling thread alone.
+ONEDNN_THREADED_MULTIPLY_ADDS = 1 << 21
+
 # -- inner product (layers/inner_product.py) --------------------------------------------------
 # Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
 # ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
