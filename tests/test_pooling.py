@@ -66,6 +66,10 @@ GEOMETRIES = [
     ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 2 pad_w: 1", (3, 2), (2, 1), (2, 1), True, (7, 5)),
     ("kernel_size: 3 stride: 2 round_mode: FLOOR", (3, 3), (2, 2), (0, 0), False, (8, 8)),
     ("kernel_size: 3 stride: 3 pad: 1 round_mode: FLOOR", (3, 3), (3, 3), (1, 1), False, (7, 8)),
+    # Windows that tile the image: forward-only MAX takes separable passes.
+    ("kernel_size: 3 stride: 3", (3, 3), (3, 3), (0, 0), True, (9, 6)),
+    ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 3", (2, 3), (2, 3), (0, 0), True, (4, 9)),
+    ("kernel_h: 1 kernel_w: 2 stride_h: 1 stride_w: 2", (1, 2), (1, 2), (0, 0), True, (3, 4)),
 ]
 
 
@@ -144,6 +148,7 @@ def test_max_phase_layout_and_strided_passes_agree(params, kernel, stride, pad, 
         layer.forward_cpu(bottom, top)
         np.testing.assert_array_equal(top[0].data, expected)
         assert layer.pool.index is None
+        assert layer.pool.tiles == (kernel == stride and pad == (0, 0) and hw[0] % kernel[0] == hw[1] % kernel[1] == 0)
 
 
 def test_float32_matches_float64():

@@ -142,6 +142,9 @@ class Pool2D:
         # output (global pooling), where a strided pass per offset does less work.
         phases = _Phases(height, width, (kh, kw), (sh, sw), (ph, pw), self.pooled)
         self.phases = phases if phases.plane <= 2 * self.pooled[0] * self.pooled[1] else None
+        # Windows that tile the image (kernel = stride, no pad, sizes divisible): a forward-only
+        # MAX is then a max over rows and one over columns, kh - 1 + kw - 1 strided passes.
+        self.tiles = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and height % kh == 0 and width % kw == 0
         self.index = None
 
     def _chunks(self, *arrays):
@@ -170,7 +173,7 @@ class Pool2D:
             self._each_chunk(self._weighted_average, x, top)
         elif self.method == MAX and not keep_index:
             self.index = None
-            self._each_chunk(lambda xc, tc: self._max(xc, tc, None), x, top)
+            self._each_chunk(self._tile_max if self.tiles else lambda xc, tc: self._max(xc, tc, None), x, top)
         else:
             self.index = np.empty(top.shape, np.int32) if keep_index else scratch("pooling.index", top.shape, np.int32)
             if self.method == MAX:
@@ -237,6 +240,21 @@ class Pool2D:
         np.copyto(top, phases.windows(best, x.shape[0]))
         # The whole grid, garbage included, is contiguous and so quicker to check.
         self._index_from_rank(phases.windows(rank, x.shape[0]), index, all_found=rank.all())
+
+    def _tile_max(self, x, top):
+        """The maxima of windows that tile the image (`tiles`), Caffe's way (see _max): the
+        separable max of each window's rows, then its columns; -FLT_MAX where all were NaN."""
+        (kh, kw), (ph, pw) = self.kernel, self.pooled
+        rows = x[:, 0:ph * kh:kh]
+        if kh > 1:
+            rows = np.fmax(rows, x[:, 1::kh])
+            for i in range(2, kh):
+                np.fmax(rows, x[:, i::kh], out=rows)
+        np.fmax(rows[..., 0::kw], rows[..., 1::kw] if kw > 1 else -FLT_MAX, out=top)
+        for j in range(2, kw):
+            np.fmax(top, rows[..., j::kw], out=top)
+        if kw > 1:
+            np.fmax(top, -FLT_MAX, out=top)
 
     def _first_offset(self, matches, index):
         """Write into `index` the element of each window that comes first in scan order among
