@@ -243,13 +243,16 @@ class PlanStep:
         self._rectified = None if relu is None else getattr(layer, "forward_rectified", None)
         self._shapes = None
 
-    def reshape(self, bottoms, tops):
+    def reshape(self, bottoms, tops) -> bool:
+        """The layer's reshape, unless it is cached and the bottoms kept their shapes; whether it ran."""
         shapes = [bottom.shape for bottom in bottoms]
-        if not self.cached or shapes != self._shapes:
-            self.layer.reshape(bottoms, tops)
-            if self.relu is not None:
-                self.relu.reshape(tops, tops)
-            self._shapes = shapes
+        if self.cached and shapes == self._shapes:
+            return False
+        self.layer.reshape(bottoms, tops)
+        if self.relu is not None:
+            self.relu.reshape(tops, tops)
+        self._shapes = shapes
+        return True
 
     def forward(self, bottoms, tops):
         if self.relu is None:
@@ -272,17 +275,20 @@ class ChainStep:
         first = members[0][0]
         self.layer, self.name, self.type, self.loss_weights = first.layer, first.name, first.type, first.loss_weights
         self.in_place_capable = False
+        self._convolutions = None  # while no member reshapes
 
     def reshape(self, bottoms, tops):
-        for step, step_bottoms, step_tops in self.members:
-            step.reshape(step_bottoms, step_tops)
+        if any([step.reshape(step_bottoms, step_tops) for step, step_bottoms, step_tops in self.members]):
+            self._convolutions = None
 
     def forward(self, bottoms, tops):
         if self.layer.uses_gpu():
             for step, step_bottoms, step_tops in self.members:
                 step.forward(step_bottoms, step_tops)
             return
-        onednn.convolve(self.convolutions(), [step.layer.onednn_parameters() for step, _, _ in self.members],
+        if self._convolutions is None:
+            self._convolutions = self.convolutions()
+        onednn.convolve(self._convolutions, [step.layer.onednn_parameters() for step, _, _ in self.members],
                         bottoms[0].data_readonly(), tops[0].data)
 
     def convolutions(self):
