@@ -244,10 +244,10 @@ class Pool2D:
     def _tile_max(self, x, top):
         """The maxima of windows that tile the image (`tiles`), Caffe's way (see _max): the
         separable max of each window's rows, then its columns; -FLT_MAX where all were NaN."""
-        (kh, kw), (ph, pw) = self.kernel, self.pooled
-        rows = x[:, 0:ph * kh:kh]
+        kh, kw = self.kernel
+        rows = x[:, 0::kh]
         if kh > 1:
-            rows = np.fmax(rows, x[:, 1::kh])
+            rows = np.fmax(rows, x[:, 1::kh], out=scratch("pooling.rows", rows.shape, x.dtype))
             for i in range(2, kh):
                 np.fmax(rows, x[:, i::kh], out=rows)
         np.fmax(rows[..., 0::kw], rows[..., 1::kw] if kw > 1 else -FLT_MAX, out=top)
