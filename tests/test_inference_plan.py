@@ -218,7 +218,8 @@ def test_forward_only_layers_skip_what_only_backward_needs():
     no mask, where no backward follows; the results are the layer-by-layer ones."""
     text = """
     input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }
-    layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+    layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+            pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
     layer { name: "relu" type: "ReLU" bottom: "pool" top: "pool" relu_param { negative_slope: -0.2 } }
     layer { name: "sum" type: "Eltwise" bottom: "pool" bottom: "pool" top: "sum" eltwise_param { coeff: 1 coeff: 2 } }
     """

@@ -5,7 +5,7 @@ reference: tests/test_onednn.py checks this one against it on every Convolution 
 
 A `Convolution` is one primitive for one geometry (cached by the layer per shape). Its NCHW
 inputs and outputs are the blobs' arrays, reordered in and out of oneDNN's blocked layout
-(nChw16c) through per-thread scratch buffers, where its direct, depthwise and 1x1 kernels run: on
+(nChw16c) through per-thread work buffers, where its direct, depthwise and 1x1 kernels run: on
 plain NCHW arrays oneDNN falls back to a GEMM convolution, measured on the 2-core development
 machine (with the reorders counted) 5x slower on 3x3 convolutions (16 channels, 32x32, batch 16:
 3.9 against 0.7 ms), 3-7x on depthwise ones and 2.6x on MobileNet v2's 1x1 expansions; only its
@@ -16,19 +16,20 @@ buffer (SyncedArray.version), the bias is read in place.
 OpenMP's threads (libgomp) run inside each primitive. They are made to sleep rather than spin
 between primitives (OMP_WAIT_POLICY=PASSIVE unless set), so that they leave the cores to the
 NumPy layers in between. Waking them costs more than a small convolution's whole work, so a
-Convolution built with `threads=1` is created and run on the calling thread alone (OpenMP's
-thread count set to 1 around it; oneDNN sizes a primitive's work for the count at its creation).
+Convolution of fewer multiply-adds than tuning.ONEDNN_THREADED_MULTIPLY_ADDS is created and run
+on the calling thread alone (OpenMP's thread count set to 1 around it; oneDNN sizes a
+primitive's work for the count at its creation).
 
 What a run repeats is kept: the ctypes argument array of each primitive, the address each of its
 memory objects points at (set again only when the array moved), the reordered weights and the
 bias per version of their buffers, and per thread the two blocked work buffers.
 """
+import contextlib
 import ctypes
 import ctypes.util
 import math
 import os
 import sys
-
 import threading
 
 import numpy as np
@@ -82,6 +83,16 @@ class _Library:
         if count is not None and count != before:
             self.openmp.omp_set_num_threads(count)
         return before
+
+    @contextlib.contextmanager
+    def thread_count(self, count):
+        """OpenMP's thread count `count` inside the block (None: as it is)."""
+        before = self.threads(count)
+        try:
+            yield
+        finally:
+            if count is not None:
+                self.threads(before)
 
     @staticmethod
     def check(status, what):
@@ -158,9 +169,7 @@ class _Step:
             if current[k] != value:
                 library.set_handle(self.memories[k], value)
                 current[k] = value
-        status = library.execute(self.primitive, library.stream, self.count, self.args)
-        if status != 0:
-            raise OSError(f"oneDNN execution failed with status {status}")
+        library.check(library.execute(self.primitive, library.stream, self.count, self.args), "execution")
 
     def wait(self):
         self.library.check(self.library.lib.dnnl_stream_wait(self.library.stream), "execution")
@@ -213,55 +222,45 @@ class Convolution:
         self.library = library
         self.multiply_adds = num * out_channels * math.prod(out_spatial) * (channels // group) * math.prod(kernel)
         self.threads = 1 if self.multiply_adds < ONEDNN_THREADED_MULTIPLY_ADDS else None
-        before = library.threads(self.threads)
-        try:
-            self._create(num, channels, spatial, out_spatial, out_channels, group, kernel, pad, stride, dilation,
-                         negative_slope, after)
-        finally:
-            if self.threads:
-                library.threads(before)
-
-    def _create(self, num, channels, spatial, out_spatial, out_channels, group, kernel, pad, stride, dilation,
-                negative_slope, after):
-        library = self.library
-        images, outputs = (num, channels) + tuple(spatial), (num, out_channels) + tuple(out_spatial)
-        weights = (out_channels, channels // group) + tuple(kernel)
-        if group > 1:
-            weights = (group, out_channels // group) + weights[1:]
-        plain_images, plain_outputs = library.desc(images), library.desc(outputs)
-        self.weights_user = library.desc(weights)
-        attr = None
-        if negative_slope is not None:
-            attr, post_ops = ctypes.c_void_p(), ctypes.c_void_p()
-            library.check(library.lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attributes")
-            library.check(library.lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
-            library.check(library.lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_RELU, ctypes.c_float(negative_slope),
-                                                                   ctypes.c_float(0)), "ReLU post-op")
-            library.check(library.lib.dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-ops")
-        pd = ctypes.c_void_p()
-        library.check(library.lib.dnnl_convolution_forward_primitive_desc_create(
-            ctypes.byref(pd), library.engine, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT,
-            after.dst if after else library.desc(images, plain=False), library.desc(weights, plain=False),
-            library.desc((out_channels,)),
-            library.desc(outputs, plain=False), _Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*pad),
-            _Dims(*pad), attr), "convolution")
-        implementation = ctypes.c_char_p()
-        library.check(library.lib.dnnl_primitive_desc_query(pd, _QUERY_IMPLEMENTATION, 0, ctypes.byref(implementation)),
-                      "query")
-        self.implementation = implementation.value.decode()  # the kernel oneDNN chose, e.g. brgconv:avx512_core
-        # Its reference kernels, for what no optimised one covers (a layout it cannot take), are
-        # far slower than the NumPy engine: measured 350 against 27 ms for MobileNet v2 at batch 1.
-        self.slow = self.implementation.startswith("ref")
-        query = library.lib.dnnl_primitive_desc_query_md
-        src, self.weights_md, self.dst = (ctypes.c_void_p(query(pd, what, 0))
-                                          for what in (_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD))
-        self.step = _Step(library, library.primitive(pd),
-                          {_ARG_SRC: src, _ARG_WEIGHTS: self.weights_md, _ARG_BIAS: library.desc((out_channels,)),
-                           _ARG_DST: self.dst})
-        self.reorder_in = None if after else library.reorder(plain_images, src)
-        self.reorder_out = library.reorder(self.dst, plain_outputs)
-        self.src_size, self.dst_size = library.size(src), library.size(self.dst)
-        self._version, self._weights, self._bias, self._addresses = None, None, None, None
+        with library.thread_count(self.threads):  # a primitive's work is sized at its creation
+            images, outputs = (num, channels) + tuple(spatial), (num, out_channels) + tuple(out_spatial)
+            weights = (out_channels, channels // group) + tuple(kernel)
+            if group > 1:
+                weights = (group, out_channels // group) + weights[1:]
+            plain_images, plain_outputs = library.desc(images), library.desc(outputs)
+            self.weights_user = library.desc(weights)
+            attr = None
+            if negative_slope is not None:
+                attr, post_ops = ctypes.c_void_p(), ctypes.c_void_p()
+                library.check(library.lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "attributes")
+                library.check(library.lib.dnnl_post_ops_create(ctypes.byref(post_ops)), "post-ops")
+                library.check(library.lib.dnnl_post_ops_append_eltwise(
+                    post_ops, _ELTWISE_RELU, ctypes.c_float(negative_slope), ctypes.c_float(0)), "ReLU post-op")
+                library.check(library.lib.dnnl_primitive_attr_set_post_ops(attr, post_ops), "post-ops")
+            pd = ctypes.c_void_p()
+            library.check(library.lib.dnnl_convolution_forward_primitive_desc_create(
+                ctypes.byref(pd), library.engine, _FORWARD_INFERENCE, _CONVOLUTION_DIRECT,
+                after.dst if after else library.desc(images, plain=False), library.desc(weights, plain=False),
+                library.desc((out_channels,)),
+                library.desc(outputs, plain=False), _Dims(*stride), _Dims(*(d - 1 for d in dilation)), _Dims(*pad),
+                _Dims(*pad), attr), "convolution")
+            implementation = ctypes.c_char_p()
+            library.check(library.lib.dnnl_primitive_desc_query(pd, _QUERY_IMPLEMENTATION, 0,
+                                                                ctypes.byref(implementation)), "query")
+            self.implementation = implementation.value.decode()  # the kernel oneDNN chose, e.g. brgconv:avx512_core
+            # Its reference kernels, for what no optimised one covers (a layout it cannot take), are
+            # far slower than the NumPy engine: measured 350 against 27 ms for MobileNet v2 at batch 1.
+            self.slow = self.implementation.startswith("ref")
+            query = library.lib.dnnl_primitive_desc_query_md
+            src, self.weights_md, self.dst = (ctypes.c_void_p(query(pd, what, 0))
+                                              for what in (_QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD))
+            self.step = _Step(library, library.primitive(pd),
+                              {_ARG_SRC: src, _ARG_WEIGHTS: self.weights_md, _ARG_BIAS: library.desc((out_channels,)),
+                               _ARG_DST: self.dst})
+            self.reorder_in = None if after else library.reorder(plain_images, src)
+            self.reorder_out = library.reorder(self.dst, plain_outputs)
+            self.src_size, self.dst_size = library.size(src), library.size(self.dst)
+            self._version, self._weights, self._bias, self._addresses = None, None, None, None
 
     def set_parameters(self, version, values):
         """Point the primitive at the weights (reordered into its layout) and the bias that
