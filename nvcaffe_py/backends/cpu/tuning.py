@@ -43,8 +43,12 @@ SHORT_GEMM_COST = 25
 
 # -- oneDNN (onednn.py) -----------------------------------------------------------------------
 # Multiply-adds from which a oneDNN convolution runs on OpenMP's threads: below, waking them (they
-# sleep between primitives) costs more than they save, and it runs on the calling thread alone.
-ONEDNN_THREADED_MULTIPLY_ADDS = 1 << 21
+# sleep between primitives, ~100 us here) costs more than they save, and it runs on the calling
+# thread alone. Measured per step (reorders included) on the 2-core machine, one thread against
+# two: LeNet conv2 (1.6M) 56 against 206 us, a ResNet-56 pair of 2.4M 110 against 250-320 us,
+# even at 11.8M (res10 layer_256_1_conv_expand) 343 against 353 us; from 13M two threads win
+# (res10 conv4_3_norm_mbox_conf 546 against 447 us, ResNet-56 batch 16, 38M: 1.50 against 0.97 ms).
+ONEDNN_THREADED_MULTIPLY_ADDS = 12 << 20
 
 # -- inner product (layers/inner_product.py) --------------------------------------------------
 # Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
