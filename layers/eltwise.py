@@ -8,6 +8,7 @@ from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .eltwise_gpu import EltwiseMaxGPU, EltwiseProdGPU, EltwiseSumGPU
+from .neuron import rectify
 
 PROD, SUM, MAX = (caffe_pb2.EltwiseParameter.PROD, caffe_pb2.EltwiseParameter.SUM,
                   caffe_pb2.EltwiseParameter.MAX)
@@ -48,6 +49,11 @@ class EltwiseLayer(Layer):
             self.max_idx = np.zeros(shape, np.int32)  # which input gave each maximum
 
     def forward_cpu(self, bottom, top):
+        self.forward_rectified(bottom, top, None)
+
+    def forward_rectified(self, bottom, top, negative_slope):
+        """The CPU forward, then (unless `negative_slope` is None) a ReLU over the top: how the
+        deploy-time plan runs an Eltwise and the in-place ReLU after it (a residual block's end)."""
         out = top[0].data
         inputs = [b.data_readonly() for b in bottom]
         if self.op == PROD:
@@ -73,6 +79,8 @@ class EltwiseLayer(Layer):
             for k, x in enumerate(inputs[2:], 2):
                 self.max_idx[x > out] = k
                 np.maximum(out, x, out=out)
+        if negative_slope is not None:
+            rectify(out, negative_slope, out)
 
     def backward_cpu(self, top, propagate_down, bottom):
         top_diff = top[0].diff_readonly()

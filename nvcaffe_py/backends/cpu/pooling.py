@@ -144,7 +144,10 @@ class Pool2D:
         self.phases = phases if phases.plane <= 2 * self.pooled[0] * self.pooled[1] else None
         # Windows that tile the image (kernel = stride, no pad, sizes divisible): a forward-only
         # MAX is then a max over rows and one over columns, kh - 1 + kw - 1 strided passes.
-        self.tiles = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and height % kh == 0 and width % kw == 0
+        tiles = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and height % kh == 0 and width % kw == 0
+        self.tile = (kh, kw) if tiles else None
+        # One window over each whole plane (global pooling): AVE sums it in one call.
+        self.whole_plane = (ph, pw) == (0, 0) and kh >= height and kw >= width
         self.index = None
 
     def _chunks(self, *arrays):
@@ -173,7 +176,7 @@ class Pool2D:
             self._each_chunk(self._weighted_average, x, top)
         elif self.method == MAX and not keep_index:
             self.index = None
-            self._each_chunk(self._tile_max if self.tiles else lambda xc, tc: self._max(xc, tc, None), x, top)
+            self._each_chunk(self._tile_max if self.tile else lambda xc, tc: self._max(xc, tc, None), x, top)
         else:
             self.index = np.empty(top.shape, np.int32) if keep_index else scratch("pooling.index", top.shape, np.int32)
             if self.method == MAX:
@@ -184,7 +187,9 @@ class Pool2D:
                 self._each_chunk(self._sample, x, top, self.index, uniform)
 
     def _average(self, x, top):
-        if self.phases is None:
+        if self.whole_plane:
+            np.sum(x, axis=(-2, -1), keepdims=True, out=top)
+        elif self.phases is None:
             self.window_sum(x, top)
         else:
             grid, size = self.phases.split(x, 0)
@@ -242,9 +247,9 @@ class Pool2D:
         self._index_from_rank(phases.windows(rank, x.shape[0]), index, all_found=rank.all())
 
     def _tile_max(self, x, top):
-        """The maxima of windows that tile the image (`tiles`), Caffe's way (see _max): the
+        """The maxima of windows that tile the image (`tile`), Caffe's way (see _max): the
         separable max of each window's rows, then its columns; -FLT_MAX where all were NaN."""
-        kh, kw = self.kernel
+        kh, kw = self.tile
         rows = x[:, 0::kh]
         if kh > 1:
             rows = np.fmax(rows, x[:, 1::kh], out=scratch("pooling.rows", rows.shape, x.dtype))
