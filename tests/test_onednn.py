@@ -62,9 +62,9 @@ def test_matches_the_numpy_engine(type_name, case):
 
 @pytest.mark.parametrize("threaded_from", [0, 1 << 62], ids=["openmp-threads", "one-thread"])
 def test_small_convolutions_run_on_the_calling_thread(threaded_from, monkeypatch):
-    """Below ONEDNN_THREADED_MULTIPLY_ADDS a primitive is created and run on one thread: the same
+    """Below ONEDNN_THREADED_WORK a primitive is created and run on one thread: the same
     results, and OpenMP's thread count as it was after each run."""
-    monkeypatch.setattr(onednn, "ONEDNN_THREADED_MULTIPLY_ADDS", threaded_from)
+    monkeypatch.setattr(onednn, "ONEDNN_THREADED_WORK", threaded_from)
     case = CASES[0][1]
     arrays = case.arrays()
     reference, bottoms, tops = _forward(create_layer(case.layer_param("Convolution"), caffe.TEST), arrays, case.tops)

@@ -16,9 +16,9 @@ buffer (SyncedArray.version), the bias is read in place.
 OpenMP's threads (libgomp) run inside each primitive. They are made to sleep rather than spin
 between primitives (OMP_WAIT_POLICY=PASSIVE unless set), so that they leave the cores to the
 NumPy layers in between. Waking them costs more than a small convolution's whole work, so a
-Convolution of fewer multiply-adds than tuning.ONEDNN_THREADED_MULTIPLY_ADDS is created and run
-on the calling thread alone (OpenMP's thread count set to 1 around it; oneDNN sizes a
-primitive's work for the count at its creation).
+Convolution of less work than tuning.ONEDNN_THREADED_WORK is created and run on the calling
+thread alone (OpenMP's thread count set to 1 around it; oneDNN sizes a primitive's work for the
+count at its creation).
 
 What a run repeats is kept: the ctypes argument array of each primitive, the address each of its
 memory objects points at (set again only when the array moved), the reordered weights and the
@@ -34,7 +34,7 @@ import threading
 
 import numpy as np
 
-from .tuning import ONEDNN_THREADED_MULTIPLY_ADDS
+from .tuning import ONEDNN_ELEMENT_WORK, ONEDNN_THREADED_WORK
 
 _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
 _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
@@ -213,15 +213,16 @@ class Convolution:
     *out_spatial), in `group` groups, with Caffe's symmetric pads (2-D only); then, unless
     `negative_slope` is None, a ReLU with that slope, fused in as a post-op. Built `after` another
     Convolution, it reads that one's blocked output as it is (`convolve` runs them in a row). One
-    of fewer than ONEDNN_THREADED_MULTIPLY_ADDS runs on the calling thread alone (`threads` 1;
-    None: OpenMP's count), created so and run so."""
+    of less work than ONEDNN_THREADED_WORK (tuning.py) runs on the calling thread alone (`threads`
+    1; None: OpenMP's count), created so and run so."""
 
     def __init__(self, num, channels, spatial, out_spatial, out_channels, group, kernel, pad, stride, dilation,
                  negative_slope=None, after=None):
         library = _library
         self.library = library
         self.multiply_adds = num * out_channels * math.prod(out_spatial) * (channels // group) * math.prod(kernel)
-        self.threads = 1 if self.multiply_adds < ONEDNN_THREADED_MULTIPLY_ADDS else None
+        elements = num * (channels * math.prod(spatial) + out_channels * math.prod(out_spatial))
+        self.threads = 1 if self.multiply_adds + ONEDNN_ELEMENT_WORK * elements < ONEDNN_THREADED_WORK else None
         with library.thread_count(self.threads):  # a primitive's work is sized at its creation
             images, outputs = (num, channels) + tuple(spatial), (num, out_channels) + tuple(out_spatial)
             weights = (out_channels, channels // group) + tuple(kernel)
