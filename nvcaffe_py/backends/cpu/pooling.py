@@ -7,7 +7,9 @@ of the output. The windows clipped by the image border simply miss that offset, 
 Caffe clips them. MAX and AVE forward with small windows first copy the input into a polyphase
 layout (`_Phases`), where each offset's slice is contiguous instead, and fill the positions
 outside the image with values that change nothing (-inf, 0). Work is done in chunks of planes
-that stay in the L2 cache, shared among the CPU threads.
+that stay in the L2 cache, shared among the CPU threads. A forward-only MAX (the deploy-time
+forward) computes no mask, and over windows that tile the image takes one pass per kernel row
+and column; AVE over whole planes (global pooling) sums each plane in one call.
 """
 import numpy as np
 
