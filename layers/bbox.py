@@ -8,6 +8,10 @@ from nvcaffe_py.proto import caffe_pb2
 CodeType = caffe_pb2.PriorBoxParameter.CodeType
 
 
+# Candidates up to which NMS computes all their overlaps in one table (4 MB of float32 at most).
+NMS_TABLE_CANDIDATES = 1024
+
+
 def box_sizes(boxes):
     """BBoxSize (normalized): width * height, 0 for a box with xmax < xmin or ymax < ymin."""
     w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
@@ -53,12 +57,20 @@ def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1):
     if top_k > -1:
         candidates = candidates[:top_k]
     sizes = box_sizes(boxes)
-    kept = []
+    # Every candidate's overlaps with the others at once, where there are few enough (top_k bounds
+    # them): a call per candidate cost ~25 us, 10 ms for 400 (res10's face detector at batch 1).
+    table = (pairwise_overlaps(boxes[candidates], boxes[candidates]) if len(candidates) <= NMS_TABLE_CANDIDATES
+             else None)
+    kept, positions = [], []  # the kept boxes' indices, and their positions among the candidates
     threshold = nms_threshold
-    for index in candidates:
-        if kept and np.any(overlaps(boxes[index], sizes[index], boxes[kept], sizes[kept]) > threshold):
-            continue
+    for position, index in enumerate(candidates):
+        if kept:
+            iou = (table[position, positions] if table is not None
+                   else overlaps(boxes[index], sizes[index], boxes[kept], sizes[kept]))
+            if np.any(iou > threshold):
+                continue
         kept.append(int(index))
+        positions.append(position)
         if eta < 1 and threshold > 0.5:
             threshold *= eta
     return kept

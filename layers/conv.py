@@ -163,11 +163,14 @@ class BaseConvolution(Layer):
         return self._onednn is not None
 
     def onednn_parameters(self):
-        """(weights, their version, bias) as oneDNN's convolve takes them."""
-        storage = self.blobs[0].data_storage
-        bias = self._bias()
-        return (self.blobs[0].data_readonly(), (storage, storage.version),
-                np.zeros(self.num_output, np.float32) if bias is None else bias)
+        """(version, values) of the weights and bias as oneDNN's convolve takes them: `version`
+        changes whenever their values may have (their buffers, and each buffer's version), and
+        values() gives (weights, bias) then."""
+        weights = self.blobs[0].data_storage
+        bias = self.blobs[1].data_storage if self.bias_term else None
+        return ((weights, weights.version, bias, None if bias is None else bias.version),
+                lambda: (self.blobs[0].data_readonly(),
+                         self._bias() if self.bias_term else np.zeros(self.num_output, np.float32)))
 
     def forward_only(self):
         """A Convolution runs its forward on oneDNN where it is installed, unless its engine says

@@ -8,6 +8,7 @@ from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .eltwise_gpu import EltwiseMaxGPU, EltwiseProdGPU, EltwiseSumGPU
+from .neuron import rectify
 
 PROD, SUM, MAX = (caffe_pb2.EltwiseParameter.PROD, caffe_pb2.EltwiseParameter.SUM,
                   caffe_pb2.EltwiseParameter.MAX)
@@ -48,6 +49,11 @@ class EltwiseLayer(Layer):
             self.max_idx = np.zeros(shape, np.int32)  # which input gave each maximum
 
     def forward_cpu(self, bottom, top):
+        self.forward_rectified(bottom, top, None)
+
+    def forward_rectified(self, bottom, top, negative_slope):
+        """The CPU forward, then (unless `negative_slope` is None) a ReLU over the top: how the
+        deploy-time plan runs an Eltwise and the in-place ReLU after it (a residual block's end)."""
         out = top[0].data
         inputs = [b.data_readonly() for b in bottom]
         if self.op == PROD:
@@ -55,9 +61,17 @@ class EltwiseLayer(Layer):
             for x in inputs[2:]:
                 out *= x
         elif self.op == SUM:
-            np.multiply(inputs[0], self.coeffs[0], out=out)
-            for x, c in zip(inputs[1:], self.coeffs[1:]):
-                out += c * x
+            # A coefficient of 1 multiplies exactly: plain adds then, with no temporary.
+            if self.coeffs[0] == 1 and self.coeffs[1] == 1:
+                np.add(inputs[0], inputs[1], out=out)
+            else:
+                np.multiply(inputs[0], self.coeffs[0], out=out)
+                out += self.coeffs[1] * inputs[1]
+            for x, c in zip(inputs[2:], self.coeffs[2:]):
+                if c == 1:
+                    out += x
+                else:
+                    out += c * x
         else:
             # Caffe's tie rule: bottom[1] wins a tie with bottom[0]; later inputs must be strictly larger.
             np.less_equal(inputs[0], inputs[1], out=self.max_idx, casting="unsafe")
@@ -65,6 +79,8 @@ class EltwiseLayer(Layer):
             for k, x in enumerate(inputs[2:], 2):
                 self.max_idx[x > out] = k
                 np.maximum(out, x, out=out)
+        if negative_slope is not None:
+            rectify(out, negative_slope, out)
 
     def backward_cpu(self, top, propagate_down, bottom):
         top_diff = top[0].diff_readonly()

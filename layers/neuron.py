@@ -50,7 +50,13 @@ class NeuronLayer(Layer):
         top[0].reshape_like(bottom[0])
 
     def _keeps_input_copy(self, bottom, top):
-        return self.backward_needs_input and top[0].shares_data_with(bottom[0])
+        return self.backward_needs_input and not self._forward_only and top[0].shares_data_with(bottom[0])
+
+    _forward_only = False
+
+    def forward_only(self):
+        """No backward follows: an in-place forward keeps no copy of its input."""
+        self._forward_only = True
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data_readonly()

@@ -34,7 +34,10 @@ class SoftmaxLayer(Layer):
         top[0].reshape_like(bottom[0])
 
     def forward_cpu(self, bottom, top):
-        top[0].data[...] = np.exp(log_softmax(bottom[0].data_readonly(), self.axis))
+        x, y = bottom[0].data_readonly(), top[0].data
+        np.subtract(x, x.max(axis=self.axis, keepdims=True), out=y)  # exp cannot overflow then
+        np.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:

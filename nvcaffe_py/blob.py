@@ -195,7 +195,7 @@ class _Count(int):
 
     def __call__(self, start: int = 0, end: int | None = None) -> int:
         end = len(self._shape) if end is None else end
-        return int(np.prod(self._shape[start:end], dtype=np.int64))
+        return math.prod(self._shape[start:end])
 
 
 def _readonly(view: np.ndarray) -> np.ndarray:

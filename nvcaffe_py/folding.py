@@ -13,6 +13,8 @@ net's type; `Fold.refresh` recomputes them when a source blob was written since 
 version). A fold never removes a blob the user reads: the output of a layer that the next one
 takes out of place is computed no more, so the run stops before a layer whose input is `kept`.
 """
+from operator import attrgetter
+
 import numpy as np
 
 from .blob import Blob
@@ -22,6 +24,7 @@ from .registry import create_layer
 CONVOLUTIONS = ("Convolution", "ConvolutionDepthwise", "DepthwiseConvolution")
 FOLD_INTO = CONVOLUTIONS + ("InnerProduct",)
 AFFINE = ("BatchNorm", "Scale", "Bias")
+_data_storage, _version = attrgetter("data_storage"), attrgetter("version")
 
 
 def _channels_of_target(layer, tops):
@@ -75,12 +78,17 @@ class Fold:
         self.refresh()
 
     def _sources(self):
-        """(blob, its buffer, the buffer's version) of every parameter the fold reads."""
-        return [(blob, blob.data_storage, blob.data_storage.version) for layer in self._layers for blob in layer.blobs]
+        """(the parameter blobs the fold reads, their buffers, the sum of the buffers' versions):
+        versions only grow, so an equal sum over the same buffers means that none moved."""
+        blobs = [blob for layer in self._layers for blob in layer.blobs]
+        storages = list(map(_data_storage, blobs))
+        return blobs, storages, sum(map(_version, storages))
 
     def is_current(self) -> bool:
         """Are the folded parameters those of the layers' blobs now? (Each forward asks.)"""
-        return self._sources() == self._seen
+        blobs, storages, version = self._seen
+        return ([blob for layer in self._layers for blob in layer.blobs] == blobs
+                and list(map(_data_storage, blobs)) == storages and sum(map(_version, storages)) == version)
 
     def _build(self):
         net, first = self.net, self.net.layers[self.first]

@@ -182,6 +182,8 @@ class InferencePlan:
                 layer, bottoms, tops, last = fold.layer, fold.bottoms, fold.tops, fold.last
             layer.forward_only()
             relu = self._in_place_relu(last + 1, tops)
+            if relu is not None:
+                relu.forward_only()
             cached = bool(bottoms) and self._is_builtin(layer) and not layer.reshape_reads_data
             steps.append((index, PlanStep(layer, relu, cached), bottoms, tops))
             self._step_end[index] = last + (relu is not None)
@@ -238,22 +240,25 @@ class PlanStep:
         self.slope = None if relu is None else relu.negative_slope  # of the fused ReLU
         self.name, self.type, self.loss_weights = layer.name, layer.type, layer.loss_weights
         self.in_place_capable = layer.in_place_capable
+        self._rectified = None if relu is None else getattr(layer, "forward_rectified", None)
         self._shapes = None
 
-    def reshape(self, bottoms, tops):
+    def reshape(self, bottoms, tops) -> bool:
+        """The layer's reshape, unless it is cached and the bottoms kept their shapes; whether it ran."""
         shapes = [bottom.shape for bottom in bottoms]
-        if not self.cached or shapes != self._shapes:
-            self.layer.reshape(bottoms, tops)
-            if self.relu is not None:
-                self.relu.reshape(tops, tops)
-            self._shapes = shapes
+        if self.cached and shapes == self._shapes:
+            return False
+        self.layer.reshape(bottoms, tops)
+        if self.relu is not None:
+            self.relu.reshape(tops, tops)
+        self._shapes = shapes
+        return True
 
     def forward(self, bottoms, tops):
-        rectified = getattr(self.layer, "forward_rectified", None)
         if self.relu is None:
             self.layer.forward(bottoms, tops)
-        elif rectified is not None and not self.layer.uses_gpu():
-            rectified(bottoms, tops, self.slope)
+        elif self._rectified is not None and not self.layer.uses_gpu():
+            self._rectified(bottoms, tops, self.slope)
         else:
             self.layer.forward(bottoms, tops)
             self.relu.forward(tops, tops)
@@ -270,17 +275,20 @@ class ChainStep:
         first = members[0][0]
         self.layer, self.name, self.type, self.loss_weights = first.layer, first.name, first.type, first.loss_weights
         self.in_place_capable = False
+        self._convolutions = None  # while no member reshapes
 
     def reshape(self, bottoms, tops):
-        for step, step_bottoms, step_tops in self.members:
-            step.reshape(step_bottoms, step_tops)
+        if any([step.reshape(step_bottoms, step_tops) for step, step_bottoms, step_tops in self.members]):
+            self._convolutions = None
 
     def forward(self, bottoms, tops):
         if self.layer.uses_gpu():
             for step, step_bottoms, step_tops in self.members:
                 step.forward(step_bottoms, step_tops)
             return
-        onednn.convolve(self.convolutions(), [step.layer.onednn_parameters() for step, _, _ in self.members],
+        if self._convolutions is None:
+            self._convolutions = self.convolutions()
+        onednn.convolve(self._convolutions, [step.layer.onednn_parameters() for step, _, _ in self.members],
                         bottoms[0].data_readonly(), tops[0].data)
 
     def convolutions(self):

@@ -38,13 +38,15 @@ class SyncedArray:
     @property
     def host(self) -> np.ndarray:
         """Flat host array, writable: the device copy becomes stale."""
-        self._sync_to_host()
-        self.head = AT_HOST
+        if self.head is not AT_HOST:  # (every layer asks, several times a forward)
+            self._sync_to_host()
+            self.head = AT_HOST
         self.version += 1
         return self._host
 
     def host_readonly(self) -> np.ndarray:
-        self._sync_to_host()
+        if self.head is not AT_HOST and self.head is not SYNCED:
+            self._sync_to_host()
         return self._host
 
     # -- device side -------------------------------------------------------------------------

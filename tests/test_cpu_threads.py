@@ -32,6 +32,16 @@ def test_thread_count_comes_from_the_environment(monkeypatch):
         threads.thread_count()
 
 
+def test_a_scope_reads_the_thread_count_once(monkeypatch):
+    monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
+    with threads.scope():
+        monkeypatch.setenv("NVCAFFE_CPU_THREADS", "2")
+        with threads.scope():  # an inner block keeps the outermost block's count
+            assert threads.thread_count() == 3
+        assert threads.parts(10, min_elements=1)[0] == slice(0, 4)
+    assert threads.thread_count() == 2  # read again outside
+
+
 def test_run_keeps_order_uses_threads_and_passes_errors_on(monkeypatch):
     monkeypatch.setenv("NVCAFFE_CPU_THREADS", "3")
     all_started = threading.Barrier(3, timeout=10)  # broken unless the 3 parts run at once

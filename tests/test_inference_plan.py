@@ -211,3 +211,19 @@ def test_gpu_mode(device):
             assert_close(got[name], want[name], name, tolerance=1e-4)
     finally:
         caffe.set_mode_cpu()
+
+
+def test_forward_only_layers_skip_what_only_backward_needs():
+    """An in-place leaky ReLU with a negative slope keeps no copy of its input, and MAX pooling
+    no mask, where no backward follows; the results are the layer-by-layer ones."""
+    text = """
+    input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }
+    layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"
+            pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+    layer { name: "relu" type: "ReLU" bottom: "pool" top: "pool" relu_param { negative_slope: -0.2 } }
+    layer { name: "sum" type: "Eltwise" bottom: "pool" bottom: "pool" top: "sum" eltwise_param { coeff: 1 coeff: 2 } }
+    """
+    reference, optimised = build_pair(net_param_from_text(text))
+    assert_same_forward(reference, optimised, "forward-only")
+    assert reference.layer_dict["relu"]._input_copy is not None and reference.layer_dict["pool"].pool.index is not None
+    assert optimised.layer_dict["relu"]._input_copy is None and optimised.layer_dict["pool"].pool.index is None

@@ -60,6 +60,30 @@ def test_matches_the_numpy_engine(type_name, case):
     assert not np.allclose(tops[0].data, want[0])
 
 
+@pytest.mark.parametrize("threaded_from", [0, 1 << 62], ids=["openmp-threads", "one-thread"])
+def test_small_convolutions_run_on_the_calling_thread(threaded_from, monkeypatch):
+    """Below ONEDNN_THREADED_WORK a primitive is created and run on one thread: the same
+    results, and OpenMP's thread count as it was after each run."""
+    monkeypatch.setattr(onednn, "ONEDNN_THREADED_WORK", threaded_from)
+    case = CASES[0][1]
+    arrays = case.arrays()
+    reference, bottoms, tops = _forward(create_layer(case.layer_param("Convolution"), caffe.TEST), arrays, case.tops)
+    reference.forward(bottoms, tops)
+    want = tops[0].data.copy()
+    fast, bottoms, tops = _forward(create_layer(case.layer_param("Convolution"), caffe.TEST), arrays, case.tops)
+    for blob, source in zip(fast.blobs, reference.blobs):
+        blob.data[...] = source.data
+    fast.forward_only()
+    fast.reshape(bottoms, tops)
+    openmp = onednn._library.openmp
+    before = openmp.omp_get_max_threads() if openmp else None
+    assert fast.onednn_convolution().threads == (None if threaded_from == 0 else 1)
+    fast.forward(bottoms, tops)
+    assert_close(tops[0].data, want, f"{case.params} top 0", rtol=1e-5)
+    if openmp:
+        assert openmp.omp_get_max_threads() == before
+
+
 ENGINES = """
 input: "data" input_shape { dim: 2 dim: 3 dim: 8 dim: 8 }
 layer { name: "default" type: "Convolution" bottom: "data" top: "a"

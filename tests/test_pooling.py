@@ -66,6 +66,10 @@ GEOMETRIES = [
     ("kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 2 pad_w: 1", (3, 2), (2, 1), (2, 1), True, (7, 5)),
     ("kernel_size: 3 stride: 2 round_mode: FLOOR", (3, 3), (2, 2), (0, 0), False, (8, 8)),
     ("kernel_size: 3 stride: 3 pad: 1 round_mode: FLOOR", (3, 3), (3, 3), (1, 1), False, (7, 8)),
+    # Windows that tile the image: forward-only MAX takes separable passes.
+    ("kernel_size: 3 stride: 3", (3, 3), (3, 3), (0, 0), True, (9, 6)),
+    ("kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 3", (2, 3), (2, 3), (0, 0), True, (4, 9)),
+    ("kernel_h: 1 kernel_w: 2 stride_h: 1 stride_w: 2", (1, 2), (1, 2), (0, 0), True, (3, 4)),
 ]
 
 
@@ -136,6 +140,15 @@ def test_max_phase_layout_and_strided_passes_agree(params, kernel, stride, pad, 
         layer.forward_cpu(bottom, top)
         np.testing.assert_array_equal(top[0].data, expected)
         np.testing.assert_array_equal(top[1].data, mask)
+        # Forward-only (the deploy-time forward), one top: the maxima alone, no mask computed.
+        layer, bottom, top = setup_layer(pooling(f"pool: MAX {params}"), [x])
+        if not phases:
+            layer.pool.phases = None
+        layer.forward_only()
+        layer.forward_cpu(bottom, top)
+        np.testing.assert_array_equal(top[0].data, expected)
+        assert layer.pool.index is None
+        assert bool(layer.pool.tile) == (kernel == stride and pad == (0, 0) and hw[0] % kernel[0] == hw[1] % kernel[1] == 0)
 
 
 def test_float32_matches_float64():
@@ -316,3 +329,21 @@ def forward(text, x):
     layer, bottom, top = setup_layer(text, [x])
     layer.forward(bottom, top)
     return top[0].data.copy()
+
+
+@pytest.mark.parametrize("params,hw", [("kernel_size: 4 stride: 4", (3, 3)),  # one window past the image
+                                       ("kernel_h: 3 kernel_w: 8 stride_h: 3 stride_w: 8", (6, 5)),
+                                       ("global_pooling: true", (5, 7))])
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_forward_only_windows_past_or_over_the_whole_image(params, hw, method):
+    """Forward-only MAX over windows that tile the image (one reaching past it included), and AVE
+    over whole planes (one sum each), against Caffe's loops."""
+    x = np.random.default_rng(4).standard_normal((2, 3) + hw)
+    layer, bottom, top = setup_layer(pooling(f"pool: {method} {params}"), [x])
+    layer.forward_only()
+    layer.forward_cpu(bottom, top)
+    pool = layer.pool
+    expected, _ = caffe_pool(x, pool.kernel, pool.stride, pool.pad, method)
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12)
+    assert (pool.tile is not None) == ("global" not in params)
+    assert pool.whole_plane == (params != "kernel_h: 3 kernel_w: 8 stride_h: 3 stride_w: 8")

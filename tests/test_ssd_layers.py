@@ -205,3 +205,19 @@ def test_ssd_head_agrees_with_opencv(tmp_path):
     mine, cv = sorted_detections(ours["detection_out"]), sorted_detections(theirs["detection_out"])
     assert len(mine) > 5
     np.testing.assert_allclose(mine, cv, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.9])
+def test_nms_by_a_table_of_overlaps_keeps_the_boxes_one_by_one_keeps(eta, monkeypatch):
+    """NMS with every candidate's overlaps computed in one table keeps exactly the boxes that a
+    check of each candidate against the kept ones keeps (degenerate boxes and ties included)."""
+    from nvcaffe_py.layers import bbox
+
+    rng = np.random.default_rng(7)
+    corners = rng.uniform(0, 1, (300, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(-0.05, 0.3, (300, 2)).astype(np.float32)], axis=1)
+    scores = np.round(rng.uniform(0, 1, 300), 2).astype(np.float32)  # ties
+    by_table = bbox.nms(boxes, scores, 0.2, 0.45, eta, top_k=200)
+    monkeypatch.setattr(bbox, "NMS_TABLE_CANDIDATES", 0)
+    assert bbox.nms(boxes, scores, 0.2, 0.45, eta, top_k=200) == by_table
+    assert 10 < len(by_table) < 200

@@ -7,7 +7,9 @@ of the output. The windows clipped by the image border simply miss that offset, 
 Caffe clips them. MAX and AVE forward with small windows first copy the input into a polyphase
 layout (`_Phases`), where each offset's slice is contiguous instead, and fill the positions
 outside the image with values that change nothing (-inf, 0). Work is done in chunks of planes
-that stay in the L2 cache, shared among the CPU threads.
+that stay in the L2 cache, shared among the CPU threads. A forward-only MAX (the deploy-time
+forward) computes no mask, and over windows that tile the image takes one pass per kernel row
+and column; AVE over whole planes (global pooling) sums each plane in one call.
 """
 import numpy as np
 
@@ -142,6 +144,12 @@ class Pool2D:
         # output (global pooling), where a strided pass per offset does less work.
         phases = _Phases(height, width, (kh, kw), (sh, sw), (ph, pw), self.pooled)
         self.phases = phases if phases.plane <= 2 * self.pooled[0] * self.pooled[1] else None
+        # Windows that tile the image (kernel = stride, no pad, sizes divisible): a forward-only
+        # MAX is then a max over rows and one over columns, kh - 1 + kw - 1 strided passes.
+        tiles = (kh, kw) == (sh, sw) and (ph, pw) == (0, 0) and height % kh == 0 and width % kw == 0
+        self.tile = (kh, kw) if tiles else None
+        # One window over each whole plane (global pooling): AVE sums it in one call.
+        self.whole_plane = (ph, pw) == (0, 0) and kh >= height and kw >= width
         self.index = None
 
     def _chunks(self, *arrays):
@@ -162,11 +170,15 @@ class Pool2D:
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x, top, keep_index=True):
         """top = the pooling of x; MAX and STOCHASTIC keep the chosen positions in `index` for
-        backward, unless `keep_index` is False (a forward-only pass: a scratch buffer serves)."""
+        backward. Without `keep_index` (a forward-only pass) MAX finds the maxima only, and
+        STOCHASTIC keeps its positions in a scratch buffer."""
         if self.method == AVE:
             self._each_chunk(self._average, x, top)
         elif self.method == STOCHASTIC and not self.train:
             self._each_chunk(self._weighted_average, x, top)
+        elif self.method == MAX and not keep_index:
+            self.index = None
+            self._each_chunk(self._tile_max if self.tile else lambda xc, tc: self._max(xc, tc, None), x, top)
         else:
             self.index = np.empty(top.shape, np.int32) if keep_index else scratch("pooling.index", top.shape, np.int32)
             if self.method == MAX:
@@ -177,7 +189,9 @@ class Pool2D:
                 self._each_chunk(self._sample, x, top, self.index, uniform)
 
     def _average(self, x, top):
-        if self.phases is None:
+        if self.whole_plane:
+            np.sum(x, axis=(-2, -1), keepdims=True, out=top)
+        elif self.phases is None:
             self.window_sum(x, top)
         else:
             grid, size = self.phases.split(x, 0)
@@ -203,13 +217,15 @@ class Pool2D:
         return out
 
     def _max(self, x, top, index):
-        # fmax: as in Caffe's `>` scan, NaN never wins; the mask is the first maximum in scan order.
+        # fmax: as in Caffe's `>` scan, NaN never wins; the mask (`index`, unless None) is the
+        # first maximum in scan order.
         if self.phases is None:
             top.fill(-FLT_MAX)
             for _, rect, inp in self.offsets:
                 view = top[rect]
                 np.fmax(view, x[inp], out=view)
-            self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
+            if index is not None:
+                self._first_offset(lambda inp, rect: np.equal(x[inp], top[rect]), index)
             return
         phases = self.phases
         grid, size = phases.split(x, -np.inf)
@@ -217,6 +233,9 @@ class Pool2D:
         best.fill(-FLT_MAX)
         for _, phase, start in phases.offsets:
             np.fmax(best, grid[phase, start:start + size], out=best)
+        if index is None:
+            np.copyto(top, phases.windows(best, x.shape[0]))
+            return
         rank = scratch("pooling.rank", (size,), self.rank_dtype)
         rank.fill(0)
         equal = scratch("pooling.equal", (size,), np.uint8)
@@ -228,6 +247,21 @@ class Pool2D:
         np.copyto(top, phases.windows(best, x.shape[0]))
         # The whole grid, garbage included, is contiguous and so quicker to check.
         self._index_from_rank(phases.windows(rank, x.shape[0]), index, all_found=rank.all())
+
+    def _tile_max(self, x, top):
+        """The maxima of windows that tile the image (`tile`), Caffe's way (see _max): the
+        separable max of each window's rows, then its columns; -FLT_MAX where all were NaN."""
+        kh, kw = self.tile
+        rows = x[:, 0::kh]
+        if kh > 1:
+            rows = np.fmax(rows, x[:, 1::kh], out=scratch("pooling.rows", rows.shape, x.dtype))
+            for i in range(2, kh):
+                np.fmax(rows, x[:, i::kh], out=rows)
+        np.fmax(rows[..., 0::kw], rows[..., 1::kw] if kw > 1 else -FLT_MAX, out=top)
+        for j in range(2, kw):
+            np.fmax(top, rows[..., j::kw], out=top)
+        if kw > 1:
+            np.fmax(top, -FLT_MAX, out=top)
 
     def _first_offset(self, matches, index):
         """Write into `index` the element of each window that comes first in scan order among

@@ -5,6 +5,7 @@ it, so im2col's column matrices, pooling's phase grids and the like come from he
 reused from call to call. Each thread has its own buffers, so chunks of one layer may run in
 parallel (see threads.py).
 """
+import math
 import threading
 
 import numpy as np
@@ -18,7 +19,7 @@ def scratch(name, shape, dtype):
     pool = getattr(_buffers, "pool", None)
     if pool is None:
         pool = _buffers.pool = {}
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     key = (name, np.dtype(dtype))
     flat = pool.get(key)
     if flat is None or flat.size < size:

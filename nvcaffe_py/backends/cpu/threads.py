@@ -27,6 +27,13 @@ from .tuning import MIN_PART_ELEMENTS
 
 
 def thread_count():
+    """The number of threads the layers' work is split for: inside a `scope` block the count read
+    when the outermost block began (a pass asks for it at every layer, and the affinity query is
+    a system call), else NVCAFFE_CPU_THREADS or the cores this process may use."""
+    return _scope_count or _read_thread_count()
+
+
+def _read_thread_count():
     value = os.environ.get("NVCAFFE_CPU_THREADS")
     if value:
         try:
@@ -45,7 +52,9 @@ _executor_key = None  # (threads, pid): a forked child needs its own pool, the p
 _blas = None
 _blas_depth = 0
 _blas_limit = None
-_threaded_blocks = 0  # open scope blocks, in any thread
+_threaded_blocks = 0  # open scope blocks that run parts on threads, in any thread
+_scope_depth = 0  # open scope blocks, in any thread
+_scope_count = None  # thread_count() while one is open
 _process_blas_limit = None  # limit_blas_threads's, kept for the rest of the process
 _local = threading.local()
 
@@ -90,20 +99,27 @@ def limit_blas_threads(count):
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """BLAS on one thread inside the block (nested blocks and threads share one limit)."""
+    """BLAS on one thread inside the block (nested blocks and threads share one limit). Only the
+    libraries not on one thread already are set, and set back after (every pass does this)."""
     global _blas_depth, _blas_limit
     with _lock:
         _blas_depth += 1
         if _blas_depth == 1:
             controller = _blas_controller()
-            _blas_limit = controller.limit(limits=1) if controller else None
+            _blas_limit = []
+            for library in controller.lib_controllers if controller else ():
+                count = library.get_num_threads()
+                if count is not None and count != 1:
+                    library.set_num_threads(1)
+                    _blas_limit.append((library, count))
     try:
         yield
     finally:
         with _lock:
             _blas_depth -= 1
-            if _blas_depth == 0 and _blas_limit is not None:
-                _blas_limit.restore_original_limits()
+            if _blas_depth == 0:
+                for library, count in _blas_limit:
+                    library.set_num_threads(count)
                 _blas_limit = None
 
 
@@ -111,19 +127,31 @@ def single_threaded_blas():
 def scope():
     """Inside the block `run` spreads the layers' parts over threads, and BLAS stays
     single-threaded throughout, so that no spinning OpenBLAS worker competes with them (a no-op
-    with one thread). Outside any such block `run` does its parts in turn."""
-    global _threaded_blocks
-    if thread_count() == 1 or not _blas_controller():
-        yield
-        return
-    with single_threaded_blas():
-        with _lock:
-            _threaded_blocks += 1
-        try:
+    with one thread). Outside any such block `run` does its parts in turn. The thread count is
+    read once, when the outermost block begins."""
+    global _threaded_blocks, _scope_depth, _scope_count
+    with _lock:
+        if _scope_depth == 0:
+            _scope_count = _read_thread_count()
+        _scope_depth += 1
+        count = _scope_count
+    try:
+        if count == 1 or not _blas_controller():
             yield
-        finally:
+            return
+        with single_threaded_blas():
             with _lock:
-                _threaded_blocks -= 1
+                _threaded_blocks += 1
+            try:
+                yield
+            finally:
+                with _lock:
+                    _threaded_blocks -= 1
+    finally:
+        with _lock:
+            _scope_depth -= 1
+            if _scope_depth == 0:
+                _scope_count = None
 
 
 def parts(total, elements_per_item=1, min_elements=None):

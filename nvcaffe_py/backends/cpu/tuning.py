@@ -41,6 +41,19 @@ PER_IMAGE_GEMM_COLUMNS = 512
 # rows M (2 cores, K = 800: 145 GFLOPS at M = 32, 226 at 64, 279 at 160).
 SHORT_GEMM_COST = 25
 
+# -- oneDNN (onednn.py) -----------------------------------------------------------------------
+# The work from which a oneDNN convolution runs on OpenMP's threads: below, waking them (they sleep
+# between primitives, ~100 us here) costs more than they save, and it runs on the calling thread
+# alone. Work: its multiply-adds plus ONEDNN_ELEMENT_WORK per input and output element (a
+# depthwise convolution does few multiply-adds per element moved). Measured per step (reorders
+# included) on the 2-core machine, one thread against two: LeNet conv2 (1.6M multiply-adds) 56
+# against 206 us, a ResNet-56 pair of 2.4M 110 against 250-320 us, res10's fc7_mbox_conf (10.0M,
+# 0.4M elements) 260 against 281 us, MobileNet v2 conv1 (10.8M, 0.55M elements) 288 against 323;
+# two threads win from res10's conv4_3_norm_mbox_conf (13.3M, 0.75M elements: 546 against 447 us)
+# and RFB-320's depthwise head1 at batch 16 (5.5M, 1.2M elements: 611 against 542 us).
+ONEDNN_THREADED_WORK = 15 << 20
+ONEDNN_ELEMENT_WORK = 8
+
 # -- inner product (layers/inner_product.py) --------------------------------------------------
 # Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
 # ~90 us here, and LeNet's ip1 (26M in all) measured the same split in two as not.
