@@ -2,7 +2,7 @@
 same random weights, batch 1 and 16, time per forward and peak memory.
 
     python benchmarks/deploy.py [--nets lenet,cifar10_full,...] [--batches 1,16] [--rounds 5]
-                                [--zoo ../shared/caffe-zoo] [--json out.json] [--no-optimize]
+                                [--zoo CAFFE_ROOT] [--json out.json] [--no-optimize]
 
 Each (net, batch) runs in two worker processes, ours and OpenCV's, so that each peak RSS is its
 own (the process's peak RSS: interpreter, libraries, weights and activations). Rounds alternate
@@ -44,6 +44,8 @@ def write_net(name, batch, zoo, folder):
     from nvcaffe_py import formats
 
     where, path = NETS[name]
+    if where == "zoo" and not zoo:
+        sys.exit(f"deploy.py: {name} is BVLC Caffe's {path}: give --zoo (a Caffe checkout) or set CAFFE_ROOT")
     param = formats.read_net_param(os.path.join(zoo if where == "zoo" else ROOT, path))
     for layer in param.layer:
         if layer.type == "Input":
@@ -143,7 +145,9 @@ def main():
     parser.add_argument("--nets", default=",".join(NETS))
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--zoo", default=os.path.join(ROOT, "..", "shared", "caffe-zoo"))
+    parser.add_argument("--zoo", default=os.environ.get("CAFFE_ROOT"),
+                        help="a BVLC Caffe checkout, for the nets taken from its examples/ and models/ "
+                             "(default: $CAFFE_ROOT)")
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--no-optimize", action="store_true", help="time Net(optimize=False)")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)

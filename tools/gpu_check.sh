@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of the CUDA backend, in one call on the lent GPU machine
-# (see ../shared/device/README.md). Prepare once, in the project's root, on this side:
+# (see the how-to that comes with the lent machine's wheels). Prepare once, in the project's root, on this side:
 #     echo /.whl/ >> .git/info/exclude
-#     mkdir -p .whl && cp ../shared/device/wheels-cp312/*.whl ../shared/device/probe.sh .whl/
+#     mkdir -p .whl && cp <the device wheels folder>/wheels-cp312/*.whl <the device wheels folder>/probe.sh .whl/
 # then run it with the device tool: command "bash tools/gpu_check.sh", carry [".whl"],
 # timeout_s 420. The stages' limits add up to 370 s, and each may overrun by its 5 s of grace
 # before it is killed: at most 400 s, which leaves a 15-minute lease room to fix and rerun once.
