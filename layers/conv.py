@@ -18,7 +18,6 @@ from nvcaffe_py.backends.cpu.convolution import ConvolutionEngine, Im2colEngine,
 from nvcaffe_py.backends.cpu.im2col import output_size
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
-from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
 from .conv_gpu import ConvolutionGPU
@@ -146,41 +145,31 @@ class BaseConvolution(Layer):
                                         image_spatial, self.kernel, self.pad, self.stride, self.dilation, self.dtype)
         self._spatial = (tuple(spatial), out_spatial)
 
-    def onednn_convolution(self, negative_slope=None, after=None):
-        """The oneDNN primitive for the current shapes (with a ReLU of this slope fused; reading the
-        blocked output of the primitive `after`), or None where the layer runs on the NumPy engine
-        (no oneDNN, or only its slow reference kernel for this)."""
+    def onednn_convolution(self, negative_slope=None, source=None, residual_scale=None, dst=None):
+        """The oneDNN primitive for the current shapes (onednn.Convolution: with a ReLU of this
+        slope fused; reading the blocked layout `source`; adding `residual_scale` times the residual
+        its output holds, of layout `dst`), or None where the layer runs on the NumPy engine (no
+        oneDNN, or only its slow reference kernel for this)."""
         if self._onednn is None:
             return None
-        key = (self.num,) + self._spatial + (negative_slope, after)
-        if key not in self._onednn:
-            convolution = onednn.Convolution(self.num, self.channels, *self._spatial, self.num_output, self.group,
-                                             self.kernel, self.pad, self.stride, self.dilation, negative_slope, after)
-            self._onednn[key] = None if convolution.slow else convolution
-        return self._onednn[key]
+        layout = onednn.library().layout
+        key = (self.num,) + self._spatial + (negative_slope, residual_scale) + tuple(
+            None if md is None else layout(md) for md in (source, dst))
+        return onednn.cached(self._onednn, key, onednn.Convolution, self.num, self.channels, *self._spatial,
+                             self.num_output, self.group, self.kernel, self.pad, self.stride, self.dilation,
+                             negative_slope, source, residual_scale, dst)
 
     def uses_onednn(self) -> bool:
         return self._onednn is not None
 
     def onednn_parameters(self):
-        """(version, values) of the weights and bias as oneDNN's convolve takes them: `version`
-        changes whenever their values may have (their buffers, and each buffer's version), and
-        values() gives (weights, bias) then."""
-        weights = self.blobs[0].data_storage
-        bias = self.blobs[1].data_storage if self.bias_term else None
-        return ((weights, weights.version, bias, None if bias is None else bias.version),
-                lambda: (self.blobs[0].data_readonly(),
-                         self._bias() if self.bias_term else np.zeros(self.num_output, np.float32)))
+        return onednn.layer_parameters(self)
 
     def forward_only(self):
-        """A Convolution runs its forward on oneDNN where it is installed, unless its engine says
-        CAFFE (Caffe's DEFAULT takes the fastest engine built in): Intel Caffe's layer `engine`
-        ("MKLDNN", "MKL2017", "CAFFE", with options after a ':'), else convolution_param's."""
-        intel = self.layer_param.engine.partition(":")[0].upper()
-        numpy_engine = (intel == "CAFFE" if intel else
-                        self.layer_param.convolution_param.engine == caffe_pb2.ConvolutionParameter.CAFFE)
-        if (self._onednn is None and not numpy_engine and not self.reverse_dimensions and self.num_spatial == 2
-                and self.channel_axis == 1 and self.dtype == np.float32 and onednn.unavailable_reason() is None):
+        """A Convolution runs its forward on oneDNN where it is installed, unless an engine says
+        CAFFE (onednn.chosen_for)."""
+        if (self._onednn is None and not self.reverse_dimensions and self.num_spatial == 2 and self.channel_axis == 1
+                and onednn.chosen_for(self, self.layer_param.convolution_param.engine)):
             self._onednn = {}
 
     @property
@@ -207,7 +196,7 @@ class BaseConvolution(Layer):
         fast = self.onednn_convolution(negative_slope)
         if fast is not None:
             for b, t in zip(bottom, top):
-                onednn.convolve([fast], [self.onednn_parameters()], b.data_readonly(), t.data)
+                fast.convolve(self.onednn_parameters(), b.data_readonly(), t.data)
             return
         self._forward_numpy(bottom, top, self.blobs[0].data_readonly(), self._bias())
         if negative_slope is not None:

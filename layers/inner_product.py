@@ -10,7 +10,7 @@ so that each thread reads only its share of the weights. The GPU half is inner_p
 """
 import numpy as np
 
-from nvcaffe_py.backends.cpu import threads
+from nvcaffe_py.backends.cpu import onednn, threads
 from nvcaffe_py.backends.cpu.tuning import GRADIENT_BLOCK_BYTES, MIN_PART_MULTIPLY_ADDS
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
@@ -59,6 +59,25 @@ class InnerProductLayer(Layer):
         self.axis = axis
         self.rows = bottom[0].count(0, axis)
         top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
+
+    _onednn = None  # oneDNN's primitives by input layout, once forward_only allowed them
+
+    def forward_only(self):
+        """oneDNN may run the forward (onednn_operation), unless an engine says CAFFE."""
+        if self._onednn is None and onednn.chosen_for(self):
+            self._onednn = {}
+
+    def onednn_operation(self, source, dims, negative_slope):
+        """oneDNN's product reading `source` (a layout of the bottom's `dims`, its axes after the
+        first flattened as Caffe flattens them) with a ReLU after it; None unless `axis` is 1."""
+        if self._onednn is None or self.axis != 1:
+            return None
+        key = (onednn.library().layout(source), negative_slope)
+        return onednn.cached(self._onednn, key, onednn.InnerProduct, source, dims, self.num_output, self.transpose,
+                             negative_slope)
+
+    def onednn_parameters(self):
+        return onednn.layer_parameters(self)
 
     def _weight_nk(self, array):
         """The (N, K) view of a weight-shaped array (a transposed view when `transpose`)."""

@@ -9,6 +9,7 @@ engine is backends/cpu/pooling.py; the GPU half (MAX and AVE) is pooling_gpu.py 
 """
 import numpy as np
 
+from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.backends.cpu.pooling import AVE, MAX, STOCHASTIC, Pool2D
 from nvcaffe_py.conformance import Case, uniform
 from nvcaffe_py.layer import Layer
@@ -91,10 +92,31 @@ class PoolingLayer(Layer):
             top[1].reshape(top[0].shape)
 
     def forward_only(self):
-        """No backward follows: MAX keeps no argmax beyond the forward (unless it is the mask top)."""
+        """No backward follows: MAX keeps no argmax beyond the forward (unless it is the mask top),
+        and oneDNN may run it (onednn_operation)."""
         self._keep_index = False
+        if self._onednn is None and onednn.chosen_for(self, self.layer_param.pooling_param.engine):
+            self._onednn = {}
 
     _keep_index = True
+    _onednn = None  # oneDNN's primitives by input layout, once forward_only allowed them
+
+    def onednn_operation(self, source, dims, negative_slope):
+        """oneDNN's pooling of `source` (a layout of the bottom's `dims`) with a ReLU after it, where
+        it computes Caffe's windows: MAX where every window holds a pixel of the image, AVE where
+        no window reaches past the padded image (so the divisor is the whole window, as Caffe's);
+        else None."""
+        if self._onednn is None or self.method not in (MAX, AVE) or tuple(dims[2:]) != (self.pool.height,
+                                                                                    self.pool.width):
+            return None
+        kernel = dims[2:] if self.global_pooling else self.kernel
+        for out, stride, size, length, pad in zip(self.pool.pooled, self.stride, kernel, dims[2:], self.pad):
+            last_start = (out - 1) * stride - pad
+            if last_start >= length if self.method == MAX else last_start + size > length + pad:
+                return None
+        key = (onednn.library().layout(source), negative_slope)
+        return onednn.cached(self._onednn, key, onednn.Pooling, source, dims, self.pool.pooled, kernel, self.stride,
+                             self.pad, self.method == AVE, negative_slope)
 
     def forward_cpu(self, bottom, top):
         self.pool.forward(bottom[0].data_readonly(), top[0].data, keep_index=self._keep_index or len(top) > 1)

@@ -6,8 +6,8 @@ Passes over the net's layers and weights, each giving ordinary layers and blobs,
 layer type and backend runs the result:
   fold      BatchNorm, Scale and Bias into the Convolution or InnerProduct before them, or a run of
             them into one Scale (folding.py);
-  fuse      an in-place ReLU into the step before it (PlanStep); oneDNN convolutions in a row,
-            each reading only the one before, into one step in oneDNN's layout (ChainStep);
+  fuse      an in-place ReLU into the step before it (PlanStep); runs of steps oneDNN can run
+            into one step in its blocked layouts (onednn_segment.py);
   memory    blobs whose values are never needed at the same time share a buffer, and element-wise
             layers write over an input nothing reads afterwards (memory_plan.py).
 The steps are the net's own layers (a folded run is one layer, named after its first) and the
@@ -31,8 +31,10 @@ from collections import OrderedDict
 
 from . import log
 from .backends.cpu import onednn
-from .folding import CONVOLUTIONS, Fold, blob_users, find_folds
+from .folding import Fold, blob_users, find_folds
 from .memory_plan import share_buffers
+from .onednn_segment import Segment
+from .proto import caffe_pb2
 from .registry import BUILTIN_PACKAGE
 from .synced_array import SyncedArray
 
@@ -49,10 +51,11 @@ class InferencePlan:
         for name, blob in self._blobs.items():
             by_storage.setdefault(blob.data_storage, []).append(name)
         self._alias_group = {name: group for group in by_storage.values() for name in group}
+        self._name_of = {id(blob): name for name, blob in self._blobs.items()}
         for layer, name in zip(net.layers, net.layer_names):
             if not net.bottom_names[name]:
                 self.kept.update(net.top_names[name])
-            if not self._is_builtin(layer):
+            if not self.is_builtin(layer):
                 self.kept.update(net.bottom_names[name] + net.top_names[name])
         self._users = blob_users(net)
         self._folds = {}  # (first, last, into) -> Fold, reused while the same run folds
@@ -61,7 +64,7 @@ class InferencePlan:
         self._valid = None  # the blobs that hold their values after the last full forward; None: all
 
     @staticmethod
-    def _is_builtin(layer):
+    def is_builtin(layer):
         """One of this project's layer types (a Python layer or a plugin may do anything)."""
         return type(layer).__module__.startswith(BUILTIN_PACKAGE + ".")
 
@@ -83,14 +86,18 @@ class InferencePlan:
             self._recompute(stale)
 
     def _recompute(self, names):
-        steps, needed, valid = self._current_steps(), set(names), self._valid
-        chosen = []
+        """Run the steps that lead to these blobs from blobs that hold their values. A value is
+        known by any name of its alias group (a step may write it under another: a segment writes
+        a Split's input, which its tops share)."""
+        steps, valid = self._current_steps(), self._valid
+        needed, chosen = set().union(*(self._alias_group[name] for name in names)), []
         for step in reversed(steps):
-            index = step[0]
-            tops = self.net.top_names[self.net.layer_names[self._step_end[index]]]
-            if needed & set(tops):
+            if needed.intersection(self.name_of(top) for top in step[3]):
                 chosen.append(step)
-                needed |= {b for b in self.net.bottom_names[self.net.layer_names[index]] if b not in valid}
+                for bottom in step[2]:
+                    group = self._alias_group[self.name_of(bottom)]
+                    if not valid.intersection(group):
+                        needed.update(group)
         self.net.run_forward(chosen[::-1])
         valid.update(names)
 
@@ -127,36 +134,48 @@ class InferencePlan:
                 fold.refresh()
         return self._steps
 
-    def _chained(self, steps):
-        """The steps with each run of oneDNN convolutions, each reading only the single top of
-        the one before (a blob nothing else uses and the user does not read), as one ChainStep."""
-        merged = []
+    def _segmented(self, steps):
+        """The steps with each run that oneDNN can run as one SegmentStep (onednn_segment.py)."""
+        if onednn.unavailable_reason() is not None:
+            return steps
+        merged, segment = [], None
         for step in steps:
-            if merged and self._chains_after(merged[-1], step):
-                first, before, bottoms, middle = merged.pop()
-                members = before.members if isinstance(before, ChainStep) else [(before, bottoms, middle)]
-                merged.append((first, ChainStep(members + [step[1:]]), bottoms, step[3]))
-                self._step_end[first] = self._step_end[step[0]]
-            else:
+            if segment is not None and segment.add(step):
+                continue
+            if segment is not None:
+                merged.extend(segment.finish())
+            segment = Segment(self)
+            if not segment.add(step):  # nor does it start one
                 merged.append(step)
+                segment = None
+        if segment is not None:
+            merged.extend(segment.finish())
         return merged
 
-    def _chains_after(self, before, step):
-        net = self.net
-        first, before_step, _, before_tops = before
-        index, plan_step, bottoms, _ = step
-        if len(before_tops) != 1 or len(bottoms) != 1 or bottoms[0] is not before_tops[0]:
+    # -- what segments ask -----------------------------------------------------------------------
+    def name_of(self, blob) -> str:
+        return self._name_of[id(blob)]
+
+    def step_last_layer(self, index) -> int:
+        """The last layer of the step that starts at layer `index`."""
+        return self._step_end[index]
+
+    def read_outside(self, names, first, last) -> bool:
+        """Whether the user or a layer outside first..last reads any of these blobs."""
+        inside = range(first, last + 1)
+        return any(name in self.kept or any(user not in inside for user in self._users[name]) for name in names)
+
+    def residual_for(self, index, top) -> bool:
+        """Whether the output of the step at `index` is read only by an Eltwise SUM of two (which
+        may then take that step as a residual add), and not by the user."""
+        name = self.name_of(top)
+        inside = range(index, self._step_end[index] + 1)
+        others = [user for user in self._users[name] if user not in inside]
+        if name in self.kept or len(others) != 1:
             return False
-        name = net.bottom_names[net.layer_names[index]][0]
-        if name in self.kept or not self._users[name] <= set(range(first, self._step_end[index] + 1)):
-            return False
-        last = before_step.members[-1][0] if isinstance(before_step, ChainStep) else before_step
-        if not all(s.layer.type in CONVOLUTIONS and s.layer.uses_onednn() for s in (last, plan_step)):
-            return False
-        previous = (before_step.convolutions() if isinstance(before_step, ChainStep)
-                    else [before_step.layer.onednn_convolution(before_step.slope)])[-1]
-        # oneDNN may have no fast kernel for the layout the one before writes (then None).
-        return previous is not None and plan_step.layer.onednn_convolution(plan_step.slope, previous) is not None
+        layer = self.net.layers[others[0]]
+        return (layer.type == "Eltwise" and layer.op == caffe_pb2.EltwiseParameter.SUM
+                and len(self.net.bottom_vecs[others[0]]) == 2)
 
     def _in_place_relu(self, index, tops):
         """The ReLU at `index` when it works in place on the single top of the step before it."""
@@ -184,14 +203,14 @@ class InferencePlan:
             relu = self._in_place_relu(last + 1, tops)
             if relu is not None:
                 relu.forward_only()
-            cached = bool(bottoms) and self._is_builtin(layer) and not layer.reshape_reads_data
+            cached = bool(bottoms) and self.is_builtin(layer) and not layer.reshape_reads_data
             steps.append((index, PlanStep(layer, relu, cached), bottoms, tops))
             self._step_end[index] = last + (relu is not None)
             index = self._step_end[index] + 1
         if reshape:
             for _, layer, bottoms, tops in steps:
                 layer.reshape(bottoms, tops)
-        steps = self._chained(steps)
+        steps = self._segmented(steps)
         for group in {id(group): group for group in self._alias_group.values()}.values():
             if not self.kept.intersection(group):
                 self._give_storage(group)
@@ -262,38 +281,3 @@ class PlanStep:
         else:
             self.layer.forward(bottoms, tops)
             self.relu.forward(tops, tops)
-
-
-class ChainStep:
-    """Convolution steps in a row on oneDNN, each reading only the single top of the one before (a
-    blob no one else uses or reads): one step, each blocked output passed on as it is, with no
-    reorder to NCHW and back (the blobs between them are never written). In GPU mode the members
-    run one by one."""
-
-    def __init__(self, members):
-        self.members = members  # (PlanStep, bottoms, tops)
-        first = members[0][0]
-        self.layer, self.name, self.type, self.loss_weights = first.layer, first.name, first.type, first.loss_weights
-        self.in_place_capable = False
-        self._convolutions = None  # while no member reshapes
-
-    def reshape(self, bottoms, tops):
-        if any([step.reshape(step_bottoms, step_tops) for step, step_bottoms, step_tops in self.members]):
-            self._convolutions = None
-
-    def forward(self, bottoms, tops):
-        if self.layer.uses_gpu():
-            for step, step_bottoms, step_tops in self.members:
-                step.forward(step_bottoms, step_tops)
-            return
-        if self._convolutions is None:
-            self._convolutions = self.convolutions()
-        onednn.convolve(self._convolutions, [step.layer.onednn_parameters() for step, _, _ in self.members],
-                        bottoms[0].data_readonly(), tops[0].data)
-
-    def convolutions(self):
-        """The members' oneDNN primitives, each reading the blocked output of the one before."""
-        convolutions = []
-        for step, _, _ in self.members:
-            convolutions.append(step.layer.onednn_convolution(step.slope, convolutions[-1] if convolutions else None))
-        return convolutions

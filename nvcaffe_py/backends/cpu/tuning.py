@@ -61,3 +61,7 @@ MIN_PART_MULTIPLY_ADDS = 1 << 24
 # The weight gradient is summed a block of output rows at a time, so that its temporary stays
 # this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
 GRADIENT_BLOCK_BYTES = 16 << 20
+# How long OpenMP's threads spin between oneDNN primitives before they sleep (libgomp's
+# GOMP_SPINCOUNT; its default is 300000, PASSIVE is 0). Asleep, each primitive pays ~100 us to wake
+# them; spinning, they would keep a core from the NumPy layers after a oneDNN run.
+ONEDNN_SPIN_COUNT = 30000
