@@ -257,7 +257,8 @@ class SegmentStep:
 
         for position, op in enumerate(sequence):
             if op.writes is not None:
-                place(op.writes, position, op.residual)
+                # In place of the residual where nothing reads it after (nor does the op itself, as its input).
+                place(op.writes, position, op.residual if op.residual is not op.reads[0] else None)
                 if op.residual is not None and where[id(op.writes)] != where.get(id(op.residual)):
                     # The output starts as the residual: copied (and reordered) into it first.
                     copy = library.reorder(op.residual.md, op.writes.md)

@@ -121,3 +121,116 @@ def test_deploy_nets(model, batch):
         steps = optimised._plan._current_steps()
         assert [type(step).__name__ for _, step, _, _ in steps] == ["PlanStep", "SegmentStep"]
     assert_same_forward(reference, optimised, model or "corners")
+
+
+# -- the other primitives a segment runs, alone -------------------------------------------------
+OTHERS = [(t, c) for t in ("Pooling", "InnerProduct", "Softmax") for c in declared_cases(layer_class(t))
+          if c.tops == 1 and not c.in_place and c.phase == caffe.TEST]
+
+
+def _run_alone(layer, bottoms, tops):
+    """The layer's oneDNN primitive on its NCHW bottom, its output reordered to NCHW; None where
+    the layer does not take oneDNN for this case."""
+    library = onednn.library()
+    x = bottoms[0].data_readonly()
+    operation = layer.onednn_operation(library.desc(x.shape), x.shape, None)
+    if operation is None:
+        return None
+    output = np.empty(operation.dst_size, np.float32)
+    arguments = [onednn.address(x)]
+    if operation.parameters:
+        arguments += operation.set_parameters(*layer.onednn_parameters())
+    operation.step.run(*arguments, onednn.address(output))
+    result = np.empty(tops[0].shape, np.float32)
+    library.reorder(operation.dst, library.desc(result.shape)).run(onednn.address(output), onednn.address(result))
+    operation.step.wait()
+    return result
+
+
+@pytest.mark.parametrize("type_name,case", OTHERS, ids=[f"{t}-{i}" for i, (t, _) in enumerate(OTHERS)])
+def test_other_primitives_match_the_numpy_engine(type_name, case):
+    arrays = case.arrays()
+    layer, bottoms, tops = _forward(create_layer(case.layer_param(type_name), caffe.TEST), arrays, 1)
+    layer.forward(bottoms, tops)
+    want = tops[0].data.copy()
+    layer.forward_only()
+    got = _run_alone(layer, bottoms, tops)
+    params = case.params
+    # oneDNN's average divides by the whole window: Caffe's divisor only where no window passes the padded image.
+    overhang = "AVE" in params and "pad: 1" in params and "stride: 2" in params
+    if got is None:
+        assert type_name == "Pooling" and (overhang or "STOCHASTIC" in params), f"{type_name} {params} refused"
+        return
+    assert_close(got, want, f"{type_name} {params}", rtol=1e-5)
+
+
+# A net of what segments take and where they end: a padded MAX pooling, residual adds with a
+# projection (both inputs from held convolutions) and with a residual coefficient, a global AVE
+# pooling, inner products (one transposed), a softmax; a Power layer (NumPy) reading a value from
+# the middle, so that it leaves the segment.
+SEGMENTS = """
+name: "segments"
+input: "data" input_shape { dim: 2 dim: 3 dim: 12 dim: 12 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "b_conv1" type: "Convolution" bottom: "pool1" top: "b_conv1"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "b_relu1" type: "ReLU" bottom: "b_conv1" top: "b_conv1" }
+layer { name: "b_conv2" type: "Convolution" bottom: "b_conv1" top: "b_conv2"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "proj" type: "Convolution" bottom: "pool1" top: "proj"
+        convolution_param { num_output: 16 kernel_size: 1 weight_filler { type: "msra" } } }
+layer { name: "sum1" type: "Eltwise" bottom: "b_conv2" bottom: "proj" top: "sum1" }
+layer { name: "sum1_relu" type: "ReLU" bottom: "sum1" top: "sum1" }
+layer { name: "c_conv" type: "Convolution" bottom: "sum1" top: "c_conv"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "sum2" type: "Eltwise" bottom: "sum1" bottom: "c_conv" top: "sum2"
+        eltwise_param { operation: SUM coeff: 0.5 coeff: 1 } }
+layer { name: "drop" type: "Dropout" bottom: "sum2" top: "sum2" }
+layer { name: "pool2" type: "Pooling" bottom: "sum2" top: "pool2" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+        inner_product_param { num_output: 10 weight_filler { type: "msra" } } }
+layer { name: "ip1_relu" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        inner_product_param { num_output: 5 transpose: true weight_filler { type: "msra" } } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+layer { name: "side" type: "Power" bottom: "pool1" top: "side" power_param { scale: 2 } }
+"""
+
+
+def test_a_segment_runs_the_net_and_what_leaves_it():
+    reference, optimised = build_pair(net_param_from_text(SEGMENTS))
+    want = {name: array.copy() for name, array in reference.forward().items()}
+    got = optimised.forward()
+    steps = optimised._plan._current_steps()
+    kinds = [type(step).__name__ for _, step, _, _ in steps]
+    assert kinds == ["PlanStep", "SegmentStep", "PlanStep"], kinds
+    segment = steps[1][1]
+    names = {optimised._plan.name_of(blob) for blob in segment.outputs}
+    assert names == {"pool1", "prob"}  # read by the Power layer after it; the net's output
+    # Two residual adds fused: 5 convolutions, 2 poolings, 2 products, a softmax; 2 reorders in and out.
+    assert sum(operation is not None for operation, *_ in segment._program) == 10
+    for name in want:
+        assert_close(got[name], want[name], f"output {name}")
+    optimised.blobs["ip2"].data  # noqa: B018 -- read after the forward: recomputed, then kept
+    assert_close(optimised.blobs["ip2"].data, reference.blobs["ip2"].data, "ip2 read afterwards")
+    for layer in ("ip1", "b_conv2"):  # new weights are reordered again
+        optimised.layer_dict[layer].blobs[0].data[...] *= -1
+    want = reference.forward()["prob"].copy()
+    assert_close(optimised.forward()["prob"], want, "prob after new weights")
+    assert_same_forward(reference, optimised, "segments")
+
+
+def test_a_segment_ends_where_onednn_would_not_run_a_step():
+    """An AVE pooling whose last window passes the (padded) image (Caffe divides by less there)
+    stays on NumPy: the segment ends before it and a new one starts after it."""
+    text = SEGMENTS.replace("pool: AVE global_pooling: true", "pool: AVE kernel_size: 2 stride: 3")
+    reference, optimised = build_pair(net_param_from_text(text))
+    want = reference.forward()["prob"].copy()
+    got = optimised.forward()["prob"]
+    kinds = [type(step).__name__ for _, step, _, _ in optimised._plan._current_steps()]
+    assert kinds == ["PlanStep", "SegmentStep", "PlanStep", "SegmentStep", "PlanStep"], kinds
+    assert_close(got, want, "prob")

@@ -42,17 +42,21 @@ PER_IMAGE_GEMM_COLUMNS = 512
 SHORT_GEMM_COST = 25
 
 # -- oneDNN (onednn.py) -----------------------------------------------------------------------
-# The work from which a oneDNN convolution runs on OpenMP's threads: below, waking them (they sleep
-# between primitives, ~100 us here) costs more than they save, and it runs on the calling thread
-# alone. Work: its multiply-adds plus ONEDNN_ELEMENT_WORK per input and output element (a
-# depthwise convolution does few multiply-adds per element moved). Measured per step (reorders
-# included) on the 2-core machine, one thread against two: LeNet conv2 (1.6M multiply-adds) 56
-# against 206 us, a ResNet-56 pair of 2.4M 110 against 250-320 us, res10's fc7_mbox_conf (10.0M,
-# 0.4M elements) 260 against 281 us, MobileNet v2 conv1 (10.8M, 0.55M elements) 288 against 323;
-# two threads win from res10's conv4_3_norm_mbox_conf (13.3M, 0.75M elements: 546 against 447 us)
-# and RFB-320's depthwise head1 at batch 16 (5.5M, 1.2M elements: 611 against 542 us).
-ONEDNN_THREADED_WORK = 15 << 20
+# The work from which a oneDNN primitive runs on OpenMP's threads: below, it is created and run on
+# the calling thread alone. Work: its multiply-adds plus ONEDNN_ELEMENT_WORK per input and output
+# element (a depthwise convolution does few multiply-adds per element moved). While the threads
+# slept between primitives (OMP_WAIT_POLICY=PASSIVE, ~100 us to wake), one thread won below 15M
+# (LeNet conv2, 1.6M multiply-adds: 56 against 206 us). Now that they spin between primitives
+# (ONEDNN_SPIN_COUNT), two threads win everywhere measured, whole deploy forwards at batch 1 on the
+# 2-core machine, 15M against 0: LeNet 0.152 against 0.110 ms, ResNet-56 2.5 against 1.5 ms,
+# MobileNet v2 8.6 against 5.4 ms, res10 22 against 20 ms (RFB-320 and batch 16 within noise);
+# mixing one-thread and threaded primitives (thresholds 64K, 512K) was slower than either.
+ONEDNN_THREADED_WORK = 0
 ONEDNN_ELEMENT_WORK = 8
+# How long OpenMP's threads spin between oneDNN primitives before they sleep (libgomp's
+# GOMP_SPINCOUNT; its default is 300000, PASSIVE is 0). Asleep, each primitive pays ~100 us to wake
+# them; spinning, they would keep a core from the NumPy layers after a oneDNN run.
+ONEDNN_SPIN_COUNT = 30000
 
 # -- inner product (layers/inner_product.py) --------------------------------------------------
 # Multiply-adds per thread below which a product stays on one thread: a thread hand-over costs
@@ -61,7 +65,3 @@ MIN_PART_MULTIPLY_ADDS = 1 << 24
 # The weight gradient is summed a block of output rows at a time, so that its temporary stays
 # this small (a whole AlexNet fc6 gradient would be another 150 MB at the memory peak).
 GRADIENT_BLOCK_BYTES = 16 << 20
-# How long OpenMP's threads spin between oneDNN primitives before they sleep (libgomp's
-# GOMP_SPINCOUNT; its default is 300000, PASSIVE is 0). Asleep, each primitive pays ~100 us to wake
-# them; spinning, they would keep a core from the NumPy layers after a oneDNN run.
-ONEDNN_SPIN_COUNT = 30000
