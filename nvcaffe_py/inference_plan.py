@@ -215,7 +215,7 @@ class InferencePlan:
             if not self.kept.intersection(group):
                 self._give_storage(group)
         fixed = {self._blobs[name].data_storage for name in self.kept}
-        shared = share_buffers(steps, fixed, net.dtype)
+        shared = share_buffers(steps, fixed, net.dtype, self._blobs.values())
         log.info(f"Deploy-time forward of {net.name}: {len(steps)} steps for {len(net.layers)} layers "
                  f"({len(self._active_folds)} folds), {shared * net.dtype.itemsize} bytes of shared activations")
         self._steps = steps

@@ -13,9 +13,11 @@ device side is shared alike.
 from .synced_array import SyncedArray
 
 
-def share_buffers(steps, fixed, dtype) -> int:
+def share_buffers(steps, fixed, dtype, others=()) -> int:
     """Give the steps' blobs shared buffers; `steps` are (index, layer, bottoms, tops) in order,
-    `fixed` the data storages to leave alone. Returns the elements of the shared slots."""
+    `fixed` the data storages to leave alone; `others`: blobs no step names that hold a buffer
+    with one that does (a Split's tops read inside a oneDNN segment) and move with it. Returns the
+    elements of the shared slots."""
     first, last, size, holders = {}, {}, {}, {}
     for position, (_, _, bottoms, tops) in enumerate(steps):
         for blob in list(bottoms) + list(tops):
@@ -51,6 +53,9 @@ def share_buffers(steps, fixed, dtype) -> int:
             if last.get(storage) == position and storage in slot_of:
                 free.append(slot_of[storage])
                 last[storage] = -1
+    for blob in others:
+        if blob.data_storage in slot_of and all(blob is not held for held in holders[blob.data_storage]):
+            holders[blob.data_storage].append(blob)
     buffers = [SyncedArray(n, dtype) for n in slot_sizes]
     for storage, slot in slot_of.items():
         for blob in holders[storage]:

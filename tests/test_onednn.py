@@ -234,3 +234,16 @@ def test_a_segment_ends_where_onednn_would_not_run_a_step():
     kinds = [type(step).__name__ for _, step, _, _ in optimised._plan._current_steps()]
     assert kinds == ["PlanStep", "SegmentStep", "PlanStep", "SegmentStep", "PlanStep"], kinds
     assert_close(got, want, "prob")
+
+
+def test_a_segment_built_on_the_cpu_runs_its_steps_in_gpu_mode(device):
+    """A segment is the CPU's: in GPU mode its steps run one by one, their GPU halves."""
+    reference, optimised = build_pair(net_param_from_text(SEGMENTS))
+    want = reference.forward()["prob"].copy()
+    optimised.forward()
+    assert "SegmentStep" in [type(step).__name__ for _, step, _, _ in optimised._plan._current_steps()]
+    caffe.set_mode_gpu()
+    try:
+        assert_close(optimised.forward()["prob"], want, "prob in GPU mode", rtol=1e-4)
+    finally:
+        caffe.set_mode_cpu()
