@@ -47,16 +47,19 @@ def overlaps(box, size, boxes, sizes):
     return np.where(disjoint | (width <= 0) | (height <= 0), 0, iou)
 
 
-def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1):
+def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1, min_size=0.0):
     """ApplyNMSFast: indices of the kept boxes, best first. Candidates score above the threshold
     (stable descending order, at most top_k of them); each is kept when it overlaps no kept box
     by more than the adaptive threshold, which is multiplied by eta after each box kept while it
-    exceeds 0.5."""
+    exceeds 0.5. The fork's older ApplyNMS (MultiBoxLoss's mining) is this with no score
+    threshold, eta 1 and min_size 1e-5: it drops the boxes smaller than that after the top_k cut."""
     candidates = np.flatnonzero(scores > score_threshold)
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
     if top_k > -1:
         candidates = candidates[:top_k]
     sizes = box_sizes(boxes)
+    if min_size > 0:
+        candidates = candidates[sizes[candidates] >= min_size]
     # Every candidate's overlaps with the others at once, where there are few enough (top_k bounds
     # them): a call per candidate cost ~25 us, 10 ms for 400 (res10's face detector at batch 1).
     table = (pairwise_overlaps(boxes[candidates], boxes[candidates]) if len(candidates) <= NMS_TABLE_CANDIDATES

@@ -139,11 +139,92 @@ def test_multibox_mining_keeps_the_hardest_negatives():
     assert np.flatnonzero(np.abs(dconf).sum(axis=1)).tolist() == [0, 1, 3]
 
 
+def mined_rows(dconf):
+    return np.flatnonzero(np.abs(dconf).sum(axis=1)).tolist()
+
+
+# Five priors: prior 0 is the ground truth's box; the others touch neither it nor each other.
+# Confidences [0, s] give an unmatched prior (background) the loss log(1 + e^s).
+HARD_PRIORS = np.array([[0.0, 0.0, 0.5, 0.5]] + [[0.5 + 0.1 * k, 0.5, 0.6 + 0.1 * k, 0.6] for k in range(4)])
+HARD_CONF = np.array([[0.0, 0.0], [0.0, 3.0], [0.0, 1.0], [0.0, 2.0], [0.0, -1.0]])
+HARD_GT = [[0, 1, 0, 0.0, 0.0, 0.5, 0.5, 0]]
+softplus = lambda s: np.log1p(np.exp(s))  # noqa: E731
+
+
+def test_hard_example_mining_ranks_loc_plus_conf_loss_and_may_drop_a_match():
+    """Per prior: confidence loss (prior 0: its label 1, log 2) plus, matched, the localization
+    loss without loc_weight. CORNER code, variances 1: prior 0's target is 0 and its prediction
+    (0, 0, 0, 3) costs smooth L1 2.5, so the table is 3.19, 3.05, 1.31, 2.13, 0.31 (the unmatched
+    priors' loc predictions do not count)."""
+    loc = np.array([[0, 0, 0, 3.0]] + [[5.0] * 4] * 4)
+    params = "num_classes: 2 code_type: CORNER mining_type: HARD_EXAMPLE loc_weight: 0.1 sample_size: 2"
+    loss, dloc, dconf = multibox(params, loc, HARD_CONF, HARD_PRIORS, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1]                         # 3.19 and 3.05; loc_weight left out of the ranking
+    assert loss == pytest.approx(0.1 * 2.5 + np.log(2) + softplus(3))       # one match
+    np.testing.assert_allclose(dloc[0], [0, 0, 0, 0.1]) and np.testing.assert_allclose(dloc[1:], 0)
+    # Prior 0 predicting its target costs only log 2 = 0.69: not among the two hardest, it loses its match.
+    loss, dloc, dconf = multibox(params, np.zeros((5, 4)), HARD_CONF, HARD_PRIORS, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [1, 3]
+    assert loss == pytest.approx(softplus(3) + softplus(2))    # no match left: the normalizer is 1
+    np.testing.assert_allclose(dloc, 0)
+    # sample_size beyond the prior count takes them all
+    _, _, dconf = multibox(params.replace("sample_size: 2", "sample_size: 9"), loc, HARD_CONF, HARD_PRIORS,
+                           np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1, 2, 3, 4]
+
+
+def test_hard_example_mining_with_nms_can_suppress_a_match():
+    """Prior 1 nearly covers prior 0 (IoU 0.9) but bipartite matching gives the box to prior 0 only.
+    Prior 1's loss (3.05) beats prior 0's (log 2): NMS over the priors drops prior 0, and the two
+    kept are 1 and 3 (prior 2's 1.31 < prior 3's 2.13)."""
+    priors = HARD_PRIORS.copy()
+    priors[1] = [0.0, 0.0, 0.5, 0.45]
+    params = ("num_classes: 2 code_type: CORNER match_type: BIPARTITE mining_type: HARD_EXAMPLE sample_size: 2 "
+              "use_prior_for_nms: true nms_param { nms_threshold: 0.5 top_k: 10 }")
+    _, dloc, dconf = multibox(params, np.zeros((5, 4)), HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [1, 3] and not dloc.any()
+    # Prior 0 predicting (0, 0, 0, 3) is the hardest (3.19): without NMS 0 and 1 are kept, with it
+    # prior 1 is suppressed and 3 comes next.
+    loc = np.zeros((5, 4))
+    loc[0] = [0, 0, 0, 3.0]
+    _, _, dconf = multibox(params.split(" use_prior")[0], loc, HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1]
+    _, dloc, dconf = multibox(params, loc, HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 3] and dloc[0].any()
+
+
+def test_negative_mining_with_nms_over_priors_or_decoded_predictions():
+    """Negatives 1 and 2 overlap (IoU 0.82 as priors); losses rank them 1, 2, 3, 4; two negatives
+    per match. Without NMS: 1 and 2. NMS over the priors suppresses 2: 1 and 3. Over the decoded
+    predictions (the default), prior 2's prediction moves it off prior 1: 1 and 2 again; a
+    prediction that shrinks prior 1 to no area drops it (ApplyNMS's small boxes): 2 and 3; top_k 1
+    leaves one candidate, so one negative."""
+    priors = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 0.7, 0.7], [0.52, 0.5, 0.72, 0.7], [0.8, 0.8, 0.9, 0.9],
+                       [0.1, 0.7, 0.2, 0.8]])
+    conf = np.array([[0.0, 0.0], [0.0, 3.0], [0.0, 2.0], [0.0, 1.0], [0.0, -1.0]])
+    loc = np.zeros((5, 4))
+    loc[2] = [0.3, 0, 0.3, 0]
+    base = "num_classes: 2 code_type: CORNER neg_pos_ratio: 2"
+    nms_param = " nms_param { nms_threshold: 0.5 top_k: 10 }"
+
+    def negatives(params, loc=loc):
+        return [k for k in mined_rows(multibox(params, loc, conf, priors, np.ones((5, 4)), HARD_GT)[2]) if k]
+    assert negatives(base) == [1, 2]
+    assert negatives(base + " use_prior_for_nms: true" + nms_param) == [1, 3]
+    assert negatives(base + nms_param) == [1, 2]
+    shrunk = loc.copy()
+    shrunk[1] = [0, 0, -0.2, 0]
+    assert negatives(base + nms_param, shrunk) == [2, 3]
+    assert negatives(base + " use_prior_for_nms: true nms_param { nms_threshold: 0.5 top_k: 1 }") == [1]
+
+
 @pytest.mark.parametrize("params, gt, message", [
     ("", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "num_classes must be given"),
     ("num_classes: 2", [[0, 0, 0, 0, 0, 0.5, 0.5, 0]], "has the background label 0"),
     ("num_classes: 2", [[0, 5, 0, 0, 0, 0.5, 0.5, 0]], r"has label 5, outside \[0, 2\)"),
-    ("num_classes: 2 mining_type: HARD_EXAMPLE", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "HARD_EXAMPLE is not supported"),
+    ("num_classes: 2 mining_type: HARD_EXAMPLE sample_size: 0", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]],
+     "HARD_EXAMPLE needs a positive sample_size"),
+    ("num_classes: 2 nms_param { nms_threshold: 0.5 }", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "nms_param in mining needs top_k"),
     ("num_classes: 2 share_location: false", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "needs share_location"),
 ])
 def test_multibox_loss_errors(params, gt, message):
