@@ -80,7 +80,8 @@ class AnnotatedBatchLoader:
                     data = np.empty((self.batch_size,) + shape, self.dtype)
                 elif shape != data.shape[1:]:
                     raise CaffeError(f"the transformed image is {shape}, but the batch's first is {data.shape[1:]} "
-                                     f"(give transform_param a resize_param of one size: WARP or FIT_LARGE_SIZE_AND_PAD; or a crop)")
+                                     f"(give transform_param a resize_param of one size, WARP or "
+                                     f"FIT_LARGE_SIZE_AND_PAD, or a crop)")
                 rows.append(self.transformer.transform(sample, data[item]).label_rows(item))
             except CaffeError as exc:
                 raise CaffeError(f"{self.where}: record '{key}' of {self.source.description}: {exc}") from None

@@ -322,7 +322,8 @@ class AnnotatedTransformer:
             image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         if n.gauss_blur:
             image = _hwc(cv2.GaussianBlur(image, (7, 7), 1.5))
-        for flag, equalize in ((n.hist_eq, cv2.equalizeHist), (n.clahe, lambda plane: cv2.createCLAHE(clipLimit=4).apply(plane))):
+        clahe = lambda plane: cv2.createCLAHE(clipLimit=4).apply(plane)  # noqa: E731
+        for flag, equalize in ((n.hist_eq, cv2.equalizeHist), (n.clahe, clahe)):
             if flag and color:  # on the luma of YCrCb
                 ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
                 ycrcb[:, :, 0] = equalize(np.ascontiguousarray(ycrcb[:, :, 0]))
@@ -374,8 +375,8 @@ class AnnotatedTransformer:
         original_h, original_w = image.shape[:2]
         if self.resize is not None:
             image = self._resize(image)
-            annotated = Annotated(image, annotated.labels, annotated.instances,
-                                  resize_boxes(annotated.boxes, self.resize, original_h, original_w), annotated.difficult)
+            boxes = resize_boxes(annotated.boxes, self.resize, original_h, original_w)
+            annotated = Annotated(image, annotated.labels, annotated.instances, boxes, annotated.difficult)
         if self.noise is not None:
             image = self._apply_noise(image)
         height, width = image.shape[:2]

@@ -1,6 +1,7 @@
 """AnnotatedData (SSD): the label top's layout from hand-built AnnotatedDatum records, mirroring,
 expansion, cropping to sampled windows, resize modes, noise_param, mean_file, a batch without boxes,
-seeded repeats, and one-line errors for bad records; the tools that build such records (make_shapes, convert_annoset)."""
+seeded repeats, and one-line errors for bad records; the tools that build such records (make_shapes,
+convert_annoset)."""
 import xml.etree.ElementTree as ElementTree
 
 import cv2

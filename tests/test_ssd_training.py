@@ -225,7 +225,8 @@ def test_negative_mining_with_nms_over_priors_or_decoded_predictions():
     ("num_classes: 2", [[0, 5, 0, 0, 0, 0.5, 0.5, 0]], r"has label 5, outside \[0, 2\)"),
     ("num_classes: 2 mining_type: HARD_EXAMPLE sample_size: 0", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]],
      "HARD_EXAMPLE needs a positive sample_size"),
-    ("num_classes: 2 nms_param { nms_threshold: 0.5 }", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "nms_param in mining needs top_k"),
+    ("num_classes: 2 nms_param { nms_threshold: 0.5 }", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]],
+     "nms_param in mining needs top_k"),
     ("num_classes: 2 share_location: false", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "needs share_location"),
 ])
 def test_multibox_loss_errors(params, gt, message):
