@@ -5,9 +5,10 @@ prefetched by the background thread of layers/base_data.py.
 
 Each record goes through layers/annotated_transform.py: `transform_param`'s distort_param,
 expand_param, then one window of `annotated_data_param.batch_sampler` (layers/batch_sampler.py)
-chosen at random among those found (the whole image when none is), then resize_param, crop,
-mirror, mean_value and scale. Every image of a batch must come out the same size (give a
-resize_param when the records' images differ).
+chosen at random among those found (the whole image when none is), then resize_param,
+noise_param, crop, mirror, mean_value or mean_file and scale. Every image of a batch must come out
+the same size (give a WARP or FIT_LARGE_SIZE_AND_PAD resize_param, or a crop, when the records'
+images differ).
 
 The label top (the second) in SSD's layout: (1, 1, K, 8), one row per box of the batch, item_id,
 group_label, instance_id, xmin, ymin, xmax, ymax, difficult (normalized to the output image); a
@@ -79,7 +80,8 @@ class AnnotatedBatchLoader:
                     data = np.empty((self.batch_size,) + shape, self.dtype)
                 elif shape != data.shape[1:]:
                     raise CaffeError(f"the transformed image is {shape}, but the batch's first is {data.shape[1:]} "
-                                     f"(give transform_param a resize_param)")
+                                     f"(give transform_param a resize_param of one size, WARP or "
+                                     f"FIT_LARGE_SIZE_AND_PAD, or a crop)")
                 rows.append(self.transformer.transform(sample, data[item]).label_rows(item))
             except CaffeError as exc:
                 raise CaffeError(f"{self.where}: record '{key}' of {self.source.description}: {exc}") from None

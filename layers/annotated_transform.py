@@ -11,23 +11,35 @@ record's order. `AnnotatedTransformer` applies, in the fork's order:
 2. `expand_param`: with probability `prob`, the image on a canvas up to max_expand_ratio times
    its size filled with the mean values (zoom out).
 3. a window of batch_sampler (layers/batch_sampler.py), chosen at random among those found.
-4. `resize_param` (WARP to height x width, interpolation drawn among interp_mode), crop_size or
-   crop_h/crop_w (random in TRAIN, centred in TEST), `mirror` (at random, TRAIN only), then mean
-   subtraction and scale, written as CxHxW.
+4. `resize_param` (ApplyResize; interpolation drawn among interp_mode): WARP to height x width;
+   FIT_LARGE_SIZE_AND_PAD, the image whole inside height x width, padded as pad_mode and
+   pad_value say; FIT_SMALL_SIZE, its shorter side (relative to height x width) fit, the other
+   longer. Then `noise_param` (ApplyNoise, every option given, in the fork's order), crop_size or
+   crop_h/crop_w (random in TRAIN, centred in TEST), `mirror` (at random, TRAIN only), then the
+   mean (mean_value, or mean_file: an array of the output's shape, subtracted where the fork
+   subtracts it, at the output's pixels after mirroring) and scale, written as CxHxW.
 
 After every step that moves pixels, each box is projected into the new window and clipped; a box
 left without area is dropped, and with `emit_constraint` one whose centre is outside the window
 (CENTER) or that the window covers by no more than emit_overlap (MIN_OVERLAP) is dropped first.
+resize_param moves the boxes first (UpdateBBoxByResizePolicy: into the padded image's region for
+FIT_LARGE_SIZE_AND_PAD, clipped otherwise); with FIT_SMALL_SIZE and height_scale/width_scale the
+final boxes are stretched by the crop's size over those (ExtrapolateBBox).
 
 Where we differ from the fork: steps work on decoded pixels (the fork re-encodes JPEG after each
-step, losing quality); TEST never mirrors (as our DataTransformer); resize modes other than WARP
-and noise_param are refused with an error.
+step, losing quality); TEST never mirrors (as our DataTransformer); noise_param's jpeg keeps a
+gray image gray and convert_to_lab gives OpenCV's 8-bit Lab (the fork decodes JPEG to colour,
+which its shape check then refuses, and reads its float Lab image as bytes). Refused with an
+error: expand_param with mean_file (the fork fills the canvas from the mean only when the random
+canvas happens to be the mean's size), decolorize or convert_to_hsv/lab of a gray image and
+saltpepper without saltpepper_param.value (the fork fails there too).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from nvcaffe_py import rng
+from nvcaffe_py.data_transformer import read_mean
 from nvcaffe_py.datum import chw_to_image, datum_to_array
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.lazy_import import cv2
@@ -41,7 +53,40 @@ EmitType = caffe_pb2.EmitConstraint.EmitType
 _INTERPOLATION = {ResizeParameter.LINEAR: "INTER_LINEAR", ResizeParameter.AREA: "INTER_AREA",
                   ResizeParameter.NEAREST: "INTER_NEAREST", ResizeParameter.CUBIC: "INTER_CUBIC",
                   ResizeParameter.LANCZOS4: "INTER_LANCZOS4"}
+_PADDING = {ResizeParameter.CONSTANT: "BORDER_CONSTANT", ResizeParameter.MIRRORED: "BORDER_REFLECT_101",
+            ResizeParameter.REPEAT_NEAREST: "BORDER_REPLICATE"}
 UNIT = np.array([0.0, 0.0, 1.0, 1.0])
+POSTERIZE = np.arange(256) // 64 * 64 + 32  # colorReduce's table (div 64)
+
+
+def _hwc(image):
+    """OpenCV's result as H x W x C (it drops a single channel's axis)."""
+    return image[:, :, None] if image.ndim == 2 else image
+
+
+def fit_small_size(height, width, r):
+    """FIT_SMALL_SIZE's output size for a height x width image, in the fork's float32 arithmetic."""
+    aspect = np.float32(width) / np.float32(height)
+    if aspect < np.float32(r.width) / np.float32(r.height):
+        return int(np.floor(np.float32(r.width) / aspect)), r.width
+    return r.height, int(np.floor(aspect * np.float32(r.height)))
+
+
+def resize_boxes(boxes, r, height, width):
+    """UpdateBBoxByResizePolicy: normalized boxes of a height x width image in the image
+    resize_param `r` makes of it. Each min is clipped below and each max above only, as the fork's;
+    FIT_LARGE_SIZE_AND_PAD moves the padded axis into the image's region (its padding unrounded)."""
+    low, high = np.maximum(boxes[:, :2], 0), np.minimum(boxes[:, 2:], 1)
+    if r.resize_mode == ResizeParameter.FIT_LARGE_SIZE_AND_PAD:
+        aspect = width / height
+        if aspect > r.width / r.height:
+            axis, size, padding = 1, r.height, (r.height - r.width / aspect) / 2
+        else:
+            axis, size, padding = 0, r.width, (r.width - aspect * r.height) / 2
+        inner = size - 2 * padding
+        low[:, axis] = (padding + np.maximum(0, boxes[:, axis] * inner)) / size
+        high[:, axis] = (padding + np.minimum(size, boxes[:, axis + 2] * inner)) / size
+    return np.column_stack([low, high])
 
 
 @dataclass
@@ -106,17 +151,16 @@ def _affine(pixels, scale, shift):
 class AnnotatedTransformer:
     def __init__(self, param, phase, dtype=np.float32):
         self.param, self.phase, self.dtype = param, phase, np.dtype(dtype)
-        if param.HasField("noise_param"):
-            raise CaffeError("transform_param.noise_param is not supported")
-        if param.HasField("resize_param"):
-            r = param.resize_param
-            if r.resize_mode != ResizeParameter.WARP:
-                raise CaffeError(f"resize_param.resize_mode {ResizeParameter.Resize_mode.Name(r.resize_mode)} is not "
-                                 f"supported; use WARP")
-            if r.height <= 0 or r.width <= 0:
-                raise CaffeError("resize_param needs a positive height and width")
-        if param.HasField("mean_file"):
-            raise CaffeError("AnnotatedData takes mean_value, not mean_file (its images change size)")
+        self.resize = param.resize_param if param.HasField("resize_param") else None
+        if self.resize is not None and (self.resize.height <= 0 or self.resize.width <= 0):
+            raise CaffeError("resize_param needs a positive height and width")
+        self.noise = param.noise_param if param.HasField("noise_param") else None
+        if self.noise is not None and self.noise.saltpepper and not self.noise.saltpepper_param.value:
+            raise CaffeError("noise_param.saltpepper needs saltpepper_param.value (the pixels' new value)")
+        self.mean = read_mean(param, self.dtype)
+        if self.mean is not None and param.HasField("expand_param"):
+            raise CaffeError("transform_param: expand_param with mean_file is not supported (the fork fills the "
+                             "canvas from the mean only when it happens to be the mean's size); give mean_value")
         if param.force_color and param.force_gray:
             raise CaffeError("transform_param: cannot set both force_color and force_gray")
         self.crop = (param.crop_size, param.crop_size) if param.crop_size else (param.crop_h, param.crop_w)
@@ -224,8 +268,11 @@ class AnnotatedTransformer:
     def output_shape(self, image_shape):
         """(C, H, W) of the transformed image of an H x W x C one."""
         height, width, channels = image_shape
-        if self.param.HasField("resize_param"):
-            height, width = self.param.resize_param.height, self.param.resize_param.width
+        if self.resize is not None:
+            if self.resize.resize_mode == ResizeParameter.FIT_SMALL_SIZE:
+                height, width = fit_small_size(height, width, self.resize)
+            else:
+                height, width = self.resize.height, self.resize.width
         if self.crop[0]:
             if self.crop[0] > height or self.crop[1] > width:
                 raise CaffeError(f"transform_param: crop {self.crop[0]}x{self.crop[1]} is larger than the "
@@ -234,7 +281,90 @@ class AnnotatedTransformer:
         if len(self.mean_values) not in (0, 1, channels):
             raise CaffeError(f"transform_param: give 1 mean_value or one per channel ({channels}), "
                              f"not {len(self.mean_values)}")
+        if self.mean is not None and self.mean.shape != (channels, height, width):
+            raise CaffeError(f"transform_param: mean_file '{self.param.mean_file}' has shape {self.mean.shape}; "
+                             f"the transformed image is {(channels, height, width)}")
         return channels, height, width
+
+    def _resize(self, image):
+        """ApplyResize."""
+        r = self.resize
+        modes = list(r.interp_mode)
+        mode = modes[int(self.random.integers(len(modes)))] if modes else ResizeParameter.LINEAR
+        interpolation = getattr(cv2, _INTERPOLATION[mode])
+        height, width, channels = image.shape
+        if r.resize_mode == ResizeParameter.WARP:
+            return _hwc(cv2.resize(image, (r.width, r.height), interpolation=interpolation))
+        if r.resize_mode == ResizeParameter.FIT_SMALL_SIZE:
+            new_h, new_w = fit_small_size(height, width, r)
+            return _hwc(cv2.resize(image, (new_w, new_h), interpolation=interpolation))
+        if len(r.pad_value) not in (0, 1, channels):
+            raise CaffeError(f"resize_param: give 1 pad_value or one per channel ({channels}), not {len(r.pad_value)}")
+        aspect = np.float32(width) / np.float32(height)
+        if aspect > np.float32(r.width) / np.float32(r.height):  # at least a pixel (the fork's cv::resize fails)
+            new_h, new_w = max(1, int(np.floor(np.float32(r.width) / aspect))), r.width
+        else:
+            new_h, new_w = r.height, max(1, int(np.floor(aspect * np.float32(r.height))))
+        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+        top, left = (r.height - new_h) // 2, (r.width - new_w) // 2
+        fill = [float(v) for v in np.resize(list(r.pad_value) or [0.0], channels)]
+        return _hwc(cv2.copyMakeBorder(image, top, r.height - new_h - top, left, r.width - new_w - left,
+                                       getattr(cv2, _PADDING[r.pad_mode]), value=fill))
+
+    def _apply_noise(self, image):
+        """ApplyNoise: every option given, in the fork's order (prob is not read, as in the fork)."""
+        n = self.noise
+        color = image.shape[2] == 3
+        for field in ("decolorize", "convert_to_hsv", "convert_to_lab"):
+            if getattr(n, field) and not color:
+                raise CaffeError(f"noise_param.{field} needs a 3-channel image, not {image.shape[2]}")
+        if n.decolorize:
+            image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        if n.gauss_blur:
+            image = _hwc(cv2.GaussianBlur(image, (7, 7), 1.5))
+        clahe = lambda plane: cv2.createCLAHE(clipLimit=4).apply(plane)  # noqa: E731
+        for flag, equalize in ((n.hist_eq, cv2.equalizeHist), (n.clahe, clahe)):
+            if flag and color:  # on the luma of YCrCb
+                ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
+                ycrcb[:, :, 0] = equalize(np.ascontiguousarray(ycrcb[:, :, 0]))
+                image = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
+            elif flag:
+                image = _hwc(equalize(np.ascontiguousarray(image[:, :, 0])))
+        if n.jpeg > 0:
+            _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(n.jpeg)])
+            image = _hwc(cv2.imdecode(encoded, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE))
+        if n.erode:
+            image = _hwc(cv2.erode(image, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3), (1, 1))))
+        if n.posterize:
+            image = POSTERIZE.astype(np.uint8)[image]
+        if n.inverse:
+            image = 255 - image
+        if n.saltpepper:
+            height, width, channels = image.shape
+            count = int(np.floor(n.saltpepper_param.fraction * width * height))
+            image = image.copy()
+            rows, cols = self.random.integers(height, size=count), self.random.integers(width, size=count)
+            image[rows, cols] = np.resize(np.asarray(n.saltpepper_param.value).astype(np.uint8), channels)
+        if n.convert_to_hsv:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        if n.convert_to_lab:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2Lab)
+        return np.ascontiguousarray(image)
+
+    def _extrapolate(self, boxes, height, width, window):
+        """ExtrapolateBBox (FIT_SMALL_SIZE with height_scale and width_scale): boxes of the crop
+        `window` of the resized height x width image stretched by the crop's size over the scales."""
+        r = self.resize
+        aspect, resize_h, resize_w = width / height, float(r.height), float(r.width)
+        if aspect < resize_w / resize_h:
+            resize_h = resize_w / aspect
+        else:
+            resize_w = resize_h * aspect
+        crop_h, crop_w = resize_h * (window[3] - window[1]), resize_w * (window[2] - window[0])
+        if crop_w < r.width_scale or crop_h < r.height_scale:
+            raise CaffeError(f"resize_param: the crop ({crop_w:g} x {crop_h:g} of the resized image) is smaller than "
+                             f"width_scale x height_scale ({r.width_scale} x {r.height_scale})")
+        return boxes * ([crop_w / r.width_scale, crop_h / r.height_scale] * 2)
 
     def transform(self, annotated, out):
         """Write the final CxHxW image into `out`; returns the annotations in its coordinates."""
@@ -242,13 +372,13 @@ class AnnotatedTransformer:
         train = self.phase == caffe_pb2.TRAIN
         mirrored = bool(p.mirror and train and self.random.integers(2))
         image = annotated.image
-        if p.HasField("resize_param"):
-            r = p.resize_param
-            modes = list(r.interp_mode)
-            mode = modes[int(self.random.integers(len(modes)))] if modes else ResizeParameter.LINEAR
-            image = cv2.resize(image, (r.width, r.height), interpolation=getattr(cv2, _INTERPOLATION[mode]))
-            if image.ndim == 2:
-                image = image[:, :, None]
+        original_h, original_w = image.shape[:2]
+        if self.resize is not None:
+            image = self._resize(image)
+            boxes = resize_boxes(annotated.boxes, self.resize, original_h, original_w)
+            annotated = Annotated(image, annotated.labels, annotated.instances, boxes, annotated.difficult)
+        if self.noise is not None:
+            image = self._apply_noise(image)
         height, width = image.shape[:2]
         window = UNIT
         if self.crop[0]:
@@ -264,8 +394,13 @@ class AnnotatedTransformer:
             image = image[:, ::-1]
             result.boxes = np.column_stack([1 - result.boxes[:, 2], result.boxes[:, 1], 1 - result.boxes[:, 0],
                                             result.boxes[:, 3]])
+        r = self.resize
+        if r is not None and r.resize_mode == ResizeParameter.FIT_SMALL_SIZE and r.height_scale and r.width_scale:
+            result.boxes = self._extrapolate(result.boxes, original_h, original_w, window)
         pixels = image.transpose(2, 0, 1).astype(self.dtype)
-        if len(self.mean_values):
+        if self.mean is not None:
+            pixels -= self.mean
+        elif len(self.mean_values):
             pixels -= np.resize(self.mean_values, pixels.shape[0]).astype(self.dtype)[:, None, None]
         if p.scale != 1:
             pixels *= self.dtype.type(p.scale)

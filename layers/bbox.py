@@ -6,6 +6,7 @@ import numpy as np
 from nvcaffe_py.proto import caffe_pb2
 
 CodeType = caffe_pb2.PriorBoxParameter.CodeType
+ResizeMode = caffe_pb2.ResizeParameter.Resize_mode
 
 
 # Candidates up to which NMS computes all their overlaps in one table (4 MB of float32 at most).
@@ -47,16 +48,19 @@ def overlaps(box, size, boxes, sizes):
     return np.where(disjoint | (width <= 0) | (height <= 0), 0, iou)
 
 
-def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1):
+def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1, min_size=0.0):
     """ApplyNMSFast: indices of the kept boxes, best first. Candidates score above the threshold
     (stable descending order, at most top_k of them); each is kept when it overlaps no kept box
     by more than the adaptive threshold, which is multiplied by eta after each box kept while it
-    exceeds 0.5."""
+    exceeds 0.5. The fork's older ApplyNMS (MultiBoxLoss's mining) is this with no score
+    threshold, eta 1 and min_size 1e-5: it drops the boxes smaller than that after the top_k cut."""
     candidates = np.flatnonzero(scores > score_threshold)
     candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
     if top_k > -1:
         candidates = candidates[:top_k]
     sizes = box_sizes(boxes)
+    if min_size > 0:
+        candidates = candidates[sizes[candidates] >= min_size]
     # Every candidate's overlaps with the others at once, where there are few enough (top_k bounds
     # them): a call per candidate cost ~25 us, 10 ms for 400 (res10's face detector at batch 1).
     table = (pairwise_overlaps(boxes[candidates], boxes[candidates]) if len(candidates) <= NMS_TABLE_CANDIDATES
@@ -164,3 +168,61 @@ def encode_boxes(priors, variances, boxes, code_type, encode_variance_in_target)
     if np.any(variances <= 0):
         raise ValueError("a prior variance is not positive")
     return offsets / variances
+
+
+def clip_boxes(boxes, height=1.0, width=1.0):
+    """ClipBBox: every coordinate into [0, width] (x) or [0, height] (y)."""
+    return np.clip(boxes, 0, [width, height, width, height])
+
+
+def project_boxes(region, boxes):
+    """ProjectBBox: `boxes` in the coordinates of `region` (one box), clipped to [0, 1]; a box that
+    does not intersect the region is left as it is (the fork leaves its output untouched then)."""
+    inside = ~((boxes[:, 0] >= region[2]) | (boxes[:, 2] <= region[0]) |
+               (boxes[:, 1] >= region[3]) | (boxes[:, 3] <= region[1]))
+    size = np.array([region[2] - region[0], region[3] - region[1]] * 2)
+    projected = clip_boxes((boxes - np.array(region[:2] * 2)) / size)
+    return np.where(inside[:, None], projected, boxes)
+
+
+def output_boxes(boxes, height, width, resize=None):
+    """OutputBBox: normalized boxes (N, 4) of a net's input in the pixels of the original image
+    (height x width) it was made from, as ResizeParameter `resize` (None: WARP) made it. WARP:
+    clipped to [0, 1], scaled. FIT_LARGE_SIZE_AND_PAD: first taken out of the padding into the
+    image's own region (project_boxes). FIT_SMALL_SIZE with height_scale and width_scale: scaled to
+    those, then clipped to the image. Also whether pixel_overlaps should add 1 to the boxes' sides
+    for their areas: the fork stores the area that way unless the boxes were clipped last (the
+    FIT_SMALL_SIZE case) or the image is at most 1 x 1."""
+    mode = resize.resize_mode if resize is not None else ResizeMode.Value("WARP")
+    if mode == ResizeMode.Value("FIT_SMALL_SIZE") and resize.height_scale and resize.width_scale:
+        scaled = boxes * ([resize.width_scale, resize.height_scale] * 2)
+        return clip_boxes(scaled, height, width), False
+    if mode == ResizeMode.Value("FIT_LARGE_SIZE_AND_PAD"):
+        aspect, resize_aspect = width / height, resize.width / resize.height
+        if aspect > resize_aspect:  # padded above and below
+            pad = (resize.height - resize.width / aspect) / 2 / resize.height
+            region = [0.0, pad, 1.0, 1 - pad]
+        else:
+            pad = (resize.width - resize.height * aspect) / 2 / resize.width
+            region = [pad, 0.0, 1 - pad, 1.0]
+        boxes = project_boxes(region, boxes)
+    return clip_boxes(boxes) * ([width, height] * 2), height > 1 or width > 1
+
+
+def pixel_overlaps(a, b, area_plus_one=True):
+    """JaccardOverlap in pixels (the fork's normalized = false) of every box of `a` (A, 4) with
+    every box of `b` (B, 4): the intersection's sides count both end pixels (+1), as the areas'
+    do unless area_plus_one is False (output_boxes says which). As in the fork, boxes that do
+    not intersect share a 1 x 1 intersection (its empty box measured the same way)."""
+    a, b = a[:, None, :], b[None, :, :]
+    disjoint = (b[..., 0] > a[..., 2]) | (b[..., 2] < a[..., 0]) | (b[..., 1] > a[..., 3]) | (b[..., 3] < a[..., 1])
+    width = np.where(disjoint, 0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])) + 1
+    height = np.where(disjoint, 0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])) + 1
+    extra = 1 if area_plus_one else 0
+
+    def area(box):
+        w, h = box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]
+        return np.where((w < 0) | (h < 0), 0, (w + extra) * (h + extra))
+    inter = width * height
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((width > 0) & (height > 0), inter / (area(a) + area(b) - inter), 0)

@@ -11,16 +11,22 @@ least overlap_threshold and was not taken by a higher-scoring detection; one who
 difficult (not evaluated) is neither (0, 0). solvers/detection_test.py turns the rows of all
 test batches into average precision per class and their mean (the log's `detection_eval`).
 
-Boxes are compared in normalized coordinates: name_size_file (pixel coordinates of the original
-images) is refused with an error.
+Boxes are compared in normalized coordinates, or with `name_size_file` (lines "name height
+width", the test set's images in order, as the fork's get_image_size writes them) in the pixels
+of the original images: each image's detections and ground truth of a class go back through
+bbox.output_boxes (resize_param: how the net's input was made from the image) and are compared by
+bbox.pixel_overlaps. As in the fork, the images take the file's sizes in turn, one per image that
+has a detection row (a placeholder row counts), across forwards, starting over after the last.
 """
 import numpy as np
 
+from nvcaffe_py import files
 from nvcaffe_py.conformance import Case, fixed
+from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
 
-from .bbox import pairwise_overlaps
+from .bbox import output_boxes, pairwise_overlaps, pixel_overlaps
 
 # Two images, classes 1 and 2 (background 0): duplicates, a miss, a difficult box, an image with
 # detections and no ground truth, and a placeholder row.
@@ -31,6 +37,27 @@ _DETECTIONS = fixed(np.array([
 _TRUTH = fixed(np.array([
     [0, 1, 0, 0.1, 0.1, 0.4, 0.4, 0], [0, 1, 1, 0.6, 0.6, 0.9, 0.9, 1], [0, 2, 0, 0.1, 0.5, 0.3, 0.9, 0],
     [1, 2, 0, 0.2, 0.2, 0.5, 0.55, 0]], np.float64)[None, None])
+
+
+def read_name_sizes(path):
+    """The (height, width) of each line "name height width" of a name-size file, in order."""
+    sizes = []
+    text = files.read_regular(path).decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            _, height, width = fields
+            height, width = int(height), int(width)
+        except ValueError:  # too few or many fields, or not integers
+            height = width = 0
+        if height <= 0 or width <= 0:
+            raise CaffeError(f"{path}:{number}: expected 'name height width' with positive sizes, not {line.strip()!r}")
+        sizes.append((height, width))
+    if not sizes:
+        raise CaffeError(f"{path}: no 'name height width' line")
+    return sizes
 
 
 @register_layer("DetectionEvaluate")
@@ -49,9 +76,15 @@ class DetectionEvaluateLayer(Layer):
             raise self.error("detection_evaluate_param.num_classes must be given")
         if p.overlap_threshold <= 0:
             raise self.error(f"overlap_threshold must be positive (got {p.overlap_threshold:g})")
+        self.sizes, self.count = [], 0  # the original images' (height, width); the next image's place
         if p.name_size_file:
-            raise self.error("name_size_file (evaluation in the original images' pixels) is not supported; "
-                             "boxes are evaluated in normalized coordinates")
+            try:
+                self.sizes = read_name_sizes(p.name_size_file)
+            except CaffeError as exc:
+                raise self.error(f"name_size_file {exc}") from None
+            if p.HasField("resize_param") and (p.resize_param.height <= 0 or p.resize_param.width <= 0):
+                raise self.error("resize_param needs a positive height and width")
+        self.resize = p.resize_param if p.HasField("resize_param") else None
         self.num_classes = p.num_classes
         self.background = p.background_label_id
         self.threshold, self.difficult_counts = p.overlap_threshold, p.evaluate_difficult_gt
@@ -88,14 +121,20 @@ class DetectionEvaluateLayer(Layer):
             difficult = [labels[c][1] for labels in truth.values() if c in labels]
             count = sum(len(d) if self.difficult_counts else int(np.count_nonzero(~d)) for d in difficult)
             rows.append([-1, c, count, -1, -1])
-        found = {}
+        found = {}  # every item with a row, placeholders included: each takes a size in turn
         for row in detections:
-            if int(row[0]) == -1 or int(row[1]) == -1:
+            if int(row[0]) == -1:
+                continue
+            labels = found.setdefault(int(row[0]), {})
+            if int(row[1]) == -1:
                 continue
             if int(row[1]) == self.background:
                 raise self.error(f"detections of item {int(row[0])} have the background label {int(row[1])}")
-            found.setdefault(int(row[0]), {}).setdefault(int(row[1]), []).append(row)
+            labels.setdefault(int(row[1]), []).append(row)
         for item in sorted(found):
+            size = self.sizes[self.count] if self.sizes else None
+            if self.sizes:
+                self.count = (self.count + 1) % len(self.sizes)
             for label in sorted(found[item]):
                 boxes = np.array(found[item][label])
                 boxes = boxes[np.argsort(-boxes[:, 2], kind="stable")]
@@ -103,7 +142,11 @@ class DetectionEvaluateLayer(Layer):
                     rows += [[item, label, score, 0, 1] for score in boxes[:, 2]]
                     continue
                 gt, difficult = truth[item][label]
-                overlaps = pairwise_overlaps(boxes[:, 3:7], gt)
+                if size is None:
+                    overlaps = pairwise_overlaps(boxes[:, 3:7], gt)
+                else:
+                    detected, plus_one = output_boxes(boxes[:, 3:7], *size, self.resize)
+                    overlaps = pixel_overlaps(detected, output_boxes(gt, *size, self.resize)[0], plus_one)
                 taken = np.zeros(len(gt), bool)
                 for k, score in enumerate(boxes[:, 2]):
                     j = int(np.argmax(overlaps[k]))

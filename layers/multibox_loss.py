@@ -10,9 +10,15 @@ difficult; item_id -1 rows are padding). Per image:
   Jaccard overlap (bbox.match_boxes): bipartite, then with match_type PER_PREDICTION every other
   prior whose best overlap reaches overlap_threshold. Difficult boxes count unless
   use_difficult_gt is false; ignore_cross_boundary_bbox leaves priors outside the image unmatched.
-- **Hard negative mining** (mining_type MAX_NEGATIVE, the default): among the unmatched priors
-  whose best overlap is below neg_overlap, the neg_pos_ratio x (matched count) with the highest
-  confidence loss (background as their label) are the negatives; NONE uses every prior.
+- **Mining** (MineHardExamples; needs share_location, as in the fork). MAX_NEGATIVE (the
+  default): among the unmatched priors whose best overlap is below neg_overlap, the neg_pos_ratio
+  x (matched count) with the highest confidence loss (background as their label) are the
+  negatives. HARD_EXAMPLE: every prior is a candidate, scored by its confidence loss (its matched
+  label, else background) plus, when matched, its localization loss (without loc_weight); the
+  sample_size highest are kept: the unmatched ones among them are the negatives, and a matched
+  prior not kept is unmatched. With nms_param (nms_threshold > 0) the candidates first go through
+  the fork's ApplyNMS ranked by that loss, over the priors (use_prior_for_nms) or the decoded
+  predictions, and the count is taken from what survives. NONE uses every prior.
 - **Localization**: each matched prior's prediction against its ground truth encoded
   (bbox.encode_boxes: code_type, variances in the target with encode_variance_in_target, bp_inside),
   by SMOOTH_L1 (default) or L2 (half the squared distance), times loc_weight.
@@ -24,8 +30,9 @@ N * P; BATCH_SIZE: N; NONE: 1), and a layer `propagate_down: false` on bottom 0 
 part out of the loss, as the fork does. The backward writes the matched (and mined) rows' gradients
 back; the matching and mining are those of the forward.
 
-Not supported, with an error: mining_type HARD_EXAMPLE, nms_param in mining, mining without
-share_location (as in the fork), map_object_to_agnostic with a num_classes other than 2.
+Not supported, with an error: mining without share_location (as in the fork),
+map_object_to_agnostic with a num_classes other than 2, nms_param in mining without top_k (the
+fork reads the unset field as 0 and keeps no candidate).
 
 No GPU half: the fork also matches and mines on the host (its GPU code only computes the
 confidence losses). In GPU mode this layer's CPU code runs on the blobs' host views; the
@@ -38,12 +45,13 @@ from nvcaffe_py.conformance import Case, fixed, normal
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.registry import register_layer
 
-from .bbox import decode_boxes, encode_boxes, match_boxes
+from .bbox import decode_boxes, encode_boxes, match_boxes, nms
 from .loss import LossLayer
 
 P = caffe_pb2.MultiBoxLossParameter
 VALID = caffe_pb2.LossParameter.VALID
 FLT_MIN = np.finfo(np.float32).tiny
+MIN_NMS_BOX = 1e-5  # ApplyNMS drops candidate boxes smaller than this
 
 
 def _priors(count, seed=5):
@@ -90,6 +98,11 @@ class MultiBoxLossLayer(LossLayer):
         _case("overlap_threshold: 0.3 code_type: CENTER_SIZE bp_inside: true ignore_cross_boundary_bbox: true "
               "loc_weight: 2"),
         _case("code_type: CENTER_SIZE", gt=_NO_GT),
+        _case("overlap_threshold: 0.3 code_type: CENTER_SIZE mining_type: HARD_EXAMPLE sample_size: 2"),
+        _case("overlap_threshold: 0.3 code_type: CENTER_SIZE neg_pos_ratio: 2 "
+              "nms_param { nms_threshold: 0.3 top_k: 12 }"),
+        _case("overlap_threshold: 0.3 code_type: CENTER_SIZE mining_type: HARD_EXAMPLE sample_size: 8 "
+              "use_prior_for_nms: true nms_param { nms_threshold: 0.2 top_k: 10 }"),
     ]
 
     def setup(self, bottom, top):
@@ -103,13 +116,15 @@ class MultiBoxLossLayer(LossLayer):
         self.normalization = self.normalization_mode(VALID)
         if p.HasField("do_neg_mining") and p.do_neg_mining != (p.mining_type != P.NONE):
             raise self.error("do_neg_mining (deprecated) contradicts mining_type")
-        if p.mining_type == P.HARD_EXAMPLE:
-            raise self.error("mining_type HARD_EXAMPLE is not supported; use MAX_NEGATIVE or NONE")
-        self.mining = p.mining_type == P.MAX_NEGATIVE
+        self.mining = p.mining_type != P.NONE
+        self.hard_example = p.mining_type == P.HARD_EXAMPLE
         if self.mining and not p.share_location:
             raise self.error("negative mining needs share_location: true (as in SSD)")
-        if self.mining and p.HasField("nms_param") and p.nms_param.nms_threshold > 0:
-            raise self.error("nms_param in negative mining is not supported")
+        if self.hard_example and p.sample_size <= 0:
+            raise self.error(f"mining_type HARD_EXAMPLE needs a positive sample_size, not {p.sample_size}")
+        self.mining_nms = self.mining and p.HasField("nms_param") and p.nms_param.nms_threshold > 0
+        if self.mining_nms and not p.nms_param.HasField("top_k"):
+            raise self.error("nms_param in mining needs top_k (the fork reads it unset as 0 and mines nothing)")
         if p.conf_loss_type == P.SOFTMAX and self.background >= self.num_classes:
             raise self.error(f"background_label_id {self.background} must be within [0, {self.num_classes}) "
                              f"for SOFTMAX")
@@ -200,22 +215,67 @@ class MultiBoxLossLayer(LossLayer):
     def _logistic(x, target):
         return -(x * (target - (x >= 0)) - np.log1p(np.exp(x - 2 * x * (x >= 0))))
 
-    def _mine(self, conf, matches, truth, item):
-        """MineHardExamples (MAX_NEGATIVE) for one item: the negatives' prior indices, ascending."""
+    def _encode(self, item, hit, indices, loc, priors, variances, truth):
+        """EncodeLocPrediction for one item's matched priors `hit` (location slot 0 or its class):
+        the predictions and targets the loss compares, and d(compared prediction) / d(prediction)."""
         p = self.param
-        background = np.full(self.num_priors, self.background)
-        for indices, _ in matches.values():
-            labels = truth[item][0] if item in truth else None
-            hit = indices > -1
-            background[hit] = labels[indices[hit]]
-        losses = self._confidence_losses(conf, background)
-        selected = set()
-        for indices, overlaps in matches.values():
+        boxes = truth[item][1][indices[hit]]
+        try:
+            target = encode_boxes(priors[hit], variances[hit], boxes, p.code_type, p.encode_variance_in_target)
+        except ValueError as exc:
+            raise self.error(f"item {item}: {exc}") from None
+        pred = loc.astype(np.float64)
+        if p.bp_inside:  # a coordinate outside the image gets no gradient: its prediction is its target
+            place = priors[hit] if p.use_prior_for_matching else decode_boxes(
+                priors[hit], variances[hit], pred, p.code_type, p.encode_variance_in_target)
+            pred = np.where((place < 0) | (place > 1), target, pred)
+        if not p.encode_variance_in_target:
+            return pred, target, np.ones_like(pred)
+        return pred / variances[hit], target / variances[hit], 1 / variances[hit]
+
+    def _loc_losses(self, d):
+        """Per-coordinate localization loss of the differences `d`, and its derivative."""
+        if self.param.loc_loss_type == P.SMOOTH_L1:
+            small = np.abs(d) < 1
+            return np.where(small, 0.5 * d * d, np.abs(d) - 0.5), np.where(small, d, np.sign(d))
+        return 0.5 * d * d, d
+
+    def _mine(self, item, conf, loc, matches, priors, variances, truth):
+        """MineHardExamples for one item (share_location: one match list): the selected negatives'
+        prior indices, ascending. With HARD_EXAMPLE, matched priors not selected lose their match
+        (in `matches`)."""
+        p = self.param
+        indices, overlaps = matches[-1]
+        hit = np.flatnonzero(indices > -1)
+        labels = np.full(self.num_priors, self.background)
+        labels[hit] = truth[item][0][indices[hit]]
+        losses = self._confidence_losses(conf, labels)
+        if self.hard_example:  # every prior, matched or not (even one ignored as crossing the boundary)
+            eligible = np.arange(self.num_priors)
+            count = min(p.sample_size, self.num_priors)
+            if len(hit):
+                pred, target, _ = self._encode(item, hit, indices, loc[hit, 0], priors, variances, truth)
+                losses[hit] += self._loc_losses(pred - target)[0].sum(axis=1)
+        else:
             eligible = np.flatnonzero((indices == -1) & (overlaps < p.neg_overlap))
-            count = min(int(np.count_nonzero(indices > -1) * p.neg_pos_ratio), len(eligible))
+            count = min(int(len(hit) * p.neg_pos_ratio), len(eligible))
+        if self.mining_nms:  # ranked by loss, overlapping candidates suppressed, then the first `count`
+            boxes = priors
+            if not p.use_prior_for_nms:
+                try:
+                    boxes = decode_boxes(priors, variances, loc[:, 0].astype(np.float64), p.code_type,
+                                         p.encode_variance_in_target)
+                except ValueError as exc:
+                    raise self.error(f"item {item}: {exc}") from None
+            order = eligible[nms(boxes[eligible], losses[eligible], -np.inf, p.nms_param.nms_threshold,
+                                 top_k=p.nms_param.top_k, min_size=MIN_NMS_BOX)]
+        else:
             order = eligible[np.argsort(-losses[eligible], kind="stable")]
-            selected.update(order[:count].tolist())
-        return sorted(selected)
+        selected = order[:count]
+        negatives = np.sort(selected[indices[selected] == -1])
+        if self.hard_example:
+            indices[np.setdiff1d(hit, selected)] = -1
+        return negatives.tolist()
 
     def forward_cpu(self, bottom, top):
         p = self.param
@@ -229,32 +289,24 @@ class MultiBoxLossLayer(LossLayer):
         conf_places, conf_labels, conf_positive = [], [], []  # confidence rows: (item, prior), label, matched
         for item in range(self.num):
             matches = self._match(item, loc[item], priors, variances, truth)
+            negatives = []
+            if self.mining and matches:  # before the rows: HARD_EXAMPLE may unmatch priors
+                negatives = self._mine(item, conf[item].astype(np.float64), loc[item], matches, priors, variances,
+                                       truth)
             for label, (indices, _) in sorted(matches.items()):
                 hit = np.flatnonzero(indices > -1)
                 if not len(hit):
                     continue
                 slot = max(label, 0)
-                boxes = truth[item][1][indices[hit]]
-                try:
-                    target = encode_boxes(priors[hit], variances[hit], boxes, p.code_type, p.encode_variance_in_target)
-                except ValueError as exc:
-                    raise self.error(f"item {item}: {exc}") from None
-                pred = loc[item, hit, slot].astype(np.float64)
-                if p.bp_inside:  # a coordinate outside the image gets no gradient: its prediction is its target
-                    place = priors[hit] if p.use_prior_for_matching else decode_boxes(
-                        priors[hit], variances[hit], pred, p.code_type, p.encode_variance_in_target)
-                    pred = np.where((place < 0) | (place > 1), target, pred)
-                if p.encode_variance_in_target:
-                    pred, target = pred / variances[hit], target / variances[hit]
+                pred, target, scale = self._encode(item, hit, indices, loc[item, hit, slot], priors, variances, truth)
                 loc_pred.append(pred)
                 loc_target.append(target)
-                loc_scale.append(1 / variances[hit] if p.encode_variance_in_target else np.ones_like(pred))
+                loc_scale.append(scale)
                 loc_places += [(item, j, slot) for j in hit]
                 conf_places += [(item, j) for j in hit]
                 conf_labels += list(self._matched_label(truth[item][0][indices[hit]]))
                 conf_positive += [True] * len(hit)
-            if self.mining and matches:
-                negatives = self._mine(conf[item].astype(np.float64), matches, truth, item)
+            if negatives:
                 conf_places += [(item, j) for j in negatives]
                 conf_labels += [self.background] * len(negatives)
                 conf_positive += [False] * len(negatives)
@@ -269,15 +321,9 @@ class MultiBoxLossLayer(LossLayer):
         self.loc_places, self.conf_places = loc_places, conf_places
         loc_loss = 0.0
         if loc_places:
-            d = np.concatenate(loc_pred) - np.concatenate(loc_target)
-            if p.loc_loss_type == P.SMOOTH_L1:
-                small = np.abs(d) < 1
-                loc_loss = float(np.where(small, 0.5 * d * d, np.abs(d) - 0.5).sum())
-                self.loc_diff = np.where(small, d, np.sign(d))
-            else:
-                loc_loss = float(0.5 * (d * d).sum())
-                self.loc_diff = d
-            self.loc_diff = self.loc_diff * np.concatenate(loc_scale)  # d(pred / variance) / d(pred)
+            losses, gradient = self._loc_losses(np.concatenate(loc_pred) - np.concatenate(loc_target))
+            loc_loss = float(losses.sum())
+            self.loc_diff = gradient * np.concatenate(loc_scale)  # d(pred / variance) / d(pred)
         conf_loss = 0.0
         if conf_places:
             items, priors_at = np.asarray(conf_places).T

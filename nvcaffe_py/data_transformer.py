@@ -23,6 +23,20 @@ from .proto import caffe_pb2
 log = logging.getLogger(__name__)
 
 
+def read_mean(param, dtype):
+    """transform_param's mean_file as a (C, H, W) array, None without one."""
+    if param.HasField("mean_file") and len(param.mean_value):
+        raise CaffeError("transform_param: cannot specify mean_file and mean_value at the same time")
+    if not param.HasField("mean_file"):
+        return None
+    mean = formats.read_mean_binaryproto(param.mean_file)
+    if mean.ndim == 4 and mean.shape[0] == 1:
+        mean = mean[0]
+    if mean.ndim != 3:
+        raise CaffeError(f"{param.mean_file}: a mean must have shape (1, C, H, W), not {mean.shape}")
+    return mean.astype(dtype)
+
+
 class DataTransformer:
     def __init__(self, param, phase, dtype=np.float32):
         self.param = param
@@ -34,16 +48,7 @@ class DataTransformer:
                       "crop_w"):
             if param.HasField(field):
                 raise CaffeError(f"transform_param.{field} (SSD's) is read by AnnotatedData layers only")
-        if param.HasField("mean_file") and len(param.mean_value):
-            raise CaffeError("transform_param: cannot specify mean_file and mean_value at the same time")
-        self.mean = None
-        if param.HasField("mean_file"):
-            mean = formats.read_mean_binaryproto(param.mean_file)
-            if mean.ndim == 4 and mean.shape[0] == 1:
-                mean = mean[0]
-            if mean.ndim != 3:
-                raise CaffeError(f"{param.mean_file}: a mean must have shape (1, C, H, W), not {mean.shape}")
-            self.mean = mean.astype(self.dtype)
+        self.mean = read_mean(param, self.dtype)
         self.mean_values = np.asarray(param.mean_value, dtype=self.dtype)
         self.scale = self.dtype.type(param.scale)
         self._random = np.random.default_rng(int(rng.generator().integers(2 ** 63)))

@@ -1,6 +1,7 @@
 """AnnotatedData (SSD): the label top's layout from hand-built AnnotatedDatum records, mirroring,
-expansion, cropping to sampled windows, a batch without boxes, seeded repeats, and one-line
-errors for bad records; the tools that build such records (make_shapes, convert_annoset)."""
+expansion, cropping to sampled windows, resize modes, noise_param, mean_file, a batch without boxes,
+seeded repeats, and one-line errors for bad records; the tools that build such records (make_shapes,
+convert_annoset)."""
 import xml.etree.ElementTree as ElementTree
 
 import cv2
@@ -155,16 +156,102 @@ def test_bad_records_are_one_line_errors(tmp_path):
     with pytest.raises(CaffeError, match="record '00000001' .*group label 7 is not in the label map") as info:
         net.forward()
     assert "\n" not in str(info.value)
-    with pytest.raises(CaffeError, match="noise_param is not supported"):
-        annotated_net(db, 1, "noise_param { prob: 1 }")
-    with pytest.raises(CaffeError, match="resize_mode FIT_SMALL_SIZE is not supported"):
-        annotated_net(db, 1, "resize_param { resize_mode: FIT_SMALL_SIZE height: 4 width: 4 }")
+    for transform, message in (("noise_param { saltpepper: true }", "saltpepper needs saltpepper_param.value"),
+                               ("resize_param { resize_mode: FIT_SMALL_SIZE height: 0 width: 4 }",
+                                "resize_param needs a positive height and width")):
+        with pytest.raises(CaffeError, match=message) as info:
+            annotated_net(db, 1, transform)
+        assert "\n" not in str(info.value) and "layer 'd' (AnnotatedData)" in str(info.value)
     with pytest.raises(CaffeError, match="transform_param.expand_param .* AnnotatedData layers only"):
         caffe.Net(formats.net_param_from_text(
             f'layer {{ name: "d" type: "Data" top: "data" data_param {{ source: "{db}" batch_size: 1 }} '
             f'transform_param {{ expand_param {{ prob: 1 }} }} }}'), caffe.TRAIN)
     with pytest.raises(CaffeError, match="not a valid AnnotatedDatum"):
         parse_annotated_datum(b"\x0a\xff\xff")
+
+
+# -- resize modes, noise, mean_file ----------------------------------------------------------------
+WIDE = images(1, 20, 40, seed=3)[0]   # 20 rows, 40 columns
+
+
+def test_fit_small_size_keeps_the_aspect_and_its_boxes(tmp_path):
+    """20 x 40 to fit 10 x 10 by its short side: 10 x 20; the boxes stay (clipped). A centred 10 x 10
+    crop is columns 5..14, x in [0.25, 0.75]: the box (0.25, 0.5, 1.0, 0.75) becomes (0, 0.5, 1, 0.75).
+    With height_scale = width_scale = 5 the 10 x 10 crop's boxes are stretched by 10 / 5."""
+    db = write_lmdb(tmp_path / "db", [record(WIDE, [(1, 0.25, 0.5, 1.0, 0.75, 0)])])
+    resize = "resize_param { resize_mode: FIT_SMALL_SIZE height: 10 width: 10 %s }"
+    out = annotated_net(db, 1, resize % "", phase=caffe.TEST).forward()
+    want = cv2.resize(WIDE.transpose(1, 2, 0), (20, 10), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    np.testing.assert_array_equal(out["data"][0], want)
+    np.testing.assert_allclose(out["label"][0, 0, 0, 3:7], [0.25, 0.5, 1.0, 0.75], atol=1e-6)
+    out = annotated_net(db, 1, "crop_size: 10 " + resize % "", phase=caffe.TEST).forward()
+    assert out["data"].shape == (1, 3, 10, 10)
+    np.testing.assert_allclose(out["label"][0, 0, 0, 3:7], [0, 0.5, 1, 0.75], atol=1e-6)
+    out = annotated_net(db, 1, "crop_size: 10 " + resize % "height_scale: 5 width_scale: 5",
+                        phase=caffe.TEST).forward()
+    np.testing.assert_allclose(out["label"][0, 0, 0, 3:7], [0, 1, 2, 1.5], atol=1e-6)
+
+
+def test_fit_large_size_and_pad_moves_the_boxes_into_the_image(tmp_path):
+    """20 x 40 into 30 x 30: resized to 15 x 30, 7 rows of padding above and 8 below; the boxes'
+    padding is 7.5 rows (unrounded, as the fork's): y (0.2, 1.0) -> (7.5 + 3, 7.5 + 15) / 30."""
+    db = write_lmdb(tmp_path / "db", [record(WIDE, [(1, 0.1, 0.2, 0.5, 1.0, 0)])])
+    out = annotated_net(db, 1, "resize_param { resize_mode: FIT_LARGE_SIZE_AND_PAD height: 30 width: 30 "
+                        "pad_value: 9 }", phase=caffe.TEST).forward()
+    data = out["data"][0]
+    assert data.shape == (3, 30, 30)
+    assert (data[:, :7] == 9).all() and (data[:, 22:] == 9).all()
+    want = cv2.resize(WIDE.transpose(1, 2, 0), (30, 15), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    np.testing.assert_array_equal(data[:, 7:22], want)
+    np.testing.assert_allclose(out["label"][0, 0, 0, 3:7], [0.1, 0.35, 0.5, 0.75], atol=1e-6)
+
+
+def noised(tmp_path, picture, noise, transform=""):
+    db = write_lmdb(tmp_path / f"db{len(list(tmp_path.iterdir()))}", [record(picture, [])])
+    return annotated_net(db, 1, f"{transform} noise_param {{ {noise} }}", phase=caffe.TEST).forward()["data"][0]
+
+
+def test_noise_options(tmp_path):
+    red = np.zeros((3, 4, 4), np.uint8)
+    red[2] = 255                                    # BGR (0, 0, 255): gray 0.299 * 255 = 76
+    # decolorize, then posterize (76 // 64 * 64 + 32 = 96), then inverse (255 - 96), in the fork's order
+    np.testing.assert_array_equal(noised(tmp_path, red, "inverse: true posterize: true decolorize: true"), 159)
+    np.testing.assert_array_equal(noised(tmp_path, red, "convert_to_hsv: true")[:, 0, 0], [0, 255, 255])
+    lab = cv2.cvtColor(red.transpose(1, 2, 0).copy(), cv2.COLOR_BGR2Lab)[0, 0]
+    np.testing.assert_array_equal(noised(tmp_path, red, "convert_to_lab: true")[:, 0, 0], lab)
+    dot = np.zeros((1, 5, 5), np.uint8)
+    dot[0, 2, 2] = 200
+    assert not noised(tmp_path, dot, "erode: true").any()        # a 3 x 3 ellipse erodes a lone pixel away
+    flat = np.full((3, 4, 4), 200, np.uint8)
+    salted = noised(tmp_path, flat, "saltpepper: true saltpepper_param { fraction: 0.5 value: 7 }")
+    hit = (salted == 7).all(axis=0)
+    assert 1 <= hit.sum() <= 8 and ((salted == 7) | (salted == 200)).all() and (salted[:, ~hit] == 200).all()
+    ramp = np.tile(np.arange(0, 160, 10, dtype=np.uint8), (1, 16, 1))     # a gray ramp 0..150
+    equalized = noised(tmp_path, ramp, "hist_eq: true")
+    np.testing.assert_array_equal(equalized[0], cv2.equalizeHist(ramp[0]))
+    assert equalized[0].max() == 255
+    for noise in ("clahe: true", "jpeg: 50", "gauss_blur: true"):
+        assert noised(tmp_path, ramp, noise).shape == (1, 16, 16)   # a gray image stays gray
+    with pytest.raises(CaffeError, match="noise_param.decolorize needs a 3-channel image"):
+        noised(tmp_path, ramp, "decolorize: true")
+
+
+def test_mean_file_is_subtracted_from_the_output(tmp_path):
+    mean = np.arange(3 * 10 * 20, dtype=np.float32).reshape(1, 3, 10, 20) / 10
+    path = tmp_path / "mean.binaryproto"
+    formats.write_binary(str(path), formats.blob_to_proto(mean))
+    db = write_lmdb(tmp_path / "db", [record(WIDE, [])])
+    resize = "resize_param { resize_mode: FIT_SMALL_SIZE height: 10 width: 10 }"
+    out = annotated_net(db, 1, f'mean_file: "{path}" {resize}', phase=caffe.TEST).forward()
+    want = cv2.resize(WIDE.transpose(1, 2, 0), (20, 10), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    np.testing.assert_allclose(out["data"][0], want - mean[0], rtol=1e-6)
+    for transform, message in ((f'mean_file: "{path}"', r"has shape \(3, 10, 20\); the transformed image is "
+                                                        r"\(3, 20, 40\)"),
+                               (f'mean_file: "{path}" expand_param {{ max_expand_ratio: 2 }}',
+                                "expand_param with mean_file is not supported")):
+        with pytest.raises(CaffeError, match=message) as info:
+            annotated_net(db, 1, transform)
+        assert "\n" not in str(info.value) and "AnnotatedData" in str(info.value)
 
 
 # -- the tools ----------------------------------------------------------------------------------

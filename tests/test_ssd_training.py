@@ -13,7 +13,8 @@ import nvcaffe_py as caffe
 from nvcaffe_py import formats
 from nvcaffe_py.errors import CaffeError
 from nvcaffe_py.layers import batch_sampler
-from nvcaffe_py.layers.bbox import decode_boxes, encode_boxes, match_boxes, pairwise_overlaps
+from nvcaffe_py.layers.bbox import (decode_boxes, encode_boxes, match_boxes, output_boxes, pairwise_overlaps,
+                                    pixel_overlaps)
 from nvcaffe_py.proto import caffe_pb2
 from nvcaffe_py.solvers.detection_test import DetectionTally, average_precision
 
@@ -139,11 +140,93 @@ def test_multibox_mining_keeps_the_hardest_negatives():
     assert np.flatnonzero(np.abs(dconf).sum(axis=1)).tolist() == [0, 1, 3]
 
 
+def mined_rows(dconf):
+    return np.flatnonzero(np.abs(dconf).sum(axis=1)).tolist()
+
+
+# Five priors: prior 0 is the ground truth's box; the others touch neither it nor each other.
+# Confidences [0, s] give an unmatched prior (background) the loss log(1 + e^s).
+HARD_PRIORS = np.array([[0.0, 0.0, 0.5, 0.5]] + [[0.5 + 0.1 * k, 0.5, 0.6 + 0.1 * k, 0.6] for k in range(4)])
+HARD_CONF = np.array([[0.0, 0.0], [0.0, 3.0], [0.0, 1.0], [0.0, 2.0], [0.0, -1.0]])
+HARD_GT = [[0, 1, 0, 0.0, 0.0, 0.5, 0.5, 0]]
+softplus = lambda s: np.log1p(np.exp(s))  # noqa: E731
+
+
+def test_hard_example_mining_ranks_loc_plus_conf_loss_and_may_drop_a_match():
+    """Per prior: confidence loss (prior 0: its label 1, log 2) plus, matched, the localization
+    loss without loc_weight. CORNER code, variances 1: prior 0's target is 0 and its prediction
+    (0, 0, 0, 3) costs smooth L1 2.5, so the table is 3.19, 3.05, 1.31, 2.13, 0.31 (the unmatched
+    priors' loc predictions do not count)."""
+    loc = np.array([[0, 0, 0, 3.0]] + [[5.0] * 4] * 4)
+    params = "num_classes: 2 code_type: CORNER mining_type: HARD_EXAMPLE loc_weight: 0.1 sample_size: 2"
+    loss, dloc, dconf = multibox(params, loc, HARD_CONF, HARD_PRIORS, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1]                         # 3.19 and 3.05; loc_weight left out of the ranking
+    assert loss == pytest.approx(0.1 * 2.5 + np.log(2) + softplus(3))       # one match
+    np.testing.assert_allclose(dloc[0], [0, 0, 0, 0.1]) and np.testing.assert_allclose(dloc[1:], 0)
+    # Prior 0 predicting its target costs only log 2 = 0.69: not among the two hardest, it loses its match.
+    loss, dloc, dconf = multibox(params, np.zeros((5, 4)), HARD_CONF, HARD_PRIORS, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [1, 3]
+    assert loss == pytest.approx(softplus(3) + softplus(2))    # no match left: the normalizer is 1
+    np.testing.assert_allclose(dloc, 0)
+    # sample_size beyond the prior count takes them all
+    _, _, dconf = multibox(params.replace("sample_size: 2", "sample_size: 9"), loc, HARD_CONF, HARD_PRIORS,
+                           np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1, 2, 3, 4]
+
+
+def test_hard_example_mining_with_nms_can_suppress_a_match():
+    """Prior 1 nearly covers prior 0 (IoU 0.9) but bipartite matching gives the box to prior 0 only.
+    Prior 1's loss (3.05) beats prior 0's (log 2): NMS over the priors drops prior 0, and the two
+    kept are 1 and 3 (prior 2's 1.31 < prior 3's 2.13)."""
+    priors = HARD_PRIORS.copy()
+    priors[1] = [0.0, 0.0, 0.5, 0.45]
+    params = ("num_classes: 2 code_type: CORNER match_type: BIPARTITE mining_type: HARD_EXAMPLE sample_size: 2 "
+              "use_prior_for_nms: true nms_param { nms_threshold: 0.5 top_k: 10 }")
+    _, dloc, dconf = multibox(params, np.zeros((5, 4)), HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [1, 3] and not dloc.any()
+    # Prior 0 predicting (0, 0, 0, 3) is the hardest (3.19): without NMS 0 and 1 are kept, with it
+    # prior 1 is suppressed and 3 comes next.
+    loc = np.zeros((5, 4))
+    loc[0] = [0, 0, 0, 3.0]
+    _, _, dconf = multibox(params.split(" use_prior")[0], loc, HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 1]
+    _, dloc, dconf = multibox(params, loc, HARD_CONF, priors, np.ones((5, 4)), HARD_GT)
+    assert mined_rows(dconf) == [0, 3] and dloc[0].any()
+
+
+def test_negative_mining_with_nms_over_priors_or_decoded_predictions():
+    """Negatives 1 and 2 overlap (IoU 0.82 as priors); losses rank them 1, 2, 3, 4; two negatives
+    per match. Without NMS: 1 and 2. NMS over the priors suppresses 2: 1 and 3. Over the decoded
+    predictions (the default), prior 2's prediction moves it off prior 1: 1 and 2 again; a
+    prediction that shrinks prior 1 to no area drops it (ApplyNMS's small boxes): 2 and 3; top_k 1
+    leaves one candidate, so one negative."""
+    priors = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 0.7, 0.7], [0.52, 0.5, 0.72, 0.7], [0.8, 0.8, 0.9, 0.9],
+                       [0.1, 0.7, 0.2, 0.8]])
+    conf = np.array([[0.0, 0.0], [0.0, 3.0], [0.0, 2.0], [0.0, 1.0], [0.0, -1.0]])
+    loc = np.zeros((5, 4))
+    loc[2] = [0.3, 0, 0.3, 0]
+    base = "num_classes: 2 code_type: CORNER neg_pos_ratio: 2"
+    nms_param = " nms_param { nms_threshold: 0.5 top_k: 10 }"
+
+    def negatives(params, loc=loc):
+        return [k for k in mined_rows(multibox(params, loc, conf, priors, np.ones((5, 4)), HARD_GT)[2]) if k]
+    assert negatives(base) == [1, 2]
+    assert negatives(base + " use_prior_for_nms: true" + nms_param) == [1, 3]
+    assert negatives(base + nms_param) == [1, 2]
+    shrunk = loc.copy()
+    shrunk[1] = [0, 0, -0.2, 0]
+    assert negatives(base + nms_param, shrunk) == [2, 3]
+    assert negatives(base + " use_prior_for_nms: true nms_param { nms_threshold: 0.5 top_k: 1 }") == [1]
+
+
 @pytest.mark.parametrize("params, gt, message", [
     ("", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "num_classes must be given"),
     ("num_classes: 2", [[0, 0, 0, 0, 0, 0.5, 0.5, 0]], "has the background label 0"),
     ("num_classes: 2", [[0, 5, 0, 0, 0, 0.5, 0.5, 0]], r"has label 5, outside \[0, 2\)"),
-    ("num_classes: 2 mining_type: HARD_EXAMPLE", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "HARD_EXAMPLE is not supported"),
+    ("num_classes: 2 mining_type: HARD_EXAMPLE sample_size: 0", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]],
+     "HARD_EXAMPLE needs a positive sample_size"),
+    ("num_classes: 2 nms_param { nms_threshold: 0.5 }", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]],
+     "nms_param in mining needs top_k"),
     ("num_classes: 2 share_location: false", [[0, 1, 0, 0, 0, 0.5, 0.5, 0]], "needs share_location"),
 ])
 def test_multibox_loss_errors(params, gt, message):
@@ -210,9 +293,77 @@ def test_detection_evaluate_as_the_forks_test_gives_it(difficult, want):
     np.testing.assert_allclose(rows, want + rest, atol=1e-6)
 
 
-def test_detection_evaluate_refuses_pixel_evaluation():
-    with pytest.raises(CaffeError, match="name_size_file .* is not supported"):
-        evaluate([[0, 1, 0.5, 0, 0, 1, 1]], [[0, 1, 0, 0, 0, 1, 1, 0]], 'num_classes: 2 name_size_file: "x.txt"')
+def evaluator(params):
+    """A DetectionEvaluate net kept across forwards: feed(detections, truth) -> its rows."""
+    text = ('input: "det" input_shape { dim: 1 dim: 1 dim: 1 dim: 7 } input: "gt" input_shape { dim: 1 dim: 1 '
+            'dim: 1 dim: 8 } layer { name: "eval" type: "DetectionEvaluate" bottom: "det" bottom: "gt" top: "eval" '
+            'detection_evaluate_param { %s } }' % params)
+    net = caffe.Net(formats.net_param_from_text(text), caffe.TEST)
+
+    def feed(detections, truth):
+        for name, rows in (("det", detections), ("gt", truth)):
+            net.blobs[name].reshape(1, 1, len(rows), len(rows[0]))
+            net.blobs[name].data[...] = np.asarray(rows, np.float64)[None, None]
+        net.reshape()
+        return net.forward()["eval"][0, 0]
+    return feed
+
+
+# Ground truth (0.1, 0.1, 0.4, 0.4) and a detection (0.1, 0.1, 0.4, 0.5): IoU 0.75 normalized. In a
+# 100 x 200 image (height x width) they are (20, 10, 80, 40) and (20, 10, 80, 50), which counting
+# end pixels overlap by 61 * 31 / (61 * 41) = 0.756; in a 10 x 10 image (1, 1, 4, 4) and (1, 1, 4, 5):
+# 16 / 20 = 0.8. With overlap_threshold 0.79 only the 10 x 10 image makes the detection a true positive.
+PIXEL_GT = [0, 1, 0, 0.1, 0.1, 0.4, 0.4, 0]
+PIXEL_DET = [0, 1, 0.9, 0.1, 0.1, 0.4, 0.5]
+
+
+def on_item(row, item):
+    return [item] + row[1:]
+
+
+def test_detection_evaluate_in_the_original_images_pixels(tmp_path):
+    sizes = tmp_path / "test_name_size.txt"
+    sizes.write_text("a 100 200\nb 10 10\n\nc 10 10\n")
+    feed = evaluator(f'num_classes: 2 overlap_threshold: 0.79 name_size_file: "{sizes}"')
+    detections = [PIXEL_DET, on_item(PIXEL_DET, 1)]
+    truth = [PIXEL_GT, on_item(PIXEL_GT, 1)]
+    tp = lambda rows: rows[1:, 3].tolist()  # noqa: E731
+    assert tp(feed(detections, truth)) == [0, 1]          # sizes a, b
+    assert tp(feed(detections, truth)) == [1, 0]          # c, then a again: the count goes round
+    # An image with only a placeholder row takes a size too (b), so item 1 gets c.
+    assert tp(feed([[0, -1, -1, -1, -1, -1, -1], on_item(PIXEL_DET, 1)], truth)) == [1]
+    assert tp(evaluator("num_classes: 2 overlap_threshold: 0.79")(detections, truth)) == [0, 0]  # normalized
+
+
+def test_output_boxes_by_resize_mode():
+    P = caffe_pb2.ResizeParameter
+    boxes = np.array([[0.1, 0.25, 0.5, 0.5], [-0.1, 0.8, 1.0, 0.9]])
+    pixels, plus_one = output_boxes(boxes, 100, 200)       # WARP: clipped, scaled
+    np.testing.assert_allclose(pixels, [[20, 25, 100, 50], [0, 80, 200, 90]])
+    assert plus_one
+    # A 100 x 200 image fit into 300 x 300: 300 x 150 with 75 rows of padding above and below, so
+    # the image is y in [0.25, 0.75]; a box outside it is left as it is (the fork's ProjectBBox).
+    pad = P(resize_mode=P.FIT_LARGE_SIZE_AND_PAD, height=300, width=300)
+    np.testing.assert_allclose(output_boxes(boxes, 100, 200, pad)[0], [[20, 0, 100, 50], [0, 80, 200, 90]])
+    np.testing.assert_allclose(output_boxes(np.array([[0.25, 0.0, 0.5, 1.0]]), 200, 100, pad)[0], [[0, 0, 50, 200]])
+    small = P(resize_mode=P.FIT_SMALL_SIZE, height=300, width=300, height_scale=150, width_scale=300)
+    pixels, plus_one = output_boxes(np.array([[0.1, 0.2, 0.5, 1.0]]), 100, 200, small)
+    np.testing.assert_allclose(pixels, [[30, 30, 150, 100]])  # scaled to 150 x 300, then clipped to the image
+    assert not plus_one
+    a, b = np.array([[0.0, 0, 1, 1], [0, 0, 3, 1]]), np.array([[5.0, 5, 6, 6], [0, 0, 1, 1]])
+    np.testing.assert_allclose(pixel_overlaps(a, b), [[1 / 7, 1], [1 / 11, 4 / 8]])
+    a, b = np.array([[0.0, 0, 10, 10]]), np.array([[0.0, 0, 10, 5]])   # intersection 11 x 6 = 66
+    assert pixel_overlaps(a, b)[0, 0] == pytest.approx(66 / 121)
+    assert pixel_overlaps(a, b, area_plus_one=False)[0, 0] == pytest.approx(66 / (100 + 50 - 66))
+
+
+def test_detection_evaluate_name_size_file_errors(tmp_path):
+    bad = tmp_path / "sizes.txt"
+    bad.write_text("a 100 200\nb 100\n")
+    for path, message in ((tmp_path / "none.txt", "no such file"), (bad, r"sizes.txt:2: expected 'name height width'")):
+        with pytest.raises(CaffeError, match=message) as info:
+            evaluator(f'num_classes: 2 name_size_file: "{path}"')
+        assert "\n" not in str(info.value) and "DetectionEvaluate" in str(info.value)
 
 
 def test_average_precision_by_hand():
