@@ -221,6 +221,11 @@ def test_a_segment_runs_the_net_and_what_leaves_it():
         optimised.layer_dict[layer].blobs[0].data[...] *= -1
     want = reference.forward()["prob"].copy()
     assert_close(optimised.forward()["prob"], want, "prob after new weights")
+    data = np.random.default_rng(3).uniform(-1, 1, (3, 3, 12, 12))  # a new batch size: the segment anew
+    for net in (reference, optimised):
+        net.blobs["data"].reshape(*data.shape)
+    want = reference.forward(data=data)["prob"].copy()
+    assert_close(optimised.forward(data=data)["prob"], want, "prob at batch 3")
     assert_same_forward(reference, optimised, "segments")
 
 
