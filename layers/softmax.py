@@ -2,7 +2,6 @@
 losses of softmax_loss.py build on)."""
 import numpy as np
 
-from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.conformance import Case, normal
 from nvcaffe_py.layer import Layer
 from nvcaffe_py.registry import register_layer
@@ -33,21 +32,6 @@ class SoftmaxLayer(Layer):
     def reshape(self, bottom, top):
         self.axis = self.canonical_axis(bottom[0], self.layer_param.softmax_param.axis)
         top[0].reshape_like(bottom[0])
-
-    _onednn = None  # oneDNN's primitives by input layout, once forward_only allowed them
-
-    def forward_only(self):
-        """oneDNN may run the forward (onednn_operation), unless an engine says CAFFE."""
-        if self._onednn is None and onednn.chosen_for(self, self.layer_param.softmax_param.engine):
-            self._onednn = {}
-
-    def onednn_operation(self, source, dims, negative_slope):
-        """oneDNN's softmax of `source` (a layout of the bottom's `dims`) along `axis`, into the
-        same layout; None with a ReLU after it."""
-        if self._onednn is None or negative_slope is not None:
-            return None
-        key = onednn.library().layout(source)
-        return onednn.cached(self._onednn, key, onednn.Softmax, source, dims, self.axis)
 
     def forward_cpu(self, bottom, top):
         x, y = bottom[0].data_readonly(), top[0].data

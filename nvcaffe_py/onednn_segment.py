@@ -2,7 +2,7 @@
 values between them never go back to NCHW (inference_plan.py's last pass before the memory plan).
 
 A segment is a run of consecutive steps, each a layer oneDNN runs (onednn.py): a Convolution
-(with the ReLU after it), Pooling, InnerProduct and Softmax, each built to read the layout its
+(with the ReLU after it), Pooling and InnerProduct, each built to read the layout its
 input comes in; Split and a TEST-phase Dropout pass their input on. An Eltwise SUM of two inputs,
 one of them a Convolution's output that only it reads, is that Convolution with a residual add
 (a post-op: the output starts as the other input), and the ReLU after it. A step oneDNN cannot
@@ -113,6 +113,9 @@ class Segment:
         operation = layer.onednn_convolution(slope, None, residual_scale, dst)
         if operation is None:
             return None, None
+        layout = self.library.layout
+        if layout(operation.src) == layout(source.md):  # it chose that layout (NCHW for a first layer of few channels)
+            return operation, None
         reorder = operation.reorder_in if source.external else self.library.reorder(source.md, operation.src)
         return operation, reorder
 

@@ -119,12 +119,12 @@ def test_deploy_nets(model, batch):
     if model:  # whole nets on oneDNN, in its layouts, in one step (while the user reads the output alone)
         optimised.forward()
         steps = optimised._plan._current_steps()
-        assert [type(step).__name__ for _, step, _, _ in steps] == ["PlanStep", "SegmentStep"]
+        assert [type(step).__name__ for _, step, _, _ in steps] == ["PlanStep", "SegmentStep", "PlanStep"]
     assert_same_forward(reference, optimised, model or "corners")
 
 
 # -- the other primitives a segment runs, alone -------------------------------------------------
-OTHERS = [(t, c) for t in ("Pooling", "InnerProduct", "Softmax") for c in declared_cases(layer_class(t))
+OTHERS = [(t, c) for t in ("Pooling", "InnerProduct") for c in declared_cases(layer_class(t))
           if c.tops == 1 and not c.in_place and c.phase == caffe.TEST]
 
 
@@ -166,8 +166,8 @@ def test_other_primitives_match_the_numpy_engine(type_name, case):
 
 # A net of what segments take and where they end: a padded MAX pooling, residual adds with a
 # projection (both inputs from held convolutions) and with a residual coefficient, a global AVE
-# pooling, inner products (one transposed), a softmax; a Power layer (NumPy) reading a value from
-# the middle, so that it leaves the segment.
+# pooling, inner products (one transposed); a softmax (NumPy) after them, and a Power layer
+# (NumPy) reading a value from the middle, so that it leaves the segment.
 SEGMENTS = """
 name: "segments"
 input: "data" input_shape { dim: 2 dim: 3 dim: 12 dim: 12 }
@@ -207,12 +207,12 @@ def test_a_segment_runs_the_net_and_what_leaves_it():
     got = optimised.forward()
     steps = optimised._plan._current_steps()
     kinds = [type(step).__name__ for _, step, _, _ in steps]
-    assert kinds == ["PlanStep", "SegmentStep", "PlanStep"], kinds
+    assert kinds == ["PlanStep", "SegmentStep", "PlanStep", "PlanStep"], kinds
     segment = steps[1][1]
     names = {optimised._plan.name_of(blob) for blob in segment.outputs}
-    assert names == {"pool1", "prob"}  # read by the Power layer after it; the net's output
-    # Two residual adds fused: 5 convolutions, 2 poolings, 2 products, a softmax; 2 reorders in and out.
-    assert sum(operation is not None for operation, *_ in segment._program) == 10
+    assert names == {"pool1", "ip2"}  # read by the Power and Softmax layers after it
+    # Two residual adds fused: 5 convolutions, 2 poolings, 2 products.
+    assert sum(operation is not None for operation, *_ in segment._program) == 9
     for name in want:
         assert_close(got[name], want[name], f"output {name}")
     optimised.blobs["ip2"].data  # noqa: B018 -- read after the forward: recomputed, then kept
@@ -237,7 +237,7 @@ def test_a_segment_ends_where_onednn_would_not_run_a_step():
     want = reference.forward()["prob"].copy()
     got = optimised.forward()["prob"]
     kinds = [type(step).__name__ for _, step, _, _ in optimised._plan._current_steps()]
-    assert kinds == ["PlanStep", "SegmentStep", "PlanStep", "SegmentStep", "PlanStep"], kinds
+    assert kinds == ["PlanStep", "SegmentStep", "PlanStep", "SegmentStep", "PlanStep", "PlanStep"], kinds
     assert_close(got, want, "prob")
 
 

@@ -5,8 +5,9 @@ reference: tests/test_onednn.py checks this one against it on every conformance 
 layers it runs.
 
 Each primitive is one operation for one geometry and one input layout (cached by its layer): a
-Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling, an
-InnerProduct and a Softmax. Run alone, a Convolution's NCHW
+Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling and an
+InnerProduct. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
+NumPy engine's, keeps them.) Run alone, a Convolution's NCHW
 inputs and outputs are the blobs' arrays, reordered in and out of oneDNN's blocked layout
 (nChw16c) through per-thread work buffers, where its direct, depthwise and 1x1 kernels run: on
 plain NCHW arrays oneDNN falls back to a GEMM convolution, measured on the 2-core development
@@ -44,7 +45,7 @@ from .tuning import ONEDNN_ELEMENT_WORK, ONEDNN_SPIN_COUNT, ONEDNN_THREADED_WORK
 
 _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
 _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
-_POOLING_MAX, _POOLING_AVERAGE_INCLUDING_PADDING, _SOFTMAX = 0x1FF, 0x2FF, 0x30000
+_POOLING_MAX, _POOLING_AVERAGE_INCLUDING_PADDING = 0x1FF, 0x2FF
 _QUERY_IMPLEMENTATION, _QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 8, 129, 131, 133
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
 _Dims = ctypes.c_int64 * 12
@@ -196,17 +197,19 @@ class _Step:
         self.memories = [library.memory(md) for md in descs.values()]
         self.args = (_ExecArg * len(descs))(*[_ExecArg(arg, m) for arg, m in zip(descs, self.memories)])
         self.count = len(descs)
-        self.addresses = [None] * len(descs)
+        self.addresses = (None,) * len(descs)
+        self._execute, self._stream = library.execute, library.stream
 
     def run(self, *addresses):
         """Run on these addresses, one per argument in the order built. The stream is in order: the
         caller waits for it once after a row of runs (`wait`)."""
-        library, current = self.library, self.addresses
-        for k, value in enumerate(addresses):
-            if current[k] != value:
-                library.set_handle(self.memories[k], value)
-                current[k] = value
-        library.check(library.execute(self.primitive, library.stream, self.count, self.args), "execution")
+        if addresses != self.addresses:
+            for memory, value, before in zip(self.memories, addresses, self.addresses):
+                if value != before:
+                    self.library.set_handle(memory, value)
+            self.addresses = addresses
+        if self._execute(self.primitive, self._stream, self.count, self.args):
+            raise OSError("oneDNN execution failed")
 
     def wait(self):
         self.library.check(self.library.lib.dnnl_stream_wait(self.library.stream), "execution")
@@ -435,16 +438,6 @@ class Pooling(Operation):
             source, library.desc(tuple(dims[:2]) + tuple(out_spatial), plain=False), _Dims(*stride), _Dims(*kernel),
             _Dims(0, 0), _Dims(*pad), _Dims(*pad_right), attr), "pooling",
             self.threads_for(ONEDNN_ELEMENT_WORK * elements), [(_ARG_SRC, source), (_ARG_DST, _QUERY_DST_MD)])
-
-
-class Softmax(Operation):
-    """exp(x) / sum exp(x) along `axis` of `source`, written in the same layout."""
-
-    def __init__(self, source, dims, axis):
-        library = _library
-        self._create(library, lambda pd: library.lib.dnnl_softmax_forward_primitive_desc_create(
-            pd, library.engine, _FORWARD_INFERENCE, _SOFTMAX, source, source, ctypes.c_int(axis), None), "softmax",
-            self.threads_for(ONEDNN_ELEMENT_WORK * math.prod(dims)), [(_ARG_SRC, source), (_ARG_DST, _QUERY_DST_MD)])
 
 
 def create(operation, *args, **kwargs):
