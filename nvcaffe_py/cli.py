@@ -354,6 +354,12 @@ def _benchmark(net, iterations):
     for layer, f_ms, b_ms in zip(net.layers, forward_ms, backward_ms):
         log.info(f"{layer.name:>10}\tforward: {log.number(f_ms)} ms.")
         log.info(f"{layer.name:>10}\tbackward: {log.number(b_ms)} ms.")
+    spans = net._plan.step_spans() if net._plan is not None else []
+    if spans:
+        shown = ", ".join(f"{first} .. {last}" for first, last in spans[:8])
+        more = f" and {len(spans) - 8} more" if len(spans) > 8 else ""
+        log.info(f"The deploy-time forward runs these layers as one step each, timed under the first: {shown}{more} "
+                 "(-optimize=false times every layer)")
     if mode.gpu_mode():
         fallback = [f"{layer.name} ({layer.type})" for layer in net.layers if not layer.uses_gpu()]
         if fallback:

@@ -152,6 +152,13 @@ class InferencePlan:
             merged.extend(segment.finish())
         return merged
 
+    def step_spans(self):
+        """(first, last) layer names of each step of a full forward that runs several layers (a
+        fold, a fused ReLU, a segment): callbacks, and so `nvcaffe time`, see it under its first."""
+        steps, names = self._current_steps(), self.net.layer_names
+        starts = [index for index, _, _, _ in steps] + [len(names)]
+        return [(names[first], names[after - 1]) for first, after in zip(starts, starts[1:]) if after - 1 > first]
+
     # -- what segments ask -----------------------------------------------------------------------
     def name_of(self, blob) -> str:
         return self._name_of[id(blob)]

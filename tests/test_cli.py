@@ -391,3 +391,22 @@ def test_glog_minloglevel_silences_info_lines(tmp_path):
     result = subprocess.run([script, "train", "-solver", "solver.prototxt"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "GLOG_minloglevel": "1"})
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_time_names_the_steps_of_the_deploy_time_forward(tmp_path):
+    """A TEST net that needs no backward runs its deploy-time forward: a step of several layers
+    is timed under its first, and `time` says which layers each such step runs."""
+    (tmp_path / "deploy.prototxt").write_text("""
+input: "data" input_shape { dim: 2 dim: 6 }
+layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1" inner_product_param { num_output: 4 } }
+layer { name: "bn1" type: "BatchNorm" bottom: "ip1" top: "ip1" }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 3 } }
+""")
+    result = nvcaffe("time", "-model", "deploy.prototxt", "-phase", "TEST", "-iterations", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\] The deploy-time forward runs these layers as one step each, timed under the first: "
+                     r"ip1 \.\. (relu1|ip2)", result.stderr), result.stderr[-2000:]
+    result = nvcaffe("time", "-model", "deploy.prototxt", "-phase", "TEST", "-iterations", "1", "-optimize=false",
+                     cwd=tmp_path)
+    assert result.returncode == 0 and "deploy-time forward runs" not in result.stderr
