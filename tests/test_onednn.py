@@ -252,3 +252,12 @@ def test_a_segment_built_on_the_cpu_runs_its_steps_in_gpu_mode(device):
         assert_close(optimised.forward()["prob"], want, "prob in GPU mode", rtol=1e-4)
     finally:
         caffe.set_mode_cpu()
+
+
+def test_an_eltwise_of_one_convolution_with_itself():
+    """x + x, x a convolution's output: the Net's Split gives the Eltwise one value twice, which no
+    residual add takes (the segment ends there, and goes on after it)."""
+    text = SEGMENTS.replace('bottom: "sum1" bottom: "c_conv" top: "sum2"', 'bottom: "c_conv" bottom: "c_conv" top: "sum2"')
+    reference, optimised = build_pair(net_param_from_text(text))
+    want = reference.forward()["prob"].copy()
+    assert_close(optimised.forward()["prob"], want, "prob")
