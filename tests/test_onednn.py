@@ -1,6 +1,7 @@
-"""oneDNN's convolution (nvcaffe_py/backends/cpu/onednn.py, the `[onednn]` extra) against the NumPy
-engine on every conformance case of the convolution types it takes (2-D, channels on axis 1,
-forward only) and in whole deploy-time nets (run as segments in oneDNN's layouts), and
+"""oneDNN's primitives (nvcaffe_py/backends/cpu/onednn.py, the `[onednn]` extra) against the NumPy
+engine on every conformance case of the convolution types, Pooling and InnerProduct they take
+(2-D, channels on axis 1, forward only) and in whole deploy-time nets (run as segments in
+oneDNN's layouts, nvcaffe_py/onednn_segment.py), and
 how the deploy-time forward chooses it: Caffe's `engine` field (DEFAULT on oneDNN, CAFFE on
 NumPy) or Intel Caffe's layer `engine` string. Skipped, with the reason, where oneDNN is not installed."""
 import os
@@ -164,10 +165,10 @@ def test_other_primitives_match_the_numpy_engine(type_name, case):
     assert_close(got, want, f"{type_name} {params}", rtol=1e-5)
 
 
-# A net of what segments take and where they end: a padded MAX pooling, residual adds with a
-# projection (both inputs from held convolutions) and with a residual coefficient, a global AVE
-# pooling, inner products (one transposed); a softmax (NumPy) after them, and a Power layer
-# (NumPy) reading a value from the middle, so that it leaves the segment.
+# A net of what segments take and where they end: a padded MAX pooling with a leaky ReLU after it,
+# residual adds with a projection (both inputs from held convolutions) and with a residual
+# coefficient, a global AVE pooling, inner products (one transposed); a softmax (NumPy) after
+# them, and a Power layer (NumPy) reading a value from the middle, so that it leaves the segment.
 SEGMENTS = """
 name: "segments"
 input: "data" input_shape { dim: 2 dim: 3 dim: 12 dim: 12 }
@@ -176,6 +177,7 @@ layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
 layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
         pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "pool1_relu" type: "ReLU" bottom: "pool1" top: "pool1" relu_param { negative_slope: 0.1 } }
 layer { name: "b_conv1" type: "Convolution" bottom: "pool1" top: "b_conv1"
         convolution_param { num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
 layer { name: "b_relu1" type: "ReLU" bottom: "b_conv1" top: "b_conv1" }
