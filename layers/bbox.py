@@ -65,6 +65,15 @@ def nms(boxes, scores, score_threshold, nms_threshold, eta=1.0, top_k=-1, min_si
     # them): a call per candidate cost ~25 us, 10 ms for 400 (res10's face detector at batch 1).
     table = (pairwise_overlaps(boxes[candidates], boxes[candidates]) if len(candidates) <= NMS_TABLE_CANDIDATES
              else None)
+    if table is not None and eta >= 1:
+        # A fixed threshold: a candidate is dropped by any kept one before it, so each kept box
+        # strikes out the later ones it overlaps, one row of the table (400 candidates: 8 -> 0.5 ms).
+        struck, over, positions = np.zeros(len(candidates), bool), table > nms_threshold, []
+        for position in range(len(candidates)):
+            if not struck[position]:
+                positions.append(position)
+                struck |= over[position]
+        return candidates[positions].tolist()
     kept, positions = [], []  # the kept boxes' indices, and their positions among the candidates
     threshold = nms_threshold
     for position, index in enumerate(candidates):
