@@ -52,7 +52,7 @@ class Segment:
     def __init__(self, plan):
         self.plan, self.library = plan, onednn.library()
         self.steps, self.ops, self.values = [], [], {}  # values: id(blob) -> _Value
-        self.pending = {}  # id(top blob) -> (step, source value, plain primitive) of a Convolution an Eltwise will take
+        self.pending = {}  # id(top blob) -> (layer, source value, top blob) of a Convolution an Eltwise will take
         self.weighted = 0
 
     # -- building ------------------------------------------------------------------------------
@@ -81,12 +81,12 @@ class Segment:
 
     def _take(self, layer, slope, bottoms, tops):
         kind = layer.type
-        if kind == "Split" or (kind == "Dropout" and not layer.train and tops[0] is bottoms[0]):
+        if slope is None and (kind == "Split" or (kind == "Dropout" and not layer.train and tops[0] is bottoms[0])):
             value = self.value_of(bottoms[0])
             for top in tops:
                 value.names.add(self.plan.name_of(top))
                 self.values[id(top)] = value
-            return slope is None
+            return True
         if len(bottoms) != 1 and kind != "Eltwise" or len(tops) != 1:
             return False
         if kind in CONVOLUTIONS:
