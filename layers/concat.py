@@ -2,6 +2,7 @@
 shared, not copied. The GPU half is concat_gpu.py with concat.cu."""
 import numpy as np
 
+from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.backends.cuda.gpu_half import ViewOnly
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
@@ -42,8 +43,24 @@ class ConcatLayer(Layer):
         Case("", [(2, 3)]),  # a single input: the top shares it
     ]
 
+    _onednn = None  # oneDNN's primitives by the inputs' layouts, once forward_only allowed them
+
     def setup(self, bottom, top):
         self.shares_its_input = len(bottom) == 1
+
+    def forward_only(self):
+        """oneDNN may join the inputs (onednn_concat), unless an engine says CAFFE."""
+        if self._onednn is None and not self.shares_its_input and onednn.chosen_for(self):
+            self._onednn = {}
+
+    def onednn_concat(self, sources, dims):
+        """oneDNN's concat of `sources` (layouts of the bottoms' `dims`) along `axis`, into the
+        layout it chooses; None where oneDNN is not to run it."""
+        if self._onednn is None:
+            return None
+        layout = onednn.library().layout
+        key = tuple(layout(md) for md in sources)
+        return onednn.cached(self._onednn, key, onednn.Concat, sources, dims, self.axis)
 
     def reshape(self, bottom, top):
         self.axis = axis = join_axis(self, bottom[0], self.layer_param.concat_param, "concat_dim")

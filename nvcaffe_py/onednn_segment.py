@@ -2,8 +2,8 @@
 values between them never go back to NCHW (inference_plan.py's last pass before the memory plan).
 
 A segment is a run of consecutive steps, each a layer oneDNN runs (onednn.py): a Convolution
-(with the ReLU after it), Pooling and InnerProduct, each built to read the layout its
-input comes in; Split and a TEST-phase Dropout pass their input on. An Eltwise SUM of two inputs,
+(with the ReLU after it), Pooling, InnerProduct and Concat, each built to read the layouts its
+inputs come in; Split and a TEST-phase Dropout pass their input on. An Eltwise SUM of two inputs,
 one of them a Convolution's output that only it reads, is that Convolution with a residual add
 (a post-op: the output starts as the other input), and the ReLU after it. A step oneDNN cannot
 run ends the segment; a segment without a Convolution or InnerProduct is not one.
@@ -40,10 +40,11 @@ class _Op:
     primitive (`step`), thread count and, for weighted ones, the parameters of `layer`; `residual`
     the value its output starts as (a residual add)."""
 
-    def __init__(self, operation, reads, writes, layer=None, residual=None, step=None, export_to=None):
+    def __init__(self, operation, reads, writes, layer=None, residual=None, step=None, export_to=None, sources=1):
         self.operation, self.reads, self.writes, self.layer, self.residual = operation, reads, writes, layer, residual
         self.step = step if step is not None else operation.step
         self.export_to = export_to  # an export: the index of the blob it writes (among the outputs)
+        self.sources = sources  # how many of `reads` are its source arguments (a Concat's all; else the first)
 
 
 class Segment:
@@ -87,6 +88,8 @@ class Segment:
                 value.names.add(self.plan.name_of(top))
                 self.values[id(top)] = value
             return True
+        if kind == "Concat" and slope is None and len(tops) == 1:
+            return self._take_concat(layer, bottoms, tops[0])
         if len(bottoms) != 1 and kind != "Eltwise" or len(tops) != 1:
             return False
         if kind in CONVOLUTIONS:
@@ -102,6 +105,16 @@ class Segment:
             return False
         self._emit(operation, source, tops[0], layer if operation.parameters else None)
         self.weighted += operation.parameters
+        return True
+
+    def _take_concat(self, layer, bottoms, top):
+        sources = [self.value_of(bottom) for bottom in bottoms]
+        operation = getattr(layer, "onednn_concat", lambda *_: None)([v.md for v in sources], [v.dims for v in sources])
+        if operation is None:
+            return False
+        value = _Value(operation.dst, top.shape, top, [self.plan.name_of(top)])
+        self.values[id(top)] = value
+        self.ops.append(_Op(operation, sources, value, sources=len(sources)))
         return True
 
     def _convolution_reading(self, layer, slope, source, residual_scale=None, dst=None):
@@ -266,7 +279,7 @@ class SegmentStep:
                     # The output starts as the residual: copied (and reordered) into it first.
                     copy = library.reorder(op.residual.md, op.writes.md)
                     program.append((None, copy, (where[id(op.residual)], where[id(op.writes)]), None, None))
-                reads = [where[id(op.reads[0])]]
+                reads = [where[id(value)] for value in op.reads[:op.sources]]
                 program.append((op.operation, op.step, tuple(reads + [where[id(op.writes)]]),
                                 op.operation.threads if op.operation is not None else None, op.layer))
             else:  # an export

@@ -263,3 +263,35 @@ def test_an_eltwise_of_one_convolution_with_itself():
     reference, optimised = build_pair(net_param_from_text(text))
     want = reference.forward()["prob"].copy()
     assert_close(optimised.forward()["prob"], want, "prob")
+
+
+# SqueezeNet's fire module (a Concat of two convolutions' outputs, 16-channel blocks) and a Concat
+# of channel counts that fill no block (5 + 3), with the net's input among its inputs.
+FIRE = """
+name: "fire"
+input: "data" input_shape { dim: 2 dim: 3 dim: 10 dim: 10 }
+layer { name: "squeeze" type: "Convolution" bottom: "data" top: "squeeze"
+        convolution_param { num_output: 8 kernel_size: 1 weight_filler { type: "msra" } } }
+layer { name: "squeeze_relu" type: "ReLU" bottom: "squeeze" top: "squeeze" }
+layer { name: "e1" type: "Convolution" bottom: "squeeze" top: "e1"
+        convolution_param { num_output: 16 kernel_size: 1 weight_filler { type: "msra" } } }
+layer { name: "e3" type: "Convolution" bottom: "squeeze" top: "e3"
+        convolution_param { num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "fire" type: "Concat" bottom: "e1" bottom: "e3" top: "fire" }
+layer { name: "odd" type: "Convolution" bottom: "fire" top: "odd"
+        convolution_param { num_output: 5 kernel_size: 1 weight_filler { type: "msra" } } }
+layer { name: "mixed" type: "Concat" bottom: "odd" bottom: "data" top: "mixed" }
+layer { name: "pool" type: "Pooling" bottom: "mixed" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip" inner_product_param { num_output: 4 weight_filler { type: "msra" } } }
+"""
+
+
+def test_a_segment_joins_values_in_oneDNN_layouts():
+    reference, optimised = build_pair(net_param_from_text(FIRE))
+    want = reference.forward()["ip"].copy()
+    got = optimised.forward()["ip"]
+    steps = optimised._plan._current_steps()
+    assert [type(step).__name__ for _, step, _, _ in steps] == ["PlanStep", "SegmentStep"]
+    assert sum(isinstance(operation, onednn.Concat) for operation, *_ in steps[1][1]._program) == 2
+    assert_close(got, want, "ip")
+    assert_same_forward(reference, optimised, "fire")

@@ -5,8 +5,8 @@ reference: tests/test_onednn.py checks this one against it on every conformance 
 layers it runs.
 
 Each primitive is one operation for one geometry and one input layout (cached by its layer): a
-Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling and an
-InnerProduct. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
+Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling, an
+InnerProduct and a Concat. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
 NumPy engine's, keeps them.) Run alone, a Convolution's NCHW
 inputs and outputs are the blobs' arrays, reordered in and out of oneDNN's blocked layout
 (nChw16c) through per-thread work buffers, where its direct, depthwise and 1x1 kernels run: on
@@ -47,7 +47,7 @@ _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
 _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
 _POOLING_MAX, _POOLING_AVERAGE_INCLUDING_PADDING = 0x1FF, 0x2FF
 _QUERY_IMPLEMENTATION, _QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 8, 129, 131, 133
-_ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS = 1, 17, 33, 41
+_ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS, _ARG_MULTIPLE_SRC = 1, 17, 33, 41, 1024
 _Dims = ctypes.c_int64 * 12
 
 
@@ -438,6 +438,31 @@ class Pooling(Operation):
             source, library.desc(tuple(dims[:2]) + tuple(out_spatial), plain=False), _Dims(*stride), _Dims(*kernel),
             _Dims(0, 0), _Dims(*pad), _Dims(*pad_right), attr), "pooling",
             self.threads_for(ONEDNN_ELEMENT_WORK * elements), [(_ARG_SRC, source), (_ARG_DST, _QUERY_DST_MD)])
+
+
+class Concat(Operation):
+    """The `sources` (descriptors of `dims`, each its own layout) joined along `axis` into the
+    layout oneDNN chooses (where every source's channels fill whole blocks, the blocked one, each
+    source a view of it). oneDNN's generic concat is a reorder per source, no reference kernel."""
+
+    def __init__(self, sources, dims, axis):
+        library = _library
+        self.library, self.threads = library, None
+        out = list(dims[0])
+        out[axis] = sum(d[axis] for d in dims)
+        pd = ctypes.c_void_p()
+        library.check(library.lib.dnnl_concat_primitive_desc_create(
+            ctypes.byref(pd), library.engine, library.desc(tuple(out), plain=False), len(sources), axis,
+            (ctypes.c_void_p * len(sources))(*sources), None), "concat")
+        implementation = ctypes.c_char_p()
+        library.check(library.lib.dnnl_primitive_desc_query(pd, _QUERY_IMPLEMENTATION, 0, ctypes.byref(implementation)),
+                      "query")
+        self.implementation, self.slow = implementation.value.decode(), False
+        self.dst = ctypes.c_void_p(library.lib.dnnl_primitive_desc_query_md(pd, _QUERY_DST_MD, 0))
+        descs = {_ARG_MULTIPLE_SRC + k: md for k, md in enumerate(sources)}
+        descs[_ARG_DST] = self.dst
+        self.step = _Step(library, library.primitive(pd), descs)
+        self.dst_size = library.size(self.dst)
 
 
 def create(operation, *args, **kwargs):
