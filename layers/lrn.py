@@ -10,6 +10,7 @@ is not used there, and the pooling's divisor counts the padding (always n^2). Th
 """
 import numpy as np
 
+from nvcaffe_py.backends.cpu import onednn
 from nvcaffe_py.backends.cpu.pooling import AVE, Pool2D
 from nvcaffe_py.conformance import Case
 from nvcaffe_py.layer import Layer
@@ -52,6 +53,16 @@ class LRNLayer(Layer):
             self.pool = Pool2D(height, width, (self.size, self.size), (1, 1), pad, AVE)
         top[0].reshape(bottom[0].shape)
 
+    _onednn = None  # oneDNN's primitives by input layout, once forward_only allowed them
+
+    def onednn_operation(self, source, dims, negative_slope):
+        """oneDNN's LRN across channels of `source` (a layout of the bottom's `dims`), into the same
+        layout; None with a ReLU after it (oneDNN's LRN takes no post-ops)."""
+        if self._onednn is None or negative_slope is not None:
+            return None
+        return onednn.cached(self._onednn, onednn.library().layout(source), onednn.LRN, source, dims, self.size,
+                             self.alpha, self.beta, self.k)
+
     def _channel_window_sum(self, x):
         """Sum over the `size` channels centred on each channel (zeros beyond the edges). The
         window is symmetric, so this is also its own adjoint, which backward uses."""
@@ -91,8 +102,11 @@ class LRNLayer(Layer):
     _forward_only = False
 
     def forward_only(self):
-        """No backward follows: the scales are not kept beyond the forward."""
+        """No backward follows: the scales are not kept beyond the forward, and oneDNN may run the
+        forward across channels (onednn_operation), unless an engine says CAFFE."""
         self._forward_only = True
+        if self._onednn is None and self.across and onednn.chosen_for(self, self.layer_param.lrn_param.engine):
+            self._onednn = {}
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -2,7 +2,7 @@
 values between them never go back to NCHW (inference_plan.py's last pass before the memory plan).
 
 A segment is a run of consecutive steps, each a layer oneDNN runs (onednn.py): a Convolution
-(with the ReLU after it), Pooling, InnerProduct and Concat, each built to read the layouts its
+(with the ReLU after it), Pooling, InnerProduct, LRN and Concat, each built to read the layouts its
 inputs come in; Split and a TEST-phase Dropout pass their input on. An Eltwise SUM of two inputs,
 one of them a Convolution's output that only it reads, is that Convolution with a residual add
 (a post-op: the output starts as the other input), and the ReLU after it. A step oneDNN cannot

@@ -6,7 +6,7 @@ layers it runs.
 
 Each primitive is one operation for one geometry and one input layout (cached by its layer): a
 Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling, an
-InnerProduct and a Concat. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
+InnerProduct, an LRN across channels and a Concat. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
 NumPy engine's, keeps them.) Run alone, a Convolution's NCHW
 inputs and outputs are the blobs' arrays, reordered in and out of oneDNN's blocked layout
 (nChw16c) through per-thread work buffers, where its direct, depthwise and 1x1 kernels run: on
@@ -45,7 +45,7 @@ from .tuning import ONEDNN_ELEMENT_WORK, ONEDNN_SPIN_COUNT, ONEDNN_THREADED_WORK
 
 _F32, _ANY, _CPU, _IN_ORDER = 3, 1, 1, 1
 _FORWARD_INFERENCE, _CONVOLUTION_DIRECT, _ELTWISE_RELU = 96, 1, 0x20
-_POOLING_MAX, _POOLING_AVERAGE_INCLUDING_PADDING = 0x1FF, 0x2FF
+_POOLING_MAX, _POOLING_AVERAGE_INCLUDING_PADDING, _LRN_ACROSS_CHANNELS = 0x1FF, 0x2FF, 0xAFF
 _QUERY_IMPLEMENTATION, _QUERY_SRC_MD, _QUERY_WEIGHTS_MD, _QUERY_DST_MD = 8, 129, 131, 133
 _ARG_SRC, _ARG_DST, _ARG_WEIGHTS, _ARG_BIAS, _ARG_MULTIPLE_SRC = 1, 17, 33, 41, 1024
 _Dims = ctypes.c_int64 * 12
@@ -438,6 +438,20 @@ class Pooling(Operation):
             source, library.desc(tuple(dims[:2]) + tuple(out_spatial), plain=False), _Dims(*stride), _Dims(*kernel),
             _Dims(0, 0), _Dims(*pad), _Dims(*pad_right), attr), "pooling",
             self.threads_for(ONEDNN_ELEMENT_WORK * elements), [(_ARG_SRC, source), (_ARG_DST, _QUERY_DST_MD)])
+
+
+class LRN(Operation):
+    """Local response normalization across channels of `source` (its `dims`): x * (k + alpha /
+    size * the sum of x^2 over `size` channels centred on x's)^-beta, zeros beyond the edges
+    (Caffe's ACROSS_CHANNELS), written in the same layout."""
+
+    def __init__(self, source, dims, size, alpha, beta, k):
+        library = _library
+        self._create(library, lambda pd: library.lib.dnnl_lrn_forward_primitive_desc_create(
+            pd, library.engine, _FORWARD_INFERENCE, _LRN_ACROSS_CHANNELS, source, source, ctypes.c_int64(size),
+            ctypes.c_float(alpha), ctypes.c_float(beta), ctypes.c_float(k), None), "LRN",
+            self.threads_for(ONEDNN_ELEMENT_WORK * math.prod(dims) * size), [(_ARG_SRC, source),
+                                                                             (_ARG_DST, _QUERY_DST_MD)])
 
 
 class Concat(Operation):
