@@ -6,8 +6,8 @@ layers it runs.
 
 Each primitive is one operation for one geometry and one input layout (cached by its layer): a
 Convolution (a ReLU and a residual add fused in as post-ops), a max or average Pooling, an
-InnerProduct, an LRN across channels and a Concat. (Not Softmax: oneDNN's flushes results below FLT_MIN to 0, where Caffe's, as the
-NumPy engine's, keeps them.) Run alone, a Convolution's NCHW
+InnerProduct, an LRN across channels and a Concat. (Not Softmax: oneDNN's flushes results below
+FLT_MIN to 0, where Caffe's, as the NumPy engine's, keeps them.) Run alone, a Convolution's NCHW
 inputs and outputs are the blobs' arrays, reordered in and out of oneDNN's blocked layout
 (nChw16c) through per-thread work buffers, where its direct, depthwise and 1x1 kernels run: on
 plain NCHW arrays oneDNN falls back to a GEMM convolution, measured on the 2-core development
@@ -29,7 +29,7 @@ set to 1 around it; oneDNN sizes a primitive's work for the count at its creatio
 
 What a run repeats is kept: the ctypes argument array of each primitive, the address each of its
 memory objects points at (set again only when the array moved), the reordered weights and the
-bias per version of their buffers, and per thread the two blocked work buffers.
+bias per version of their buffers, and per thread the numbered blocked work buffers.
 """
 import contextlib
 import ctypes
@@ -374,7 +374,8 @@ class Convolution(WeightedOperation):
             library.desc(weights, plain=False), bias, dst_request, _Dims(*stride), _Dims(*(d - 1 for d in dilation)),
             _Dims(*pad), _Dims(*pad), attr), "convolution",
             self.threads_for(self.multiply_adds + ONEDNN_ELEMENT_WORK * elements),
-            [(_ARG_SRC, _QUERY_SRC_MD), (_ARG_WEIGHTS, _QUERY_WEIGHTS_MD), (_ARG_BIAS, bias), (_ARG_DST, _QUERY_DST_MD)])
+            [(_ARG_SRC, _QUERY_SRC_MD), (_ARG_WEIGHTS, _QUERY_WEIGHTS_MD), (_ARG_BIAS, bias),
+             (_ARG_DST, _QUERY_DST_MD)])
         self.weights_md = descs[_ARG_WEIGHTS]
         with library.thread_count(self.threads):
             self.reorder_in = None if source is not None else library.reorder(library.desc(images), self.src)
