@@ -55,6 +55,11 @@ EDGE_NUMBERS = ["0", "-1", "1", "2", "3", "7", "255", "65536", "2147483647", "21
 AUGMENTATION = ("mirror: true mean_value: 127 resize_param { height: 8 width: 8 } expand_param { max_expand_ratio: 2 } "
                 "distort_param { brightness_prob: 1 brightness_delta: 32 hue_prob: 1 hue_delta: 18 } "
                 "emit_constraint { emit_type: MIN_OVERLAP emit_overlap: 0.3 }")
+# The fork's other resize and its noise, on every other input (FIT_SMALL_SIZE is left out: like
+# the fork's, it may size an extreme image past any memory cap).
+FITTED = ("resize_param { resize_mode: FIT_LARGE_SIZE_AND_PAD height: 8 width: 6 pad_mode: CONSTANT pad_value: 9 } "
+          "noise_param { inverse: true posterize: true erode: true saltpepper: true "
+          "saltpepper_param { fraction: 0.1 value: 255 } clahe: true }")
 SAMPLER = "sampler { min_scale: 0.3 } sample_constraint { min_jaccard_overlap: 0.1 } max_trials: 5"
 SOLVER = ('net_param {{ {net} }} base_lr: 0.01 lr_policy: "{policy}" gamma: 0.5 power: 0.75 stepsize: 3 '
           'stepvalue: 2 stepvalue: 4 max_iter: 6 momentum: 0.9 weight_decay: 0.0005 type: "{rule}" '
@@ -169,8 +174,9 @@ class Targets:
             "annotated_datum": Target([annotated(d).SerializeToString() for d in [array_to_datum(image), *encoded]],
                                       "annotated_datum", self.augment_annotated_datum, caffe_pb2.AnnotatedDatum),
         }
-        self.transformer = AnnotatedTransformer(formats.parse_text(AUGMENTATION, caffe_pb2.TransformationParameter()),
-                                                caffe.TRAIN)
+        self.transformers = [AnnotatedTransformer(formats.parse_text(text, caffe_pb2.TransformationParameter()),
+                                                  caffe.TRAIN) for text in (AUGMENTATION, FITTED)]
+        self.augmented = 0
         self.sampler = formats.parse_text(SAMPLER, caffe_pb2.BatchSampler())
 
     @staticmethod
@@ -194,7 +200,8 @@ class Targets:
 
     def augment_annotated_datum(self, path):
         sample = Annotated.from_record(parse_annotated_datum(open(path, "rb").read()))
-        t = self.transformer
+        t = self.transformers[self.augmented % 2]
+        self.augmented += 1
         sample = t.expand(t.distort(sample))
         for window in batch_sampler.generate_samples([self.sampler], sample.boxes, t.random)[:1]:
             sample = t.crop_to(sample, window)
