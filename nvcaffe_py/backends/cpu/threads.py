@@ -97,58 +97,71 @@ def limit_blas_threads(count):
         _process_blas_limit = controller.limit(limits=count)
 
 
+def _limit_blas_to_one():
+    """The first of nested single-threaded-BLAS blocks sets every BLAS library not on one thread
+    already to one, remembering its count (callers hold _lock)."""
+    global _blas_depth, _blas_limit
+    _blas_depth += 1
+    if _blas_depth == 1:
+        controller = _blas_controller()
+        _blas_limit = []
+        for library in controller.lib_controllers if controller else ():
+            count = library.get_num_threads()
+            if count is not None and count != 1:
+                library.set_num_threads(1)
+                _blas_limit.append((library, count))
+
+
+def _restore_blas():
+    """The last of nested single-threaded-BLAS blocks sets the counts back (callers hold _lock)."""
+    global _blas_depth, _blas_limit
+    _blas_depth -= 1
+    if _blas_depth == 0:
+        for library, count in _blas_limit:
+            library.set_num_threads(count)
+        _blas_limit = None
+
+
 @contextlib.contextmanager
 def single_threaded_blas():
     """BLAS on one thread inside the block (nested blocks and threads share one limit). Only the
     libraries not on one thread already are set, and set back after (every pass does this)."""
-    global _blas_depth, _blas_limit
     with _lock:
-        _blas_depth += 1
-        if _blas_depth == 1:
-            controller = _blas_controller()
-            _blas_limit = []
-            for library in controller.lib_controllers if controller else ():
-                count = library.get_num_threads()
-                if count is not None and count != 1:
-                    library.set_num_threads(1)
-                    _blas_limit.append((library, count))
+        _limit_blas_to_one()
     try:
         yield
     finally:
         with _lock:
-            _blas_depth -= 1
-            if _blas_depth == 0:
-                for library, count in _blas_limit:
-                    library.set_num_threads(count)
-                _blas_limit = None
+            _restore_blas()
 
 
-@contextlib.contextmanager
-def scope():
+class scope:
     """Inside the block `run` spreads the layers' parts over threads, and BLAS stays
     single-threaded throughout, so that no spinning OpenBLAS worker competes with them (a no-op
     with one thread). Outside any such block `run` does its parts in turn. The thread count is
-    read once, when the outermost block begins."""
-    global _threaded_blocks, _scope_depth, _scope_count
-    with _lock:
-        if _scope_depth == 0:
-            _scope_count = _read_thread_count()
-        _scope_depth += 1
-        count = _scope_count
-    try:
-        if count == 1 or not _blas_controller():
-            yield
-            return
-        with single_threaded_blas():
-            with _lock:
-                _threaded_blocks += 1
-            try:
-                yield
-            finally:
-                with _lock:
-                    _threaded_blocks -= 1
-    finally:
+    read once, when the outermost block begins. (A class, not a generator: every Net pass opens
+    one, and at batch 1 a pass is ~100 us.)"""
+
+    __slots__ = ("_threaded",)
+
+    def __enter__(self):
+        global _threaded_blocks, _scope_depth, _scope_count
         with _lock:
+            if _scope_depth == 0:
+                _scope_count = _read_thread_count()
+            _scope_depth += 1
+            self._threaded = _scope_count != 1 and bool(_blas_controller())
+            if self._threaded:
+                _limit_blas_to_one()
+                _threaded_blocks += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _threaded_blocks, _scope_depth, _scope_count
+        with _lock:
+            if self._threaded:
+                _threaded_blocks -= 1
+                _restore_blas()
             _scope_depth -= 1
             if _scope_depth == 0:
                 _scope_count = None
