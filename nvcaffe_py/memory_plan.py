@@ -28,7 +28,7 @@ def share_buffers(steps, fixed, dtype, others=()) -> int:
             last[storage] = position
             size[storage] = max(size.get(storage, 0), blob.count)
             holders.setdefault(storage, []).append(blob)
-    slot_of, slot_sizes, free = {}, [], []
+    slot_of, slots = {}, Slots()
     for position, (_, layer, bottoms, tops) in enumerate(steps):
         for top in tops:
             storage = top.data_storage
@@ -38,26 +38,43 @@ def share_buffers(steps, fixed, dtype, others=()) -> int:
             if reused in slot_of and last[reused] == position and reused is not storage:
                 slot = slot_of[reused]
                 last[reused] = -1  # its slot goes on with the top's value
+                slots.sizes[slot] = max(slots.sizes[slot], size[storage])
             else:
-                fitting = sorted((slot_sizes[s], s) for s in free if slot_sizes[s] >= size[storage])
-                slot = fitting[0][1] if fitting else (max(free, key=slot_sizes.__getitem__) if free else None)
-                if slot is None:
-                    slot = len(slot_sizes)
-                    slot_sizes.append(0)
-                else:
-                    free.remove(slot)
-            slot_sizes[slot] = max(slot_sizes[slot], size[storage])
+                slot = slots.take(size[storage])
             slot_of[storage] = slot
         for blob in list(bottoms) + list(tops):
             storage = blob.data_storage
             if last.get(storage) == position and storage in slot_of:
-                free.append(slot_of[storage])
+                slots.give(slot_of[storage])
                 last[storage] = -1
     for blob in others:
         if blob.data_storage in slot_of and all(blob is not held for held in holders[blob.data_storage]):
             holders[blob.data_storage].append(blob)
-    buffers = [SyncedArray(n, dtype) for n in slot_sizes]
+    buffers = [SyncedArray(n, dtype) for n in slots.sizes]
     for storage, slot in slot_of.items():
         for blob in holders[storage]:
             blob.use_data_storage(buffers[slot])
-    return sum(slot_sizes)
+    return sum(slots.sizes)
+
+
+class Slots:
+    """Buffers handed out by value lifetimes (here and in oneDNN segments' work buffers): `take`
+    gives a free slot for `size` elements, the smallest that is big enough, else the biggest free
+    one (which grows), else a new one; `give` frees one; `sizes` are their elements."""
+
+    def __init__(self):
+        self.sizes, self._free = [], []
+
+    def take(self, size) -> int:
+        fitting = sorted((self.sizes[slot], slot) for slot in self._free if self.sizes[slot] >= size)
+        if fitting or self._free:
+            slot = fitting[0][1] if fitting else max(self._free, key=self.sizes.__getitem__)
+            self._free.remove(slot)
+        else:
+            slot = len(self.sizes)
+            self.sizes.append(0)
+        self.sizes[slot] = max(self.sizes[slot], size)
+        return slot
+
+    def give(self, slot):
+        self._free.append(slot)

@@ -22,6 +22,7 @@ In GPU mode the steps run one by one as the plan made them.
 """
 from .backends.cpu import onednn
 from .folding import CONVOLUTIONS
+from .memory_plan import Slots
 from .proto import caffe_pb2
 
 
@@ -70,7 +71,7 @@ class Segment:
         here; False leaves the segment as it was."""
         index, plan_step, bottoms, tops = step
         layer = plan_step.layer
-        if not hasattr(plan_step, "relu") or not self.plan.is_builtin(layer) or layer.uses_gpu():
+        if not self.plan.is_builtin(layer) or layer.uses_gpu():
             return False
         if any(id(b) in self.pending for b in bottoms) and layer.type != "Eltwise":
             return False  # a held Convolution's output is read by the Eltwise alone
@@ -250,7 +251,7 @@ class SegmentStep:
             for value in op.reads:
                 last_read[id(value)] = position
         base = len(inputs) + len(outputs)
-        slot_sizes, free, slot_of = [], [], {}
+        slots, slot_of = Slots(), {}
 
         def place(value, position, in_place_of=None):
             if id(value) in where:
@@ -260,14 +261,7 @@ class SegmentStep:
                 slot = slot_of[id(in_place_of)]
                 last_read[id(in_place_of)] = -1  # its slot goes on with this value
             else:
-                size = library.size(value.md)
-                fitting = sorted((slot_sizes[s], s) for s in free if slot_sizes[s] >= size)
-                slot = fitting[0][1] if fitting else (free[-1] if free else len(slot_sizes))
-                if slot == len(slot_sizes):
-                    slot_sizes.append(0)
-                else:
-                    free.remove(slot)
-                slot_sizes[slot] = max(slot_sizes[slot], size)
+                slot = slots.take(library.size(value.md))
             slot_of[id(value)] = slot
             where[id(value)] = base + slot
 
@@ -286,8 +280,8 @@ class SegmentStep:
                 program.append((None, op.step, (where[id(op.reads[0])], op.export_to), None, None))
             for value in op.reads:
                 if last_read.get(id(value)) == position and id(value) in slot_of:
-                    free.append(slot_of[id(value)])
-        self._program, self._slot_sizes = program, slot_sizes
+                    slots.give(slot_of[id(value)])
+        self._program, self._slot_sizes = program, slots.sizes
 
     def reshape(self, bottoms, tops):
         """Shapes are the plan's: it builds the segment again when the inputs' shapes change."""
@@ -301,7 +295,7 @@ class SegmentStep:
         library = self.library
         address = onednn.address
         table = ([address(blob.data_readonly()) for blob in self.inputs] + [address(blob.data) for blob in self.outputs]
-                 + onednn._workspace.reserve(self._slot_sizes))
+                 + onednn.work_buffers(self._slot_sizes))
         default = library.threads(None)
         current = default
         try:

@@ -242,6 +242,11 @@ class _Workspace(threading.local):
 _workspace = _Workspace()
 
 
+def work_buffers(sizes) -> list:
+    """This thread's work slots 0, 1, ... of at least these sizes: the addresses of all slots."""
+    return _workspace.reserve(sizes)
+
+
 _library = None
 _unavailable = None
 
